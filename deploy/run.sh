@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `make run`: install what is missing, start RabbitMQ, SMTP, Keycloak, migrate and seed, start identity,
+# gateway and every nameko service, print what runs where, and stop everything on Ctrl-C.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+bash deploy/python-env.sh
+bash deploy/rabbitmq.sh
+PY="$VENV/bin/python"
+export PATH="$VENV/bin:$PATH" KLIENTS_VAR_DIR="$VAR"
+
+STARTED=()
+start() {  # start NAME COMMAND...: run in the background, log to var/log/NAME.log
+  local name=$1; shift
+  "$@" >"$VAR/log/$name.log" 2>&1 &
+  echo $! > "$VAR/run/$name.pid"
+  STARTED+=("$name")
+}
+stop_all() {
+  trap - INT TERM EXIT
+  say "stopping ${STARTED[*]}"
+  bash "$ROOT/deploy/stop.sh" "${STARTED[@]}"
+}
+trap stop_all INT TERM EXIT
+
+if [ "${KLIENTS_KEYCLOAK:-1}" = 1 ]; then
+  curl -fsS -o /dev/null http://127.0.0.1:9000/health/ready 2>/dev/null || { rm -f "$VAR/run/keycloak.pid"; STARTED+=(keycloak); }
+  bash deploy/keycloak.sh
+  "$PY" deploy/keycloak/staff_realm.py
+fi
+if ! port_open 8025; then start smtp "$PY" deploy/devsmtp.py --port 8025 --maildir "$VAR/mail"; fi
+
+say "migrating and seeding"
+klients-identity migrate
+for svc in billing metering notifications; do "klients-$svc" migrate; done
+klients-billing seed-demo
+klients-metering seed-demo
+
+start identity klients-identity serve --bind 127.0.0.1:8001
+for svc in billing metering notifications; do start "$svc" "klients-$svc" run; done
+start gateway klients-gateway serve --bind 127.0.0.1:8000
+
+wait_for 60 identity curl -fsS http://127.0.0.1:8001/healthz
+wait_for 60 "the services" curl -fsS http://127.0.0.1:8000/readyz
+cat <<INFO
+
+  Klients is running (logs in $VAR/log, Ctrl-C or 'make stop' stops it):
+    gateway (public API)   http://127.0.0.1:8000/api/v1     probes /healthz /readyz
+    identity (OIDC)        http://127.0.0.1:8001/.well-known/openid-configuration
+    Keycloak (staff)       http://127.0.0.1:8080/admin  (admin/admin; realm klients-staff, operator/operator-demo-1)
+    RabbitMQ               amqp://127.0.0.1:5672
+    SMTP                   127.0.0.1:8025, every mail kept as a file in $VAR/mail
+    nameko services        billing, metering, notifications
+    databases              $(for s in identity billing metering notifications; do v="${s^^}_DATABASE_URL"; printf '%s ' "${!v:-sqlite $VAR/$s.db}"; done)
+
+INFO
+wait

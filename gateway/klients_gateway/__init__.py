@@ -1,0 +1,26 @@
+"""Klients gateway: the public REST API for portal front ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from .settings import Settings
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the gateway: settings from the environment, then ``test_config`` overrides."""
+    app = Flask(__name__)
+    app.config.from_mapping(SETTINGS=Settings.from_env())
+    if test_config:
+        app.config.update(test_config)
+
+    from . import auth, errors, routes, rpc
+
+    errors.init_app(app)
+    auth.init_app(app)
+    rpc.init_app(app)
+    app.register_blueprint(routes.probes)
+    app.register_blueprint(routes.api)
+    return app

@@ -1,0 +1,45 @@
+"""Calling services: one persistent RpcClient per process, the caller's token in context data."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Flask, current_app, g, request
+
+from klients_common.rpc import RpcClient
+
+
+def init_app(app: Flask) -> None:
+    """Create the process-wide RPC client (connections are opened in the background)."""
+    settings = app.config["SETTINGS"]
+    app.extensions["klients_rpc"] = RpcClient(settings.amqp_uri, timeout=settings.rpc_timeout)
+
+    @app.before_request
+    def _request_id() -> None:
+        supplied = request.headers.get("X-Request-Id", "")
+        g.request_id = supplied if 8 <= len(supplied) <= 64 and supplied.isascii() else str(uuid.uuid4())
+
+    @app.after_request
+    def _echo_request_id(response: Any) -> Any:
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response
+
+
+def call(service: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``service.method`` as the current caller (token and request id in context data)."""
+    context = {"request_id": g.get("request_id")}
+    token = g.get("token")
+    if token is not None:
+        context["authorization"] = f"Bearer {token.raw}"
+    client: RpcClient = current_app.extensions["klients_rpc"]
+    return client.call(service, method, *args, context=context, **kwargs)
+
+
+def ping(service: str, timeout: float) -> bool:
+    """Return whether ``service`` answers within ``timeout`` seconds."""
+    client: RpcClient = current_app.extensions["klients_rpc"]
+    try:
+        return bool(client.call(service, "ping", timeout=timeout) == "pong")
+    except Exception:  # noqa: BLE001 - any failure means "not ready"; /readyz reports which
+        return False

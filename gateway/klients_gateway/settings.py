@@ -1,0 +1,39 @@
+"""The gateway's configuration: every environment variable it reads, with its default.
+
+| variable | default | meaning |
+|---|---|---|
+| ``AMQP_URI`` | ``amqp://guest:guest@127.0.0.1:5672/`` | the bus |
+| ``TOKEN_ISSUERS`` | identity at ``IDENTITY_ISSUER`` (``http://127.0.0.1:8001``), audience ``klients-api`` | whose access tokens are accepted (JSON list) |
+| ``TOKEN_LEEWAY`` | ``30`` | clock skew allowed, seconds |
+| ``RPC_TIMEOUT`` | ``5`` | seconds to wait for a service before answering 503 |
+| ``READY_SERVICES`` | ``billing,metering,notifications`` | services ``/readyz`` asks |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from klients_common.settings import AMQP_URI_DEFAULT, env_float, env_int, env_str, token_issuers
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The gateway's settings, read once at start-up."""
+
+    amqp_uri: str
+    token_issuers: list[dict[str, Any]]
+    token_leeway: int
+    rpc_timeout: float
+    ready_services: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the settings from the environment."""
+        return cls(
+            amqp_uri=env_str("AMQP_URI", AMQP_URI_DEFAULT),
+            token_issuers=token_issuers(),
+            token_leeway=env_int("TOKEN_LEEWAY", 30),
+            rpc_timeout=env_float("RPC_TIMEOUT", 5.0),
+            ready_services=tuple(s for s in env_str("READY_SERVICES", "billing,metering,notifications").split(",") if s),
+        )

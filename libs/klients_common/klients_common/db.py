@@ -1,0 +1,72 @@
+"""Database plumbing shared by services: engines, a worker-scoped session for nameko, migrations.
+
+SQLite (``var/<service>.db``) is the zero-configuration default; PostgreSQL is what production and the
+test suite use (``<SERVICE>_DATABASE_URL=postgresql+psycopg2://...``). Under eventlet, psycopg2 is made
+cooperative by ``klients_common.green.patch`` so queries of different workers overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Return an engine tuned for the backend behind ``url``."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """Yield a session that commits on success and rolls back on error."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def migrate(package: str, url: str, revision: str = "head") -> None:
+    """Run ``package``'s Alembic migrations (folder ``<package>/migrations``) up to ``revision``."""
+    config = Config()
+    config.set_main_option("script_location", f"{package}:migrations")
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, revision)
+
+
+def run_migrations(metadata: Any) -> None:
+    """Body of every service's ``migrations/env.py``: migrate ``metadata`` online with the configured URL."""
+    from alembic import context
+
+    engine = create_engine(context.config.get_main_option("sqlalchemy.url") or "")
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=metadata,
+                          render_as_batch=connection.dialect.name == "sqlite")
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()

@@ -1,0 +1,88 @@
+"""Rights enforcement inside nameko services: the caller's token travels in context data.
+
+The gateway (or any caller) puts ``authorization: "Bearer <access token>"`` into nameko context data;
+nameko sends it as the ``nameko.authorization`` message header and copies it into every downstream RPC
+call and event a worker makes (nameko 2.14.1 copies ``worker_ctx.data`` into ``context_data``). A
+service never trusts that header: ``Authorization`` re-verifies the token in each worker, so a message
+published straight to the broker with a forged header is refused like any other bad token.
+
+    class BillingService:
+        name = "billing"
+        auth = Authorization()
+
+        @rpc
+        def get_contract(self, contract):
+            self.auth.require(contract, Right.BILLS_READ)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.exceptions import deserialize_to_instance
+from nameko.extensions import DependencyProvider
+
+from .auth import AccessToken, TokenVerifier
+from .errors import KlientsError
+from .grants import Grant, Right
+
+CONTEXT_KEY = "authorization"
+
+
+def _register_remote_errors() -> None:
+    """Let our errors cross nameko RPC as themselves (not RemoteError), so a service calling another
+    re-raises e.g. NotFound unchanged and the gateway maps it to the same status."""
+    pending: list[type[KlientsError]] = [KlientsError]
+    while pending:
+        cls = pending.pop()
+        deserialize_to_instance(cls)
+        pending.extend(cls.__subclasses__())
+
+
+_register_remote_errors()
+
+
+class Caller:
+    """The verified caller of one worker; verification happens on first use."""
+
+    def __init__(self, verifier: TokenVerifier, worker_ctx: Any) -> None:
+        self._verifier = verifier
+        self._worker_ctx = worker_ctx
+        self._token: AccessToken | None = None
+
+    @property
+    def token(self) -> AccessToken:
+        """Return the verified access token or raise Unauthenticated."""
+        if self._token is None:
+            self._token = self._verifier.verify(self._worker_ctx.data.get(CONTEXT_KEY))
+        return self._token
+
+    @property
+    def person_id(self) -> str:
+        """Return the caller's opaque person id (the token's ``sub``)."""
+        return self.token.subject
+
+    def require(self, contract: str, right: Right | str) -> Grant:
+        """Return the caller's grant on ``contract`` if it gives ``right``; raise NotFound or Forbidden."""
+        return self.token.require(contract, right)
+
+    def require_acr(self, minimum: str | None = None) -> None:
+        """Raise StepUpRequired unless the session is strong enough."""
+        if minimum is None:
+            self.token.require_acr()
+        else:
+            self.token.require_acr(minimum)
+
+
+class Authorization(DependencyProvider):
+    """Gives each worker a ``Caller`` built from the token in its context data."""
+
+    verifier: TokenVerifier
+
+    def setup(self) -> None:
+        """Build one verifier (and its JWKS cache) per service container."""
+        self.verifier = TokenVerifier.from_config(self.container.config)
+
+    def get_dependency(self, worker_ctx: Any) -> Caller:
+        """Return the caller of this worker."""
+        return Caller(self.verifier, worker_ctx)

@@ -1,0 +1,1 @@
+"""Klients billing service."""

@@ -1,0 +1,49 @@
+"""The billing nameko service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.rpc import rpc
+from sqlalchemy import select
+
+from klients_common.errors import NotFound
+from klients_common.grants import Right
+from klients_common.nameko_auth import Authorization
+from klients_common.nameko_db import Database
+
+from .models import Contract
+from .schemas import contract_out
+
+
+class BillingService:
+    """Client register, invoices, amount due, payments."""
+
+    name = "billing"
+
+    auth = Authorization()
+    db = Database()
+
+    @rpc
+    def ping(self) -> str:
+        """Answer readiness probes."""
+        return "pong"
+
+    @rpc
+    def get_contract(self, contract: str) -> dict[str, Any]:
+        """Return one contract the caller may read bills of."""
+        grant = self.auth.require(contract, Right.BILLS_READ)
+        row = self.db.scalar(select(Contract).where(Contract.number == contract))
+        if row is None:
+            raise NotFound(f"contract {contract} not found")
+        return contract_out(row, grant.role)
+
+    @rpc
+    def list_contracts(self) -> list[dict[str, Any]]:
+        """Return the contracts the caller holds a live grant on, with the caller's role."""
+        live = {grant.contract: grant.role for grant in self.auth.token.live_grants()}
+        if not live:
+            return []
+        rows = self.db.scalars(select(Contract).where(Contract.number.in_(live)).order_by(Contract.number))
+        return [contract_out(row, live[row.number]) for row in rows]
+

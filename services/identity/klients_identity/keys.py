@@ -1,0 +1,76 @@
+"""Signing keys and their rotation.
+
+Rotation never breaks a verifier: a new key is published in the JWKS ``KEY_PUBLISH_AHEAD`` seconds
+before it starts signing (verifiers cache the JWKS), and the key it replaces stays published until
+every token it signed has expired (``retire_at`` = the new key's start + the access-token lifetime +
+a minute of clock skew).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from joserfc.jwk import RSAKey
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from .models import SigningKey, utcnow
+
+SKEW = timedelta(seconds=60)
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def rotate(session: Session, *, publish_ahead: int, token_ttl: int, now: datetime | None = None) -> SigningKey:
+    """Create the next signing key and schedule the retirement of the ones it replaces."""
+    now = now or utcnow()
+    active_from = now + timedelta(seconds=publish_ahead)
+    key = RSAKey.generate_key(2048, private=True)
+    pem = key.as_pem(private=True)
+    new = SigningKey(kid=f"k{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}", alg="RS256",
+                     private_pem=pem.decode() if isinstance(pem, bytes) else pem,
+                     created_at=now, active_from=active_from)
+    for old in session.scalars(select(SigningKey).where(SigningKey.retire_at.is_(None))):
+        old.retire_at = active_from + timedelta(seconds=token_ttl) + SKEW
+    session.add(new)
+    session.flush()
+    return new
+
+
+def ensure_key(session: Session, *, token_ttl: int) -> None:
+    """Create a first signing key, usable at once, when there is none."""
+    if session.scalar(select(SigningKey.kid).limit(1)) is None:
+        rotate(session, publish_ahead=0, token_ttl=token_ttl)
+
+
+def published(session: Session, now: datetime | None = None) -> list[SigningKey]:
+    """Return the keys the JWKS publishes: every key not yet retired, future ones included."""
+    now = now or utcnow()
+    return list(session.scalars(
+        select(SigningKey).where(or_(SigningKey.retire_at.is_(None), SigningKey.retire_at > now))
+        .order_by(SigningKey.active_from)
+    ))
+
+
+def current(session: Session, now: datetime | None = None) -> SigningKey:
+    """Return the key that signs now: the newest whose ``active_from`` has passed."""
+    now = now or utcnow()
+    key = next((k for k in reversed(published(session, now)) if _as_utc(k.active_from) <= now), None)
+    if key is None:
+        raise LookupError("no active signing key: run `klients-identity rotate-keys`")
+    return key
+
+
+def private_jwk(key: SigningKey) -> RSAKey:
+    """Return the joserfc private key of ``key``, with its kid."""
+    return RSAKey.import_key(key.private_pem, {"kid": key.kid, "alg": key.alg, "use": "sig"})
+
+
+def jwks(session: Session, now: datetime | None = None) -> dict[str, Any]:
+    """Return the public JWKS document."""
+    return {"keys": [private_jwk(k).as_dict(private=False) for k in published(session, now)]}

@@ -1,0 +1,32 @@
+"""Minting tokens: RFC 9068 access tokens carrying the grants claim (product.md §4)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from joserfc import jwt
+from sqlalchemy.orm import Session
+
+from klients_common.grants import Grant, grants_claim
+
+from . import keys
+
+AMR_BY_METHOD = {"smart_id": ["mca"], "eparaksts": ["sc"], "bank": ["bank"], "email": ["pwd"]}
+
+
+def issue_access_token(session: Session, *, issuer: str, audience: str, subject: str, client_id: str,
+                       grants: list[Grant], acr: str, amr: list[str], scope: str = "openid",
+                       auth_time: int | None = None, sid: str | None = None, ttl: int = 300,
+                       now: float | None = None) -> str:
+    """Return a signed access token (``typ: at+jwt``) for ``subject``."""
+    now = int(now if now is not None else time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer, "aud": audience, "sub": subject, "client_id": client_id,
+        "iat": now, "exp": now + ttl, "jti": str(uuid.uuid4()), "scope": scope,
+        "acr": acr, "amr": amr, "auth_time": auth_time or now, "sid": sid or str(uuid.uuid4()),
+        "grants": grants_claim(grants),
+    }
+    key = keys.current(session)
+    return jwt.encode({"alg": key.alg, "typ": "at+jwt", "kid": key.kid}, claims, keys.private_jwk(key))

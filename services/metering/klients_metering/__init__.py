@@ -1,0 +1,1 @@
+"""Klients metering service."""

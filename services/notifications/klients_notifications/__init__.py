@@ -1,0 +1,1 @@
+"""Klients notifications service."""

@@ -1,0 +1,119 @@
+"""The running system for tests and benchmarks: real identity, nameko services and SMTP as subprocesses.
+
+Settings come from ``deploy/test.env`` (a variable already in the environment wins). Databases are
+emptied and migrated from scratch once per session, so every run starts from the same state.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+from sqlalchemy import text
+
+from klients_common.db import make_engine, migrate
+from klients_common.rpc import RpcClient, ServiceUnavailable
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SERVICES = ("billing", "metering", "notifications")
+MIGRATED = ("identity", *SERVICES)
+
+
+def load_env() -> None:
+    """Put deploy/test.env into ``os.environ`` without overriding what is already set."""
+    for line in (ROOT / "deploy" / "test.env").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            os.environ.setdefault(key.strip(), value.strip())
+    os.environ["KLIENTS_VAR_DIR"] = str(ROOT / os.environ["KLIENTS_VAR_DIR"])
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
+    """Poll ``check`` until it returns true; fail the run naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not come up within {timeout:g} s")
+
+
+def reset_databases() -> None:
+    """Drop every table of every service database and migrate it from scratch."""
+    for service in MIGRATED:
+        url = os.environ[f"{service.upper()}_DATABASE_URL"]
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        migrate(f"klients_{service}", url)
+
+
+class Stack:
+    """Starts and stops the processes of the system under test."""
+
+    def __init__(self) -> None:
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs = Path(os.environ["KLIENTS_VAR_DIR"]) / "log"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start one process, its output in var/test/log/NAME.log."""
+        with (self.logs / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=os.environ.copy())
+        self.procs[name] = proc
+        return proc
+
+    def start_identity(self) -> None:
+        """Start identity and wait until it serves its JWKS."""
+        self.start("identity", str(BIN / "klients-identity"), "serve", "--workers", "1")
+        issuer = os.environ["IDENTITY_ISSUER"]
+        wait_until("identity", lambda: requests.get(f"{issuer}/jwks.json", timeout=1).ok)
+
+    def start_service(self, name: str, rpc: RpcClient) -> None:
+        """Start a nameko service and wait until it answers RPC."""
+        self.start(name, str(BIN / f"klients-{name}"), "run")
+        wait_until(name, lambda: rpc.call(name, "ping", timeout=1) == "pong")
+
+    def start_smtp(self, port: int, maildir: Path) -> None:
+        """Start the local SMTP server."""
+        self.start("smtp", sys.executable, str(ROOT / "deploy" / "devsmtp.py"), "--port", str(port),
+                   "--maildir", str(maildir))
+        import socket
+
+        wait_until("SMTP", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() is None)
+
+    def stop(self, name: str, sig: str = "TERM") -> None:
+        """Stop one process (TERM, or KILL to simulate a crash)."""
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        proc.kill() if sig == "KILL" else proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def stop_all(self) -> None:
+        """Stop everything this stack started."""
+        for name in list(self.procs):
+            self.stop(name)
+
+
+def rpc_ready(rpc: RpcClient, service: str) -> bool:
+    """Return whether ``service`` answers ``ping``."""
+    try:
+        return bool(rpc.call(service, "ping", timeout=1) == "pong")
+    except ServiceUnavailable:
+        return False
