@@ -12,16 +12,16 @@ from klients_common.green import patch
 if __name__ == "__main__":
     patch()
 
-import json  # noqa: E402
-import os  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import json
+import os
+from pathlib import Path
+from typing import Any
 
-from nameko.events import EventDispatcher, event_handler  # noqa: E402
-from nameko.rpc import RpcProxy, rpc  # noqa: E402
+from nameko.events import EventDispatcher, event_handler
+from nameko.rpc import RpcProxy, rpc
 
-from klients_common.errors import KlientsError  # noqa: E402
-from klients_common.nameko_auth import Authorization  # noqa: E402
+from klients_common.errors import KlientsError
+from klients_common.nameko_auth import Authorization
 
 
 class ProbeService:

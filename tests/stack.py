@@ -37,14 +37,15 @@ def load_env() -> None:
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
     """Poll ``check`` until it returns true; fail the run naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
+    last: Exception | None = None
     while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except Exception:
-            pass
+        except Exception as exc:  # not up yet: remember why, for the message if it never comes up
+            last = exc
         time.sleep(0.2)
-    raise RuntimeError(f"{what} did not come up within {timeout:g} s")
+    raise RuntimeError(f"{what} did not come up within {timeout:g} s (last error: {last!r})")
 
 
 def reset_databases() -> None:

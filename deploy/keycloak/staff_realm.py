@@ -116,7 +116,8 @@ def client_settings(spec: StaffRealm) -> dict[str, Any]:
         "serviceAccountsEnabled": False,
         "redirectUris": [f"{spec.identity_url}/operator/callback"],
         "webOrigins": [spec.identity_url],
-        "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": f"{spec.identity_url}/operator/"},
+        "attributes": {"pkce.code.challenge.method": "S256",
+                       "post.logout.redirect.uris": f"{spec.identity_url}/operator/"},
     }
 
 

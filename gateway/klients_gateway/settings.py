@@ -35,5 +35,6 @@ class Settings:
             token_issuers=token_issuers(),
             token_leeway=env_int("TOKEN_LEEWAY", 30),
             rpc_timeout=env_float("RPC_TIMEOUT", 5.0),
-            ready_services=tuple(s for s in env_str("READY_SERVICES", "billing,metering,notifications").split(",") if s),
+            ready_services=tuple(
+                s for s in env_str("READY_SERVICES", "billing,metering,notifications").split(",") if s),
         )

@@ -64,6 +64,9 @@ class TrustedIssuer:
     algorithms: tuple[str, ...] = ("RS256",)
     # Keycloak puts the client in ``azp``; identity (RFC 9068) in ``client_id``.
     client_id_claims: tuple[str, ...] = ("client_id",)
+    # Keycloak's access and ID tokens share the header ``typ: JWT``; its payload ``typ`` ("Bearer" vs
+    # "ID") tells them apart. Empty: no payload ``typ`` check (RFC 9068 issuers).
+    payload_types: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrustedIssuer:
@@ -75,6 +78,7 @@ class TrustedIssuer:
             token_types=tuple(data.get("token_types", RFC9068_TYPES)),
             algorithms=tuple(a for a in data.get("algorithms", ("RS256",)) if a in ALLOWED_ALGORITHMS),
             client_id_claims=tuple(data.get("client_id_claims", ("client_id",))),
+            payload_types=tuple(data.get("payload_types", ())),
         )
 
 
@@ -212,7 +216,8 @@ class TokenVerifier:
         if not isinstance(payload, dict):
             raise InvalidToken("malformed token")
 
-        issuer = self.issuers.get(payload.get("iss")) if isinstance(payload.get("iss"), str) else None
+        iss = payload.get("iss")
+        issuer = self.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
             raise InvalidToken("untrusted issuer")
         alg = header.get("alg")
@@ -240,6 +245,8 @@ class TokenVerifier:
         client_id = next((claims[c] for c in issuer.client_id_claims if isinstance(claims.get(c), str)), None)
         if missing or client_id is None:
             raise InvalidToken("missing claims: " + ", ".join(missing or ["client_id"]))
+        if issuer.payload_types and claims.get("typ") not in issuer.payload_types:
+            raise InvalidToken("not an access token")
         aud = claims["aud"]
         audiences = [aud] if isinstance(aud, str) else aud
         if not isinstance(audiences, list) or issuer.audience not in audiences:

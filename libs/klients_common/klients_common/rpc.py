@@ -15,7 +15,6 @@ turns it into 503). Remote ``klients_common.errors`` come back as the same excep
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import uuid
 from concurrent.futures import Future
@@ -24,8 +23,10 @@ from typing import Any
 
 from amqp.exceptions import ChannelError
 from amqp.exceptions import ConnectionError as AmqpConnectionError
-from kombu import Connection, Consumer, Exchange, Producer, Queue
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
 from kombu.exceptions import OperationalError
+from kombu.messaging import Consumer, Producer
 
 from .errors import KlientsError, error_class
 
@@ -155,7 +156,7 @@ class RpcClient:
         if self._publish_conn is not None:
             try:
                 self._publish_conn.release()
-            except Exception:  # noqa: BLE001 - the connection is already broken; we only tidy up
+            except Exception:
                 log.debug("closing a broken publisher connection failed", exc_info=True)
         self._publish_conn = None
         self._producer = None
@@ -174,7 +175,7 @@ class RpcClient:
                         while not self._stopping.is_set():
                             try:
                                 conn.drain_events(timeout=1)
-                            except socket.timeout:
+                            except TimeoutError:
                                 conn.heartbeat_check()
             except Exception as exc:  # noqa: BLE001 - any broker failure: reconnect after a pause
                 self._ready.clear()
@@ -195,4 +196,4 @@ class RpcClient:
             future.set_result(body.get("result") if isinstance(body, dict) else None)
 
 
-__all__ = ["RpcClient", "RpcError", "RpcTimeout", "ServiceUnavailable", "RemoteError", "KlientsError"]
+__all__ = ["KlientsError", "RemoteError", "RpcClient", "RpcError", "RpcTimeout", "ServiceUnavailable"]

@@ -11,8 +11,13 @@ from .settings import config
 
 def main(argv: list[str] | None = None) -> int:
     """Run one billing command."""
-    return service_main("klients-billing", package="klients_billing", service="klients_billing.service:BillingService",
-                        config=config, seed="klients_billing.demo:seed", argv=argv)
+    return service_main(
+        "klients-billing",
+        package="klients_billing",
+        service="klients_billing.service:BillingService",
+        config=config,
+        seed="klients_billing.demo:seed", argv=argv,
+    )
 
 
 if __name__ == "__main__":

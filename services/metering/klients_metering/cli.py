@@ -11,8 +11,13 @@ from .settings import config
 
 def main(argv: list[str] | None = None) -> int:
     """Run one metering command."""
-    return service_main("klients-metering", package="klients_metering", service="klients_metering.service:MeteringService",
-                        config=config, seed="klients_metering.demo:seed", argv=argv)
+    return service_main(
+        "klients-metering",
+        package="klients_metering",
+        service="klients_metering.service:MeteringService",
+        config=config,
+        seed="klients_metering.demo:seed", argv=argv,
+    )
 
 
 if __name__ == "__main__":

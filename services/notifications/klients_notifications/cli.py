@@ -11,8 +11,13 @@ from .settings import config
 
 def main(argv: list[str] | None = None) -> int:
     """Run one notifications command."""
-    return service_main("klients-notifications", package="klients_notifications", service="klients_notifications.service:NotificationsService",
-                        config=config, argv=argv)
+    return service_main(
+        "klients-notifications",
+        package="klients_notifications",
+        service="klients_notifications.service:NotificationsService",
+        config=config,
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,26 @@
+"""The local SMTP server keeps every mail as a file that parses back to the message sent."""
+
+from __future__ import annotations
+
+import email
+import os
+import smtplib
+from email.message import EmailMessage
+from email.policy import default
+
+from tests.stack import wait_until
+
+
+def test_mail_is_kept_as_a_file(maildir):
+    message = EmailMessage()
+    message["From"] = "noreply@klients.lv"
+    message["To"] = "anna.kalnina@demo.klients.lv"
+    message["Subject"] = "Rēķins par gāzi"
+    message.set_content("Summa apmaksai: 12,34 €")
+    with smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=5) as smtp:
+        smtp.send_message(message)
+    wait_until("mail file", lambda: any(maildir.glob("*.eml")), timeout=5)
+    stored = email.message_from_bytes(next(maildir.glob("*.eml")).read_bytes(), policy=default)
+    assert stored["X-Klients-Envelope-To"] == "anna.kalnina@demo.klients.lv"
+    assert stored["Subject"] == "Rēķins par gāzi"
+    assert stored.get_content().strip() == "Summa apmaksai: 12,34 €"
