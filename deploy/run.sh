@@ -15,16 +15,18 @@ start() {  # start NAME COMMAND...: run in the background, log to var/log/NAME.l
   "$@" >"$VAR/log/$name.log" 2>&1 &
   echo $! > "$VAR/run/$name.pid"
   STARTED+=("$name")
+  echo "${STARTED[*]}" > "$VAR/run/make-run.started"
 }
 stop_all() {
   trap - INT TERM EXIT
   say "stopping ${STARTED[*]}"
   bash "$ROOT/deploy/stop.sh" "${STARTED[@]}"
+  rm -f "$VAR/run/make-run.started"
 }
 trap stop_all INT TERM EXIT
 
 if [ "${KLIENTS_KEYCLOAK:-1}" = 1 ]; then
-  curl -fsS -o /dev/null http://127.0.0.1:9000/health/ready 2>/dev/null || { rm -f "$VAR/run/keycloak.pid"; STARTED+=(keycloak); }
+  curl -fsS -o /dev/null http://127.0.0.1:9000/health/ready 2>/dev/null || { rm -f "$VAR/run/keycloak.pid"; STARTED+=(keycloak); echo "${STARTED[*]}" > "$VAR/run/make-run.started"; }
   bash deploy/keycloak.sh
   "$PY" deploy/keycloak/staff_realm.py
 fi

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# `make stop`: stop what `make run` started (by pid files in var/run). With names, only those.
+# `make stop`: stop what `make run` started (listed in var/run/make-run.started, by pid files in
+# var/run). With names, only those. RabbitMQ and PostgreSQL are system services and keep running.
 source "$(dirname "$0")/lib.sh"
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(gateway identity billing metering notifications smtp keycloak)
+if [ ${#names[@]} -eq 0 ] && [ -f "$VAR/run/make-run.started" ]; then
+  read -r -a names < "$VAR/run/make-run.started"
+  rm -f "$VAR/run/make-run.started"
+fi
 for name in "${names[@]}"; do
   pidfile="$VAR/run/$name.pid"
   [ -f "$pidfile" ] || continue

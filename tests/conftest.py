@@ -9,40 +9,22 @@ from typing import Any
 
 import pytest
 
-from tests.stack import ROOT, SERVICES, Stack, load_env, reset_databases
+from tests.stack import Stack, load_env, mint_token, start_system
 
 load_env()
 
-from sqlalchemy.orm import Session, sessionmaker  # noqa: E402 - after the environment is set
+from sqlalchemy.orm import sessionmaker  # noqa: E402 - after the environment is set
 
 from klients_common.db import make_engine, transaction  # noqa: E402
-from klients_common.grants import Grant, Role, SubuserLevel, rights_for  # noqa: E402
 from klients_common.rpc import RpcClient  # noqa: E402
-
-LOA_LOW = "http://eidas.europa.eu/LoA/low"
-LOA_HIGH = "http://eidas.europa.eu/LoA/high"
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     """Migrate fresh databases, seed the demo data, and start identity and every nameko service."""
-    from klients_billing.demo import seed as seed_billing
-    from klients_metering.demo import seed as seed_metering
-
-    reset_databases()
-    for service, seed in (("billing", seed_billing), ("metering", seed_metering)):
-        with transaction(sessionmaker(make_engine(os.environ[f"{service.upper()}_DATABASE_URL"]))) as session:
-            seed(session)
-    with identity_session() as session:
-        from klients_identity.keys import ensure_key
-
-        ensure_key(session, token_ttl=300)
-    running = Stack()
     rpc = RpcClient(os.environ["AMQP_URI"], timeout=10)
+    running = start_system(rpc)
     try:
-        running.start_identity()
-        for service in SERVICES:
-            running.start_service(service, rpc)
         yield running
     finally:
         rpc.close()
@@ -64,26 +46,8 @@ def identity_session() -> Any:
 
 @pytest.fixture(scope="session")
 def mint(stack: Stack) -> Callable[..., str]:
-    """Mint access tokens with identity's own code and keys: mint(grants={"LVG-100001": "owner"})."""
-    from klients_identity.tokens import issue_access_token
-
-    factory = sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))
-
-    def _mint(grants: dict[str, str | tuple[str, str]] | None = None, *, subject: str = "person-1",
-              acr: str = LOA_HIGH, audience: str = "klients-api", ttl: int = 300, **kwargs: Any) -> str:
-        grant_list = []
-        for contract, spec in (grants or {}).items():
-            role, level = (spec, None) if isinstance(spec, str) else spec
-            grant_list.append(Grant(contract, Role(role), rights_for(Role(role), level and SubuserLevel(level))))
-        session: Session = factory()
-        try:
-            return issue_access_token(session, issuer=os.environ["IDENTITY_ISSUER"], audience=audience,
-                                      subject=subject, client_id="klients-portal", grants=grant_list, acr=acr,
-                                      amr=["mca"], ttl=ttl, **kwargs)
-        finally:
-            session.close()
-
-    return _mint
+    """Mint access tokens with identity's own code and keys: mint({"LVG-100001": "owner"})."""
+    return lambda grants=None, **kwargs: mint_token(grants or {}, **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -105,5 +69,3 @@ def maildir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield folder
     smtp.stop_all()
 
-
-__all__ = ["LOA_HIGH", "LOA_LOW", "ROOT"]

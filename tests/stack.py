@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 from sqlalchemy import text
@@ -110,6 +111,57 @@ class Stack:
         """Stop everything this stack started."""
         for name in list(self.procs):
             self.stop(name)
+
+
+def start_system(rpc: RpcClient) -> Stack:
+    """Fresh databases with the demo data and a signing key, then identity and every nameko service."""
+    from sqlalchemy.orm import sessionmaker
+
+    from klients_billing.demo import seed as seed_billing
+    from klients_common.db import transaction
+    from klients_identity.keys import ensure_key
+    from klients_metering.demo import seed as seed_metering
+
+    reset_databases()
+    for service, seed in (("billing", seed_billing), ("metering", seed_metering), ("identity", None)):
+        factory = sessionmaker(make_engine(os.environ[f"{service.upper()}_DATABASE_URL"]))
+        with transaction(factory) as session:
+            if seed is None:
+                ensure_key(session, token_ttl=300)
+            else:
+                seed(session)
+    running = Stack()
+    try:
+        running.start_identity()
+        for service in SERVICES:
+            running.start_service(service, rpc)
+    except BaseException:
+        running.stop_all()
+        raise
+    return running
+
+
+def mint_token(grants: dict[str, str | tuple[str, str | None]], *, subject: str = "person-1",
+               acr: str = "http://eidas.europa.eu/LoA/high", audience: str = "klients-api", ttl: int = 300,
+               **kwargs: Any) -> str:
+    """Mint an access token with identity's own code and keys: grants map a contract to a role, or to
+    ``("subuser", level)``."""
+    from sqlalchemy.orm import sessionmaker
+
+    from klients_common.grants import Grant, Role, SubuserLevel, rights_for
+    from klients_identity.tokens import issue_access_token
+
+    grant_list = []
+    for contract, spec in grants.items():
+        role, level = (spec, None) if isinstance(spec, str) else spec
+        grant_list.append(Grant(contract, Role(role), rights_for(Role(role), SubuserLevel(level) if level else None)))
+    session = sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))()
+    try:
+        return issue_access_token(session, issuer=os.environ["IDENTITY_ISSUER"], audience=audience, subject=subject,
+                                  client_id="klients-portal", grants=grant_list, acr=acr, amr=["mca"], ttl=ttl,
+                                  **kwargs)
+    finally:
+        session.close()
 
 
 def rpc_ready(rpc: RpcClient, service: str) -> bool:

@@ -85,7 +85,7 @@ def grants_claim(grants: list[Grant]) -> dict[str, dict[str, Any]]:
 
 def parse_grants_claim(claim: Any) -> dict[str, Grant]:
     """Validate a ``grants`` claim against the schema and return grants keyed by contract."""
-    jsonschema.validate(claim, GRANTS_SCHEMA)
+    GRANTS_VALIDATOR.validate(claim)
     return {
         contract: Grant(
             contract=contract,
@@ -101,3 +101,4 @@ GRANTS_SCHEMA: dict[str, Any] = json.loads(
     resources.files("klients_common").joinpath("grants.schema.json").read_text(encoding="utf-8")
 )
 jsonschema.Draft202012Validator.check_schema(GRANTS_SCHEMA)
+GRANTS_VALIDATOR = jsonschema.Draft202012Validator(GRANTS_SCHEMA)

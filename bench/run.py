@@ -1,0 +1,182 @@
+"""``make bench``: measure the system on this machine; numbers, not assertions.
+
+Starts the same system the tests use (fresh PostgreSQL databases, identity, the nameko services) plus the
+gateway under gunicorn, then measures, in one run:
+
+* the floor: a raw AMQP request/reply round trip with pika (echo consumer on a private queue);
+* nameko RPC through the gateway's persistent client (billing.get_contract, token verified in the service);
+* the gateway's authorised read ``GET /api/v1/contracts/{c}`` sequentially (p50/p99) and with 32
+  concurrent clients (requests/s).
+
+Results print as a table and are written to ``bench/results/<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.stack import BIN, load_env, mint_token, start_system, wait_until  # noqa: E402
+
+load_env()
+
+import pika  # noqa: E402
+import requests  # noqa: E402
+
+from klients_common.rpc import RpcClient  # noqa: E402
+
+SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "2000"))
+CONCURRENT_REQUESTS = int(os.environ.get("BENCH_CONCURRENT", "6000"))
+CLIENTS = 32
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """Return p50/p99/mean in milliseconds."""
+    ordered = sorted(samples)
+    return {"p50_ms": round(ordered[len(ordered) // 2] * 1000, 3),
+            "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 3),
+            "mean_ms": round(statistics.fmean(ordered) * 1000, 3), "n": len(ordered)}
+
+
+def timed(call, n: int) -> list[float]:
+    """Return the durations of ``n`` sequential calls, after 50 warm-up calls."""
+    for _ in range(50):
+        call()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def raw_amqp_round_trip(n: int) -> dict[str, float]:
+    """The floor: publish a request, an echo consumer replies, wait for the reply (pika, same vhost)."""
+    params = pika.URLParameters(os.environ["AMQP_URI"])
+    queue = f"bench-echo-{uuid.uuid4()}"
+    ready = threading.Event()
+    stop = threading.Event()
+
+    def echo() -> None:
+        conn = pika.BlockingConnection(params)
+        channel = conn.channel()
+        channel.queue_declare(queue, auto_delete=True)
+
+        def on_request(ch, method, props, body):
+            ch.basic_publish("", props.reply_to, body,
+                             pika.BasicProperties(correlation_id=props.correlation_id))
+            ch.basic_ack(method.delivery_tag)
+
+        channel.basic_consume(queue, on_request)
+        ready.set()
+        while not stop.is_set():
+            conn.process_data_events(time_limit=0.2)
+        conn.close()
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    ready.wait(10)
+    conn = pika.BlockingConnection(params)
+    channel = conn.channel()
+    reply_queue = channel.queue_declare("", exclusive=True).method.queue
+    replies: list[bytes] = []
+    channel.basic_consume(reply_queue, lambda ch, m, p, body: replies.append(body), auto_ack=True)
+
+    def call() -> None:
+        replies.clear()
+        channel.basic_publish("", queue, b'{"args": [], "kwargs": {}}',
+                              pika.BasicProperties(reply_to=reply_queue, correlation_id=str(uuid.uuid4())))
+        while not replies:
+            conn.process_data_events(time_limit=1)
+
+    samples = timed(call, n)
+    conn.close()
+    stop.set()
+    thread.join()
+    return percentiles(samples)
+
+
+def main() -> None:
+    """Run every benchmark and report."""
+    rpc = RpcClient(os.environ["AMQP_URI"], timeout=10)
+    stack = start_system(rpc)
+    try:
+        stack.start("gateway", str(BIN / "klients-gateway"), "serve", "--workers", "2", "--threads", "16")
+        gateway = "http://" + os.environ["GATEWAY_BIND"]
+        wait_until("gateway", lambda: requests.get(f"{gateway}/readyz", timeout=2).ok)
+
+        token = mint_token({"LVG-100001": "owner"}, subject="bench-person")
+        results: dict[str, object] = {}
+        results["raw_amqp_round_trip"] = raw_amqp_round_trip(SEQUENTIAL)
+        context = {"authorization": f"Bearer {token}"}
+        results["nameko_rpc_persistent_client"] = percentiles(
+            timed(lambda: rpc.call("billing", "get_contract", "LVG-100001", context=context), SEQUENTIAL))
+
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"{gateway}/api/v1/contracts/LVG-100001"
+
+        def read(s: requests.Session = session) -> None:
+            response = s.get(url, headers=headers, timeout=10)
+            if response.status_code != 200:
+                raise RuntimeError(f"gateway answered {response.status_code}")
+
+        results["gateway_authorised_read_sequential"] = percentiles(timed(read, SEQUENTIAL))
+
+        local = threading.local()
+
+        def concurrent_read(_: int) -> float:
+            if not hasattr(local, "session"):
+                local.session = requests.Session()
+            started = time.perf_counter()
+            read(local.session)
+            return time.perf_counter() - started
+
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            list(pool.map(concurrent_read, range(CLIENTS * 4)))
+            started = time.perf_counter()
+            samples = list(pool.map(concurrent_read, range(CONCURRENT_REQUESTS)))
+            elapsed = time.perf_counter() - started
+        results["gateway_authorised_read_32_clients"] = {
+            **percentiles(samples), "requests_per_s": round(CONCURRENT_REQUESTS / elapsed, 1)}
+    finally:
+        rpc.close()
+        stack.stop_all()
+
+    machine = {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+               "kernel": platform.release(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps({"machine": machine, **results}, indent=2))
+    print(f"\nMachine: {machine}\n")
+    print(f"| {'measurement':45} | p50 ms | p99 ms | req/s |")
+    print(f"|{'-' * 47}|--------|--------|-------|")
+    for name, value in results.items():
+        row = value if isinstance(value, dict) else {}
+        print(f"| {name:45} | {row.get('p50_ms', ''):>6} | {row.get('p99_ms', ''):>6} | "
+              f"{row.get('requests_per_s', ''):>5} |")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
