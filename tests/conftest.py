@@ -69,3 +69,41 @@ def maildir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield folder
     smtp.stop_all()
 
+
+
+@pytest.fixture(scope="session")
+def metering_sessions(stack: Stack) -> Any:
+    """A session factory on metering's test database."""
+    return sessionmaker(make_engine(os.environ["METERING_DATABASE_URL"]), expire_on_commit=False)
+
+
+@pytest.fixture
+def new_meter(metering_sessions: Any) -> Callable[..., Any]:
+    """Create a meter on a contract of its own (unique per call), with readings: (day, value[, source])."""
+    import uuid
+    from datetime import UTC, date, datetime
+
+    from klients_metering.models import Meter, Reading
+
+    def _new(readings: list[tuple[date, int] | tuple[date, int, str]] = (), *, digits: int = 5,
+             installed_on: date = date(2020, 1, 1), install_reading: int = 0, contract: str | None = None) -> Meter:
+        with metering_sessions() as session:
+            meter = Meter(contract=contract or f"T-{uuid.uuid4().hex[:10].upper()}",
+                          serial_number=f"S-{uuid.uuid4().hex[:12].upper()}", meter_type="G4", digits=digits,
+                          unit="m3", installed_on=installed_on, install_reading=install_reading)
+            session.add(meter)
+            session.flush()
+            for day, value, *source in readings:
+                session.add(Reading(meter_id=meter.id, value=value, read_on=day, period=f"{day:%Y-%m}",
+                                    source=source[0] if source else "customer", rollover=False, flagged=False,
+                                    submitted_at=datetime(day.year, day.month, day.day, 12, tzinfo=UTC)))
+            session.commit()
+            return meter
+
+    return _new
+
+
+@pytest.fixture(scope="session")
+def billing_sessions(stack: Stack) -> Any:
+    """A session factory on billing's test database."""
+    return sessionmaker(make_engine(os.environ["BILLING_DATABASE_URL"]), expire_on_commit=False)

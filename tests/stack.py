@@ -33,6 +33,13 @@ def load_env() -> None:
             key, _, value = line.partition("=")
             os.environ.setdefault(key.strip(), value.strip())
     os.environ["KLIENTS_VAR_DIR"] = str(ROOT / os.environ["KLIENTS_VAR_DIR"])
+    # The suite submits readings today, whatever the date: open the window on today's day of the month
+    # (it then closes on the next month's first working day, so it is open now). Window edges are
+    # tested on the rules themselves, with chosen dates.
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    os.environ.setdefault("READING_WINDOW_OPEN_DAY", str(datetime.now(ZoneInfo("Europe/Riga")).day))
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 60) -> None:

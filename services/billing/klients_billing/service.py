@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from nameko.events import event_handler
 from nameko.rpc import rpc
 from sqlalchemy import select
 
@@ -12,8 +14,11 @@ from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization
 from klients_common.nameko_db import Database
 
+from . import consumers
 from .models import Contract
 from .schemas import contract_out
+
+log = logging.getLogger(__name__)
 
 
 class BillingService:
@@ -47,3 +52,13 @@ class BillingService:
         rows = self.db.scalars(select(Contract).where(Contract.number.in_(live)).order_by(Contract.number))
         return [contract_out(row, live[row.number]) for row in rows]
 
+
+    @event_handler("metering", "reading_accepted", requeue_on_error=True)
+    def on_reading_accepted(self, payload: Any) -> None:
+        """Keep the accepted reading's consumption for the billing run (once per event id)."""
+        if not consumers.valid_reading_event(payload):
+            # A malformed event will not get better by retrying: log it and let it go.
+            log.error("malformed reading_accepted event dropped: %r", payload)
+            return
+        consumers.record_reading(db_session=self.db, payload=payload)
+        self.db.commit()
