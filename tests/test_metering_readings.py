@@ -196,3 +196,20 @@ def test_window_reminders_go_out_once_whatever_the_number_of_instances(metering_
         assert sent == len(announced) and waiting.contract in {p["contract"] for p in announced}
         assert session.scalar(select(func.count()).select_from(outbox).where(
             outbox.c.event_type == "reading_window_opened")) >= sent
+
+
+def test_operator_records_a_reading_from_the_command_line(new_meter, metering_sessions):
+    import subprocess
+    import sys
+
+    meter = new_meter(HISTORY_2026, installed_on=START)
+    cli = [sys.executable, "-m", "klients_metering.cli", "record-reading", meter.contract, meter.serial_number]
+    done = subprocess.run([*cli, str(LAST_2026 + 60), "--date", "2026-11-15", "--operator", "olga"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    refused = subprocess.run([*cli, "5", "--date", "2026-11-16"], capture_output=True, text=True, check=False)
+    assert refused.returncode == 2 and "lower than the previous" in refused.stderr
+    with metering_sessions() as session:
+        last = stored(session, meter)[-1]
+        assert (last.value, last.source, last.submitted_by, last.read_on) == (
+            LAST_2026 + 60, "operator", "olga", date(2026, 11, 15))
