@@ -172,6 +172,11 @@ class AccessToken:
             raise Forbidden(f"{right} is needed on contract {contract}", {"missing_right": str(right)})
         return grant
 
+    def require_scope(self, scope: str) -> None:
+        """Raise Forbidden unless the token was granted ``scope`` (service-to-service calls)."""
+        if scope not in self.scopes:
+            raise Forbidden(f"scope {scope} is needed", {"missing_scope": scope})
+
     def require_acr(self, minimum: str = LOA_SUBSTANTIAL) -> None:
         """Raise StepUpRequired unless the session's assurance is at least ``minimum``."""
         if LOA_ORDER.get(self.acr or "", 0) < LOA_ORDER[minimum]:

@@ -64,6 +64,13 @@ class ValidationFailed(KlientsError):
     title = "Validation failed"
 
 
+class Unavailable(KlientsError):
+    """Something the action depends on (a provider, another service) is not answering; try again later."""
+
+    status = 503
+    title = "Service unavailable"
+
+
 def error_class(exc_path: str) -> type[KlientsError] | None:
     """Return the KlientsError subclass nameko serialised as ``exc_path`` (module.Class), if any."""
     pending: list[type[KlientsError]] = [KlientsError]

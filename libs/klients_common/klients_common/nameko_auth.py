@@ -66,6 +66,10 @@ class Caller:
         """Return the caller's grant on ``contract`` if it gives ``right``; raise NotFound or Forbidden."""
         return self.token.require(contract, right)
 
+    def require_scope(self, scope: str) -> None:
+        """Raise Forbidden unless the caller's token carries ``scope``."""
+        self.token.require_scope(scope)
+
     def require_acr(self, minimum: str | None = None) -> None:
         """Raise StepUpRequired unless the session is strong enough."""
         if minimum is None:

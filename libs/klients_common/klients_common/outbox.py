@@ -70,6 +70,15 @@ def relay(session: Session, outbox: Table, dispatch: Callable[[str, dict[str, An
     return len(rows)
 
 
+def relay_quietly(session: Session, outbox: Table, dispatch: Callable[[str, dict[str, Any]], None]) -> None:
+    """Publish what a worker just wrote; if that fails, the events wait in the outbox for the timer."""
+    try:
+        relay(session, outbox, dispatch)
+    except Exception:
+        log.warning("outbox relay failed; the timer will retry", exc_info=True)
+        session.rollback()
+
+
 def first_delivery(session: Session, processed: Table, event_id: str, event_type: str) -> bool:
     """Record ``event_id`` as processed in this transaction; False if it already was."""
     try:

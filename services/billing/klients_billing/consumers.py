@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -36,17 +37,19 @@ def record_reading(*, db_session: Session, payload: dict[str, Any]) -> bool:
     read_on = date.fromisoformat(payload["read_on"])
     period = payload.get("period") or f"{read_on:%Y-%m}"
     submitted_at = _utc(datetime.fromisoformat(payload["submitted_at"]))
+    kwh = Decimal(str(payload.get("consumption_kwh") or 0))
     row = db_session.scalar(select(MeteredConsumption).where(
         MeteredConsumption.contract == payload["contract"], MeteredConsumption.meter == payload["meter"],
         MeteredConsumption.period == period))
     if row is None:
         db_session.add(MeteredConsumption(
             contract=payload["contract"], meter=payload["meter"], period=period, reading_id=payload["reading_id"],
-            consumption_m3=payload["consumption_m3"], read_on=read_on, source=payload["source"],
-            submitted_at=submitted_at))
+            consumption_m3=payload["consumption_m3"], consumption_kwh=kwh, read_on=read_on,
+            source=payload["source"], submitted_at=submitted_at))
     elif _utc(row.submitted_at) < submitted_at or row.reading_id == payload.get("replaces"):
         row.reading_id = payload["reading_id"]
         row.consumption_m3 = payload["consumption_m3"]
+        row.consumption_kwh = kwh
         row.read_on = read_on
         row.source = payload["source"]
         row.submitted_at = submitted_at

@@ -1,24 +1,34 @@
-"""The billing nameko service."""
+"""The billing nameko service: rights checked here, rules in the domain modules."""
 
 from __future__ import annotations
 
+import base64
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
-from nameko.events import event_handler
+from nameko.dependency_providers import Config
+from nameko.events import EventDispatcher, event_handler
 from nameko.rpc import rpc
+from nameko.timer import timer
 from sqlalchemy import select
 
-from klients_common.errors import NotFound
+from klients_common.errors import NotFound, Unavailable
 from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization
 from klients_common.nameko_db import Database
+from klients_common.outbox import relay, relay_quietly
 
-from . import consumers
-from .models import Contract
-from .schemas import contract_out
+from . import consumers, payments, register
+from .balance import amount_due
+from .models import Contract, Invoice, outbox
+from .pdf import render_invoice
+from .provider import ProviderUnavailable
+from .schemas import contract_out, invoice_out
+from .settings import OUTBOX_INTERVAL
 
 log = logging.getLogger(__name__)
+REGISTER_SCOPE = "register:read"
 
 
 class BillingService:
@@ -28,20 +38,21 @@ class BillingService:
 
     auth = Authorization()
     db = Database()
+    config = Config()
+    dispatch = EventDispatcher()
 
     @rpc
     def ping(self) -> str:
         """Answer readiness probes."""
         return "pong"
 
+    # --- the register -----------------------------------------------------------------------------
+
     @rpc
     def get_contract(self, contract: str) -> dict[str, Any]:
         """Return one contract the caller may read bills of."""
         grant = self.auth.require(contract, Right.BILLS_READ)
-        row = self.db.scalar(select(Contract).where(Contract.number == contract))
-        if row is None:
-            raise NotFound(f"contract {contract} not found")
-        return contract_out(row, grant.role)
+        return contract_out(register.get_contract_or_raise(db_session=self.db, number=contract), grant.role)
 
     @rpc
     def list_contracts(self) -> list[dict[str, Any]]:
@@ -52,6 +63,109 @@ class BillingService:
         rows = self.db.scalars(select(Contract).where(Contract.number.in_(live)).order_by(Contract.number))
         return [contract_out(row, live[row.number]) for row in rows]
 
+    @rpc
+    def contracts_of(self, personal_code: str) -> list[dict[str, Any]]:
+        """Return the active contracts a personal code holds (identity only: scope ``register:read``)."""
+        self.auth.require_scope(REGISTER_SCOPE)
+        return register.contracts_of(db_session=self.db, personal_code=personal_code)
+
+    @rpc
+    def email_on_file(self, contract: str) -> str | None:
+        """Return the register's e-mail for a contract (identity only: scope ``register:read``)."""
+        self.auth.require_scope(REGISTER_SCOPE)
+        return register.email_on_file(db_session=self.db, contract=contract)
+
+    # --- invoices and the amount due ----------------------------------------------------------------
+
+    @rpc
+    def get_balance(self, contract: str) -> dict[str, Any]:
+        """Return the current amount to pay (``bills:read``)."""
+        self.auth.require(contract, Right.BILLS_READ)
+        return amount_due(db_session=self.db, contract=register.get_contract_or_raise(db_session=self.db,
+                                                                                       number=contract))
+
+    @rpc
+    def list_invoices(self, contract: str) -> list[dict[str, Any]]:
+        """Return the contract's invoices, newest first (``bills:read``)."""
+        self.auth.require(contract, Right.BILLS_READ)
+        row = register.get_contract_or_raise(db_session=self.db, number=contract)
+        invoices = self.db.scalars(select(Invoice).where(Invoice.contract_id == row.id)
+                                   .order_by(Invoice.period.desc()))
+        return [invoice_out(i, with_lines=False) for i in invoices]
+
+    @rpc
+    def get_invoice(self, contract: str, number: str) -> dict[str, Any]:
+        """Return one invoice with its lines (``bills:read``)."""
+        self.auth.require(contract, Right.BILLS_READ)
+        return invoice_out(self._invoice(contract, number), with_lines=True)
+
+    @rpc
+    def invoice_pdf(self, contract: str, number: str, lang: str = "lv") -> str:
+        """Return the invoice PDF, base64-encoded (``bills:read``)."""
+        self.auth.require(contract, Right.BILLS_READ)
+        invoice = self._invoice(contract, number)
+        document = render_invoice(invoice, invoice.contract, self.config["SUPPLIER"], "en" if lang == "en" else "lv")
+        return base64.b64encode(document).decode()
+
+    def _invoice(self, contract: str, number: str) -> Invoice:
+        row = register.get_contract_or_raise(db_session=self.db, number=contract)
+        invoice = self.db.scalar(select(Invoice).where(Invoice.contract_id == row.id, Invoice.number == number))
+        if invoice is None:
+            raise NotFound(f"invoice {number} not found")
+        return invoice
+
+    # --- payments -----------------------------------------------------------------------------------
+
+    @rpc
+    def start_payment(self, contract: str, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """Start paying the amount due or a chosen amount (``bills:pay``); same key, same answer."""
+        self.auth.require(contract, Right.BILLS_PAY)
+        person = self.auth.person_id
+        amount = payments.parse_amount(body.get("amount"))
+        row = register.get_contract_or_raise(db_session=self.db, number=contract)
+        earlier = payments.reserve_key(db_session=self.db, person_id=person, key=idempotency_key,
+                                       fingerprint=payments.request_hash(contract, body))
+        if earlier is not None:
+            return {**earlier, "replayed": True}
+        try:
+            payment = payments.start_payment(
+                db_session=self.db, provider=self.config["PAYMENT_PROVIDER"], contract=row, person_id=person,
+                amount=amount, return_url=self.config["PAYMENT_RETURN_URL"],
+                callback_url=self.config["PAYMENT_CALLBACK_URL"])
+        except ProviderUnavailable as exc:
+            payments.release_key(db_session=self.db, person_id=person, key=idempotency_key)
+            log.warning("payment provider unavailable: %s", exc)
+            raise Unavailable("the payment provider is not answering; try again shortly") from None
+        except BaseException:
+            payments.release_key(db_session=self.db, person_id=person, key=idempotency_key)
+            raise
+        response = payments.payment_out(payment)
+        payments.finish_key(db_session=self.db, person_id=person, key=idempotency_key, response=response)
+        self.db.commit()
+        return response
+
+    @rpc
+    def get_payment(self, contract: str, payment: str) -> dict[str, Any]:
+        """Return a payment's state (``bills:pay``)."""
+        self.auth.require(contract, Right.BILLS_PAY)
+        row = register.get_contract_or_raise(db_session=self.db, number=contract)
+        return payments.payment_out(payments.get_payment_or_raise(db_session=self.db, contract=row,
+                                                                  payment_id=payment))
+
+    @rpc
+    def payment_callback(self, body: str, signature: str) -> dict[str, Any]:
+        """Apply the provider's signed callback (authenticated by its signature, not by a user token)."""
+        try:
+            payment = payments.take_callback(db_session=self.db, secret=self.config["PAYMENT_PROVIDER"].callback_secret,
+                                             body=body.encode(), signature=signature)
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
+        relay_quietly(self.db, outbox, self.dispatch)
+        return {"payment": payment.id, "status": payment.status}
+
+    # --- events -------------------------------------------------------------------------------------
 
     @event_handler("metering", "reading_accepted", requeue_on_error=True)
     def on_reading_accepted(self, payload: Any) -> None:
@@ -61,4 +175,15 @@ class BillingService:
             log.error("malformed reading_accepted event dropped: %r", payload)
             return
         consumers.record_reading(db_session=self.db, payload=payload)
+        self.db.commit()
+
+    @timer(interval=OUTBOX_INTERVAL)
+    def relay_outbox(self) -> None:
+        """Publish events left in the outbox."""
+        relay(self.db, outbox, self.dispatch)
+
+    @timer(interval=3600)
+    def forget_old_idempotency_keys(self) -> None:
+        """Delete idempotency keys older than two days (they are kept at least 24 hours)."""
+        payments.forget_old_keys(db_session=self.db, now=datetime.now(UTC))
         self.db.commit()

@@ -163,12 +163,13 @@ def submit_reading(*, db_session: Session, contract: str, serial: str, raw_value
     db_session.flush()
     if replaced is not None:
         replaced.superseded_by_id = reading.id
-    _accepted(db_session, meter, reading, consumption, replaced)
+    _accepted(db_session, meter, reading, consumption, replaced, rules.default_calorific)
     return reading
 
 
 def record_reading(*, db_session: Session, contract: str, serial: str, value: int, read_on: date, source: str,
-                   now: datetime, actor: Actor | None = None, rollover: bool = False) -> Reading:
+                   now: datetime, actor: Actor | None = None, rollover: bool = False,
+                   default_calorific: Decimal = Decimal("10.55")) -> Reading:
     """Store an operator, estimated or actual (utility) reading, outside any window; enqueue reading_accepted."""
     if source not in ("operator", "estimated", "actual"):
         raise _field_error("source", "bad_source", "source must be operator, estimated or actual")
@@ -184,7 +185,7 @@ def record_reading(*, db_session: Session, contract: str, serial: str, value: in
                       submitted_role=actor.role if actor else source)
     db_session.add(reading)
     db_session.flush()
-    _accepted(db_session, meter, reading, consumption, None)
+    _accepted(db_session, meter, reading, consumption, None, default_calorific)
     return reading
 
 
@@ -205,11 +206,15 @@ def _unusually_high(meter: Meter, earlier: list[Reading], since: date, until: da
     return Decimal(consumption) > rules.implausible_factor * average * days
 
 
-def _accepted(db_session: Session, meter: Meter, reading: Reading, consumption: int, replaced: Reading | None) -> None:
+def _accepted(db_session: Session, meter: Meter, reading: Reading, consumption: int, replaced: Reading | None,
+              default_calorific: Decimal) -> None:
+    calorific = db_session.get(CalorificValue, f"{reading.read_on:%Y-%m}")
+    kwh = Decimal(consumption) * (calorific.kwh_per_m3 if calorific else default_calorific)
     payload = {
         "contract": meter.contract, "meter": meter.serial_number, "reading_id": reading.id, "value": reading.value,
         "read_on": reading.read_on.isoformat(), "period": reading.period, "source": reading.source,
-        "consumption_m3": consumption, "rollover": reading.rollover, "flagged": reading.flagged,
+        "consumption_m3": consumption, "consumption_kwh": f"{kwh:.3f}", "rollover": reading.rollover,
+        "flagged": reading.flagged,
         "submitted_by": reading.submitted_by, "submitted_role": reading.submitted_role,
         "submitted_at": reading.submitted_at.isoformat(), "replaces": replaced.id if replaced else None,
     }

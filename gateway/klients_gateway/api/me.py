@@ -1,0 +1,42 @@
+"""The caller and their contracts."""
+
+from __future__ import annotations
+
+from flask import jsonify
+from flask.typing import ResponseReturnValue
+
+from klients_common.grants import Right
+
+from .. import rpc
+from ..auth import current_token, token_required
+from . import api
+
+
+@api.get("/me")
+@token_required
+def me() -> ResponseReturnValue:
+    """Return the caller and their live grants (from the verified token)."""
+    token = current_token()
+    return jsonify({
+        "id": token.subject,
+        "acr": token.acr,
+        "grants": [
+            {"contract": g.contract, "role": g.role.value, "rights": sorted(g.rights), "until": g.until}
+            for g in sorted(token.live_grants(), key=lambda g: g.contract)
+        ],
+    })
+
+
+@api.get("/contracts")
+@token_required
+def contracts() -> ResponseReturnValue:
+    """Return the contracts the caller may see, with their role."""
+    return jsonify({"items": rpc.call("billing", "list_contracts")})
+
+
+@api.get("/contracts/<contract>")
+@token_required
+def contract(contract: str) -> ResponseReturnValue:
+    """Return one contract (``bills:read``)."""
+    current_token().require(contract, Right.BILLS_READ)
+    return jsonify(rpc.call("billing", "get_contract", contract))
