@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from tests.stack import BIN, load_env, mint_token, start_system, wait_until  # noqa: E402
+from tests.stack import load_env, mint_token, start_system  # noqa: E402
 
 load_env()
 
@@ -113,9 +113,7 @@ def main() -> None:
     rpc = RpcClient(os.environ["AMQP_URI"], timeout=10)
     stack = start_system(rpc)
     try:
-        stack.start("gateway", str(BIN / "klients-gateway"), "serve", "--workers", "2", "--threads", "16")
         gateway = "http://" + os.environ["GATEWAY_BIND"]
-        wait_until("gateway", lambda: requests.get(f"{gateway}/readyz", timeout=2).ok)
 
         token = mint_token({"LVG-100001": "owner"}, subject="bench-person")
         results: dict[str, object] = {}

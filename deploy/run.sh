@@ -39,6 +39,7 @@ klients-billing seed-demo
 klients-metering seed-demo
 
 start identity klients-identity serve --bind 127.0.0.1:8001
+start payments-simulator klients-simulators payments --bind 127.0.0.1:8090
 for svc in billing metering notifications; do start "$svc" "klients-$svc" run; done
 start gateway klients-gateway serve --bind 127.0.0.1:8000
 
@@ -52,6 +53,7 @@ cat <<INFO
     Keycloak (staff)       http://127.0.0.1:8080/admin  (admin/admin; realm klients-staff, operator/operator-demo-1)
     RabbitMQ               amqp://127.0.0.1:5672
     SMTP                   127.0.0.1:8025, every mail kept as a file in $VAR/mail
+    payment simulator      http://127.0.0.1:8090 (the payer's page opens from a payment's redirect_url)
     nameko services        billing, metering, notifications
     databases              $(for s in identity billing metering notifications; do v="${s^^}_DATABASE_URL"; printf '%s ' "${!v:-sqlite $VAR/$s.db}"; done)
 

@@ -107,3 +107,34 @@ def new_meter(metering_sessions: Any) -> Callable[..., Any]:
 def billing_sessions(stack: Stack) -> Any:
     """A session factory on billing's test database."""
     return sessionmaker(make_engine(os.environ["BILLING_DATABASE_URL"]), expire_on_commit=False)
+
+
+@pytest.fixture
+def new_contract(billing_sessions: Any) -> Callable[..., Any]:
+    """Create a contract of its own in the register (unique number per call)."""
+    import uuid
+    from datetime import date
+    from decimal import Decimal
+
+    from klients_billing.models import Contract, ContractHolder
+
+    def _new(*, email: str | None = "holder@example.lv", personal_code: str = "010180-15097",
+             holder_name: str = "Jānis Bērziņš") -> Any:
+        with billing_sessions() as session:
+            contract = Contract(number=f"T-{uuid.uuid4().hex[:10].upper()}", holder_name=holder_name,
+                                holder_personal_code=personal_code, supply_address="Rūpniecības iela 3, Jelgava",
+                                email=email, status="active", start_date=date(2020, 1, 1), credit=Decimal("0.00"))
+            session.add(contract)
+            session.flush()
+            session.add(ContractHolder(contract_id=contract.id, holder_name=holder_name,
+                                       holder_personal_code=personal_code, since=date(2020, 1, 1)))
+            session.commit()
+            return contract
+
+    return _new
+
+
+@pytest.fixture(scope="session")
+def gateway_url(stack: Stack) -> str:
+    """The gateway as a real HTTP server (for callbacks from the payment simulator)."""
+    return "http://" + os.environ["GATEWAY_BIND"]

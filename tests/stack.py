@@ -140,8 +140,16 @@ def start_system(rpc: RpcClient) -> Stack:
     running = Stack()
     try:
         running.start_identity()
+        running.start("payments-simulator", str(BIN / "klients-simulators"), "payments",
+                      "--bind", os.environ["SIM_PAYMENTS_BIND"])
         for service in SERVICES:
             running.start_service(service, rpc)
+        running.start("gateway", str(BIN / "klients-gateway"), "serve", "--workers", "2", "--threads", "16")
+        gateway = "http://" + os.environ["GATEWAY_BIND"]
+        wait_until("gateway", lambda: requests.get(f"{gateway}/readyz", timeout=2).ok)
+        wait_until("payments simulator",
+                   lambda: requests.get(f"http://{os.environ['SIM_PAYMENTS_BIND']}/v1/payments/x", timeout=2)
+                   .status_code == 404)
     except BaseException:
         running.stop_all()
         raise

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -75,13 +75,13 @@ def reserve_key(*, db_session: Session, person_id: str, key: str, fingerprint: s
     if not KEY.match(key or ""):
         raise _bad("Idempotency-Key", "bad_key", "send an Idempotency-Key header of 8-128 printable characters")
     try:
-        db_session.add(IdempotencyKey(person_id=person_id, key=key, request_hash=fingerprint, status="in_progress",
-                                      created_at=datetime.now(UTC)))
+        db_session.execute(insert(IdempotencyKey).values(person_id=person_id, key=key, request_hash=fingerprint,
+                                                         status="in_progress", created_at=datetime.now(UTC)))
         db_session.commit()
         return None
     except IntegrityError:
         db_session.rollback()
-    earlier = db_session.get(IdempotencyKey, (person_id, key))
+    earlier = db_session.get(IdempotencyKey, (person_id, key), populate_existing=True)
     if earlier is None:  # removed a moment ago (the first attempt failed): let the client retry
         raise Conflict("a request with this Idempotency-Key just failed; retry")
     if earlier.request_hash != fingerprint:
