@@ -6,7 +6,10 @@ gateway under gunicorn, then measures, in one run:
 * the floor: a raw AMQP request/reply round trip with pika (echo consumer on a private queue);
 * nameko RPC through the gateway's persistent client (billing.get_contract, token verified in the service);
 * the gateway's authorised read ``GET /api/v1/contracts/{c}`` sequentially (p50/p99) and with 32
-  concurrent clients (requests/s).
+  concurrent clients (requests/s);
+* metering: reading submissions end to end, consumption history over ten years (``bench/metering.py``);
+* billing: the amount-due RPC on a register of ``BENCH_CONTRACTS`` (default 1,000,000) contracts with
+  twelve invoices each, and payment initiations per second (``bench/billing.py``).
 
 Results print as a table and are written to ``bench/results/<timestamp>.json``.
 """
@@ -155,6 +158,12 @@ def main() -> None:
         results["reading_submissions_32_clients_end_to_end"] = metering.submissions_end_to_end(gateway, percentiles)
         results["consumption_history_10_years_by_month"] = metering.history_ten_years(
             gateway, percentiles, timed, min(SEQUENTIAL, 300))
+
+        import billing
+
+        results["billing_register_load"] = billing.load_register()
+        results["amount_due_rpc_on_big_register"] = billing.amount_due_latency(rpc, percentiles, timed, SEQUENTIAL)
+        results["payment_initiations_32_clients"] = billing.payment_initiations(gateway, percentiles)
     finally:
         rpc.close()
         stack.stop_all()

@@ -73,7 +73,7 @@ def test_compose_file_is_consistent():
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|COOKIE")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|COOKIE|API_KEY")
 
 
 def test_secrets_come_from_outside_the_repository():
