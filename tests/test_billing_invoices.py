@@ -152,3 +152,19 @@ def test_invoice_pdf_carries_the_lines_totals_and_reference(billing_sessions, ne
         assert phrase in text, phrase
     total = f"{invoice.total:.2f}".replace(".", ",") if lang == "lv" else f"{invoice.total:.2f}"
     assert total in text
+
+
+def test_scheduled_run_bills_the_previous_month_once_across_instances(billing_sessions, new_contract):
+    from klients_billing.models import BillingRun
+
+    contract = new_contract()
+    before_day = datetime(2035, 3, 4, 12, tzinfo=UTC)
+    on_day = datetime(2035, 3, 5, 8, tzinfo=UTC)
+    with billing_sessions() as first, billing_sessions() as second:
+        assert invoicing.scheduled_run(db_session=first, now=before_day, run_day=5) is None
+        issued = invoicing.scheduled_run(db_session=first, now=on_day, run_day=5)
+        assert issued and issued >= 1
+        assert invoicing.scheduled_run(db_session=second, now=on_day, run_day=5) is None
+        assert [i.period for i in invoices_of(second, contract)] == ["2035-02"]
+        run = second.get(BillingRun, "2035-02")
+        assert (run.issued, run.finished_at is not None) == (issued, True)

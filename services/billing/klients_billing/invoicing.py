@@ -16,10 +16,13 @@ from __future__ import annotations
 import logging
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,13 +30,14 @@ from klients_common.errors import NotFound
 from klients_common.outbox import enqueue
 
 from .allocation import allocate_credit
-from .models import Contract, Invoice, InvoiceLine, MeteredConsumption, Tariff, outbox
+from .models import BillingRun, Contract, Invoice, InvoiceLine, MeteredConsumption, Tariff, outbox
 
 log = logging.getLogger(__name__)
 
 CENT = Decimal("0.01")
 KWH = Decimal("0.001")
 PAYMENT_TERM_DAYS = 20
+RIGA = ZoneInfo("Europe/Riga")
 LINES = (
     ("energy", "kWh", "energy_eur_per_kwh"),
     ("distribution", "kWh", "distribution_eur_per_kwh"),
@@ -124,6 +128,36 @@ def issue_invoice(*, db_session: Session, contract: Contract, period: str, issue
         "contract": contract.number, "invoice": invoice.number, "period": period, "total": str(invoice.total),
         "due_date": invoice.due_date.isoformat(), "estimated": estimated, "email": contract.email})
     return invoice
+
+
+def scheduled_run(*, db_session: Session, now: datetime, run_day: int) -> int | None:
+    """On or after ``run_day`` of a month (Europe/Riga), bill the previous month once across all instances;
+    return how many invoices were issued, or None when there was nothing to do. A run that died is taken
+    over after an hour."""
+    today = now.astimezone(RIGA).date()
+    if today.day < run_day:
+        return None
+    previous = today.replace(day=1) - timedelta(days=1)
+    period = f"{previous:%Y-%m}"
+    dialect_insert = pg_insert if db_session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    claimed = db_session.execute(
+        dialect_insert(BillingRun).values(period=period, started_at=now).on_conflict_do_nothing()).rowcount
+    if not claimed:
+        run = db_session.get(BillingRun, period, with_for_update={"skip_locked": True})
+        if run is None or run.finished_at is not None or _utc(run.started_at) > now - timedelta(hours=1):
+            db_session.rollback()
+            return None
+        run.started_at = now
+    db_session.commit()
+    issued = billing_run(db_session=db_session, period=period, issue_date=today)
+    db_session.execute(update(BillingRun).where(BillingRun.period == period).values(finished_at=now, issued=issued))
+    db_session.commit()
+    log.info("billing run for %s issued %d invoices", period, issued)
+    return issued
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def billing_run(*, db_session: Session, period: str, issue_date: date, batch: int = 500) -> int:

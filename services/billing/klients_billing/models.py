@@ -189,5 +189,16 @@ class MeteredConsumption(BillingBase):
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class BillingRun(BillingBase):
+    """One row per period the scheduled billing run claimed, so several instances run it once."""
+
+    __tablename__ = "billing_runs"
+
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    issued: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
 processed_events = processed_events_table(BillingBase.metadata)
 outbox = outbox_table(BillingBase.metadata)

@@ -19,13 +19,13 @@ from klients_common.nameko_auth import Authorization
 from klients_common.nameko_db import Database
 from klients_common.outbox import relay, relay_quietly
 
-from . import consumers, payments, register
+from . import consumers, invoicing, payments, register
 from .balance import amount_due
 from .models import Contract, Invoice, outbox
 from .pdf import render_invoice
 from .provider import ProviderUnavailable
 from .schemas import contract_out, invoice_out
-from .settings import OUTBOX_INTERVAL
+from .settings import BILLING_RUN_CHECK_INTERVAL, OUTBOX_INTERVAL
 
 log = logging.getLogger(__name__)
 REGISTER_SCOPE = "register:read"
@@ -181,6 +181,12 @@ class BillingService:
     def relay_outbox(self) -> None:
         """Publish events left in the outbox."""
         relay(self.db, outbox, self.dispatch)
+
+    @timer(interval=BILLING_RUN_CHECK_INTERVAL)
+    def monthly_billing_run(self) -> None:
+        """From ``BILLING_RUN_DAY`` of each month, invoice the previous month (once, whatever the instances)."""
+        if invoicing.scheduled_run(db_session=self.db, now=datetime.now(UTC), run_day=self.config["BILLING_RUN_DAY"]):
+            relay_quietly(self.db, outbox, self.dispatch)
 
     @timer(interval=3600)
     def forget_old_idempotency_keys(self) -> None:

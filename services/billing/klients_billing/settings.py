@@ -14,18 +14,21 @@
 | ``PAYMENT_RETURN_URL`` | ``http://127.0.0.1:8000/payment-done`` | where the payer returns to (the portal) |
 | ``SUPPLIER_NAME``, ``SUPPLIER_REGISTRATION``, ``SUPPLIER_VAT``, ``SUPPLIER_ADDRESS``, ``SUPPLIER_IBAN``, ``SUPPLIER_BANK`` | demo values | printed on invoices |
 | ``OUTBOX_INTERVAL`` | ``2`` | seconds between outbox relay passes |
+| ``BILLING_RUN_DAY`` | ``5`` | from this day of the month (Europe/Riga) the previous month is invoiced, once |
+| ``BILLING_RUN_CHECK_INTERVAL`` | ``3600`` | seconds between checks whether the monthly run is due |
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from klients_common.settings import env_float, env_str, nameko_config
+from klients_common.settings import env_float, env_int, env_str, nameko_config
 
 from .pdf import Supplier
 from .provider import PaymentProvider
 
 OUTBOX_INTERVAL = env_float("OUTBOX_INTERVAL", 2.0)
+BILLING_RUN_CHECK_INTERVAL = env_float("BILLING_RUN_CHECK_INTERVAL", 3600.0)
 
 
 def config() -> dict[str, Any]:
@@ -38,6 +41,7 @@ def config() -> dict[str, Any]:
             api_key=env_str("PAYMENT_API_KEY", "dev-api-key"),
             callback_secret=env_str("PAYMENT_CALLBACK_SECRET", "dev-callback-secret"),
         ),
+        BILLING_RUN_DAY=env_int("BILLING_RUN_DAY", 5),
         PAYMENT_CALLBACK_URL=env_str("PAYMENT_CALLBACK_URL", "http://127.0.0.1:8000/api/v1/payment-callbacks"),
         PAYMENT_RETURN_URL=env_str("PAYMENT_RETURN_URL", "http://127.0.0.1:8000/payment-done"),
         SUPPLIER=Supplier(
