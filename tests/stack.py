@@ -22,8 +22,8 @@ from klients_common.rpc import RpcClient, ServiceUnavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SERVICES = ("billing", "metering", "notifications")
-MIGRATED = ("identity", *SERVICES)
+SERVICES = ("billing", "metering", "notifications", "identity")
+MIGRATED = ("identity", "billing", "metering", "notifications")
 
 
 def load_env() -> None:
@@ -91,7 +91,7 @@ class Stack:
 
     def start_service(self, name: str, rpc: RpcClient) -> None:
         """Start a nameko service and wait until it answers RPC."""
-        self.start(name, str(BIN / f"klients-{name}"), "run")
+        self.start(f"{name}-service" if name == "identity" else name, str(BIN / f"klients-{name}"), "run")
         wait_until(name, lambda: rpc.call(name, "ping", timeout=1) == "pong")
 
     def start_smtp(self, port: int, maildir: Path) -> None:
@@ -126,7 +126,9 @@ def start_system(rpc: RpcClient) -> Stack:
 
     from klients_billing.demo import seed as seed_billing
     from klients_common.db import transaction
+    from klients_identity.cli import ensure_portal_client
     from klients_identity.keys import ensure_key
+    from klients_identity.settings import Settings
     from klients_metering.demo import seed as seed_metering
 
     reset_databases()
@@ -135,6 +137,7 @@ def start_system(rpc: RpcClient) -> Stack:
         with transaction(factory) as session:
             if seed is None:
                 ensure_key(session, token_ttl=300)
+                ensure_portal_client(session, Settings.from_env())
             else:
                 seed(session)
     running = Stack()

@@ -184,7 +184,7 @@ def test_rotated_key_is_fetched_and_old_tokens_stay_valid(stack, mint, verifier)
 
     before = mint({"LVG-100001": "owner"})
     assert verifier.verify(before)
-    verifier._jwks[os.environ["IDENTITY_ISSUER"]].min_refresh = 0
+    verifier._jwks[os.environ["IDENTITY_ISSUER"]].min_refresh = 0  # type: ignore[attr-defined]
     with identity_session() as session:
         old_kid = keys.current(session).kid
         new_kid = keys.rotate(session, publish_ahead=0, token_ttl=300).kid

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema
 import requests
@@ -183,19 +183,28 @@ class AccessToken:
             raise StepUpRequired("this action needs a stronger login", {"acr_values": minimum})
 
 
+class KeySource(Protocol):
+    """Where an issuer's public keys come from (a JWKS over HTTP, or the issuer's own database)."""
+
+    def key_set(self, kid: str) -> KeySet:
+        """Return a key set holding ``kid``, or raise InvalidToken."""
+
+
 class TokenVerifier:
     """Verifies access tokens from a configured list of issuers."""
 
     def __init__(self, issuers: Iterable[TrustedIssuer], *, leeway_seconds: int = 30,
-                 jwks_ttl_seconds: float = 300, jwks_min_refresh_seconds: float = 5) -> None:
+                 jwks_ttl_seconds: float = 300, jwks_min_refresh_seconds: float = 5,
+                 key_sources: Mapping[str, KeySource] | None = None) -> None:
         if not 0 <= leeway_seconds <= 60:
             raise ValueError("leeway must be between 0 and 60 seconds")
         self.issuers = {i.issuer: i for i in issuers}
         self.leeway = leeway_seconds
-        self._jwks = {
+        self._jwks: dict[str, KeySource] = {
             i.issuer: JwksCache(i.jwks_uri, ttl_seconds=jwks_ttl_seconds, min_refresh_seconds=jwks_min_refresh_seconds)
             for i in self.issuers.values()
         }
+        self._jwks.update(key_sources or {})
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TokenVerifier:

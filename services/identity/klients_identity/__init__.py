@@ -16,10 +16,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the identity app: settings from the environment, then ``test_config`` overrides."""
     app = Flask(__name__)
     settings = Settings.from_env()
-    app.config.from_mapping(SETTINGS=settings)
+    app.config.from_mapping(SETTINGS=settings, SESSION_COOKIE_NAME="klients_identity",
+                            SESSION_COOKIE_SECURE=settings.session_cookie_secure, MAX_CONTENT_LENGTH=64 * 1024)
     if test_config:
         app.config.update(test_config)
-    engine = make_engine(app.config["SETTINGS"].database_url)
+    settings = app.config["SETTINGS"]
+    engine = make_engine(settings.database_url)
     app.extensions["klients_db"] = sessionmaker(engine, expire_on_commit=False)
 
     @app.teardown_appcontext
@@ -28,9 +30,27 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if session is not None:
             session.close()
 
-    from . import routes
+    from klients_common.rpc import RpcClient
 
-    app.register_blueprint(routes.bp)
+    from . import login, oauth2, oidc, pages, verifier
+    from .web_session import DatabaseSessionInterface
+
+    app.session_interface = DatabaseSessionInterface()
+    app.extensions["klients_rpc"] = RpcClient(settings.amqp_uri, timeout=10)
+    app.extensions["klients_verifier"] = verifier.local_verifier(settings)
+    app.extensions["klients_login_methods"] = set(settings.login_methods)
+    oauth2.config_oauth(app)
+    app.register_blueprint(oidc.bp)
+    app.register_blueprint(login.bp)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.errorhandler(400)
+    def bad_request(error: Any) -> Any:
+        return pages.problem_page(400, "bad_request", getattr(error, "description", "") or "")
+
     return app
 
 

@@ -1,9 +1,14 @@
-"""``klients-identity``: migrate the database, rotate signing keys, serve."""
+"""``klients-identity``: migrate (and make sure a signing key and the portal client exist), rotate
+signing keys, add an OAuth client, serve the web app, run the nameko service.
+
+    klients-identity add-client my-service --confidential --redirect-uri https://svc.example/cb
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 
 from sqlalchemy.orm import sessionmaker
@@ -14,16 +19,50 @@ from . import keys
 from .settings import Settings
 
 
+def ensure_portal_client(session, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """Create the public portal client if missing (PKCE, no secret)."""
+    from .models import OAuthClient
+
+    if session.get(OAuthClient, "klients-portal") is None:
+        session.add(OAuthClient(client_id="klients-portal", name="Klients portal", secret_hash=None,
+                                redirect_uris=list(settings.portal_redirect_uris),
+                                post_logout_redirect_uris=[u.rsplit("/", 1)[0] + "/" for u in
+                                                           settings.portal_redirect_uris],
+                                scopes="openid profile email offline_access",
+                                grant_types="authorization_code refresh_token"))
+
+
+def add_client(session, args: argparse.Namespace) -> str | None:  # type: ignore[no-untyped-def]
+    """Register a client; return its secret (shown once) for a confidential one."""
+    from .models import OAuthClient
+    from .oauth2 import hasher
+
+    secret = secrets.token_urlsafe(32) if args.confidential else None
+    session.add(OAuthClient(client_id=args.client_id, name=args.name or args.client_id,
+                            secret_hash=hasher.hash(secret) if secret else None, redirect_uris=args.redirect_uri,
+                            post_logout_redirect_uris=args.post_logout_redirect_uri or [],
+                            scopes=args.scopes, grant_types="authorization_code refresh_token"))
+    return secret
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one identity command."""
     parser = argparse.ArgumentParser(prog="klients-identity")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="upgrade the database and make sure a signing key exists")
+    sub.add_parser("migrate", help="upgrade the database; make sure a signing key and the portal client exist")
     rotate = sub.add_parser("rotate-keys", help="create the next signing key")
     rotate.add_argument("--now", action="store_true", help="sign with it at once (first key, emergencies)")
-    serve = sub.add_parser("serve", help="serve identity with gunicorn")
+    client = sub.add_parser("add-client", help="register an OAuth client (PKCE S256 is required of all)")
+    client.add_argument("client_id")
+    client.add_argument("--name")
+    client.add_argument("--confidential", action="store_true", help="give it a secret (printed once)")
+    client.add_argument("--redirect-uri", action="append", required=True)
+    client.add_argument("--post-logout-redirect-uri", action="append")
+    client.add_argument("--scopes", default="openid profile email offline_access")
+    serve = sub.add_parser("serve", help="serve identity's web app with gunicorn")
     serve.add_argument("--bind", default=os.environ.get("IDENTITY_BIND", "127.0.0.1:8001"))
     serve.add_argument("--workers", default=os.environ.get("IDENTITY_WORKERS", "2"))
+    sub.add_parser("run", help="run identity's nameko service (events)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
 
@@ -31,16 +70,32 @@ def main(argv: list[str] | None = None) -> int:
         os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers",
                                    str(args.workers), "--threads", "8", "--access-logfile", "-",
                                    "klients_identity:create_app()"])
+    if args.command == "run":
+        from klients_common.green import patch
+
+        patch()
+        from klients_common.green import run_services
+        from klients_common.settings import nameko_config
+
+        from .service import IdentityService
+
+        run_services(nameko_config("identity"), IdentityService)
+        return 0
     factory = sessionmaker(make_engine(settings.database_url))
     if args.command == "migrate":
         migrate("klients_identity", settings.database_url)
         with transaction(factory) as session:
             keys.ensure_key(session, token_ttl=settings.access_token_ttl)
+            ensure_portal_client(session, settings)
     elif args.command == "rotate-keys":
         with transaction(factory) as session:
             key = keys.rotate(session, publish_ahead=0 if args.now else settings.key_publish_ahead,
                               token_ttl=settings.access_token_ttl)
             print(f"new key {key.kid} signs from {key.active_from.isoformat()}")
+    elif args.command == "add-client":
+        with transaction(factory) as session:
+            secret = add_client(session, args)
+        print(f"client {args.client_id} registered" + (f"; its secret (shown once): {secret}" if secret else ""))
     return 0
 
 

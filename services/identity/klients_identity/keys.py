@@ -9,21 +9,16 @@ a minute of clock skew).
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from joserfc.jwk import RSAKey
+from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from .models import SigningKey, utcnow
+from .models import SigningKey, as_utc, utcnow
 
 SKEW = timedelta(seconds=60)
-
-
-def _as_utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def rotate(session: Session, *, publish_ahead: int, token_ttl: int, now: datetime | None = None) -> SigningKey:
@@ -60,7 +55,7 @@ def published(session: Session, now: datetime | None = None) -> list[SigningKey]
 def current(session: Session, now: datetime | None = None) -> SigningKey:
     """Return the key that signs now: the newest whose ``active_from`` has passed."""
     now = now or utcnow()
-    key = next((k for k in reversed(published(session, now)) if _as_utc(k.active_from) <= now), None)
+    key = next((k for k in reversed(published(session, now)) if as_utc(k.active_from) <= now), None)
     if key is None:
         raise LookupError("no active signing key: run `klients-identity rotate-keys`")
     return key
@@ -69,6 +64,11 @@ def current(session: Session, now: datetime | None = None) -> SigningKey:
 def private_jwk(key: SigningKey) -> RSAKey:
     """Return the joserfc private key of ``key``, with its kid."""
     return RSAKey.import_key(key.private_pem, {"kid": key.kid, "alg": key.alg, "use": "sig"})
+
+
+def key_set(session: Session, now: datetime | None = None) -> KeySet:
+    """Return the published keys (public parts) as a joserfc key set, for verifying locally."""
+    return KeySet.import_key_set(jwks(session, now))
 
 
 def jwks(session: Session, now: datetime | None = None) -> dict[str, Any]:

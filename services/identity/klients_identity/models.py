@@ -1,16 +1,24 @@
-"""Identity's tables."""
+"""Identity's tables: persons and their logins, grants, OAuth clients, codes, refresh tokens, sessions,
+signing keys, the audit log and the outbox."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import DateTime, String, Text
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from klients_common.outbox import outbox_table
 
 
 def utcnow() -> datetime:
     """Return the current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Return ``value`` as aware UTC (SQLite hands back naive datetimes; everything stored is UTC)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class IdentityBase(DeclarativeBase):
@@ -28,3 +36,169 @@ class SigningKey(IdentityBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     active_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     retire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Person(IdentityBase):
+    """A natural person. ``id`` is the opaque ``sub`` of their tokens; the personal code is set once a
+    strong method proved it."""
+
+    __tablename__ = "persons"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    personal_code: Mapped[str | None] = mapped_column(String(12), unique=True, nullable=True)
+    given_name: Mapped[str] = mapped_column(String(100))
+    family_name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    language: Mapped[str] = mapped_column(String(2), default="lv")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PasswordLogin(IdentityBase):
+    """An e-mail + password login of a person (assurance low)."""
+
+    __tablename__ = "password_logins"
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)  # normalised, lower-case
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Grant(IdentityBase):
+    """A person's role on a contract (product.md §2)."""
+
+    __tablename__ = "grants"
+    __table_args__ = (Index("ix_grants_person_status", "person_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("persons.id"), nullable=True)
+    contract: Mapped[str] = mapped_column(String(32), index=True)
+    role: Mapped[str] = mapped_column(String(12))  # owner, delegate, subuser
+    level: Mapped[str | None] = mapped_column(String(16), nullable=True)  # sub-users: bills, bills_readings
+    status: Mapped[str] = mapped_column(String(12))  # invited, active, expired, revoked
+    valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OAuthClient(IdentityBase):
+    """A registered OAuth client. Public clients have no secret; every client must use PKCE S256."""
+
+    __tablename__ = "oauth_clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    secret_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    scopes: Mapped[str] = mapped_column(String(300), default="openid profile")
+    grant_types: Mapped[str] = mapped_column(String(100), default="authorization_code refresh_token")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginSession(IdentityBase):
+    """A browser's login at identity (the ``sid`` of its tokens)."""
+
+    __tablename__ = "login_sessions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
+    acr: Mapped[str] = mapped_column(String(64))
+    amr: Mapped[list[str]] = mapped_column(JSON)
+    auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuthorizationCode(IdentityBase):
+    """A single-use authorization code (stored hashed), valid for at most a minute."""
+
+    __tablename__ = "authorization_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[str] = mapped_column(String(36))
+    sid: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    scope: Mapped[str] = mapped_column(String(300))
+    nonce: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    code_challenge_method: Mapped[str] = mapped_column(String(10))
+    acr: Mapped[str] = mapped_column(String(64))
+    amr: Mapped[list[str]] = mapped_column(JSON)
+    auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    family_id: Mapped[str | None] = mapped_column(String(36), nullable=True)  # refresh family issued from it
+
+
+class RefreshToken(IdentityBase):
+    """A refresh token (stored hashed). Each use rotates it; a reused one revokes its whole family."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(36), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[str] = mapped_column(String(36), index=True)
+    sid: Mapped[str] = mapped_column(String(64), index=True)
+    scope: Mapped[str] = mapped_column(String(300))
+    acr: Mapped[str] = mapped_column(String(64))
+    amr: Mapped[list[str]] = mapped_column(JSON)
+    auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RevokedAccessToken(IdentityBase):
+    """Access tokens revoked before their expiry (RFC 7009), for introspection."""
+
+    __tablename__ = "revoked_access_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class UsedNonce(IdentityBase):
+    """Nonces of provider responses already accepted (bank links), so a replay is refused."""
+
+    __tablename__ = "used_nonces"
+    __table_args__ = (UniqueConstraint("provider", "nonce"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    nonce: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AuditEvent(IdentityBase):
+    """Who did what, for whom, on which contract, when."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    contract: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+outbox = outbox_table(IdentityBase.metadata)
+
+
+class BrowserSession(IdentityBase):
+    """Server-side state of a browser at identity (the cookie holds only the random id): the login it has,
+    the authorization request it is completing, CSRF token, and in-flight provider sessions."""
+
+    __tablename__ = "browser_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[dict[str, object]] = mapped_column(JSON)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

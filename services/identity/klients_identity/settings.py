@@ -3,24 +3,35 @@
 | variable | default | meaning |
 |---|---|---|
 | ``IDENTITY_ISSUER`` | ``http://127.0.0.1:8001`` | the ``iss`` of every token; identity's public base URL |
-| ``IDENTITY_DATABASE_URL`` | ``sqlite:///var/identity.db`` | persons, grants, signing keys |
+| ``IDENTITY_DATABASE_URL`` | ``sqlite:///var/identity.db`` | persons, grants, sessions, signing keys |
 | ``API_AUDIENCE`` | ``klients-api`` | ``aud`` of access tokens for the gateway and services |
 | ``ACCESS_TOKEN_TTL`` | ``300`` | access-token lifetime in seconds (at most 300, product.md §4) |
 | ``KEY_PUBLISH_AHEAD`` | ``600`` | seconds a new signing key is published before it signs (≥ the JWKS cache TTL) |
-| ``AMQP_URI`` | ``amqp://guest:guest@127.0.0.1:5672/`` | the bus |
+| ``AMQP_URI`` | ``amqp://guest:guest@127.0.0.1:5672/`` | the bus (billing is asked about the register over RPC) |
+| ``SESSION_COOKIE_SECURE`` | ``true`` | send the session cookie over HTTPS only (``false`` for local http) |
+| ``LOGIN_METHODS`` | ``smart_id,eparaksts,bank,email`` | the methods offered (those configured below) |
+| ``SMARTID_URL`` | ``http://127.0.0.1:8091/v3`` | Smart-ID RP API (the simulator in development) |
+| ``SMARTID_RP_UUID`` / ``SMARTID_RP_NAME`` | DEMO values | our relying-party account |
+| ``SMARTID_TRUST_ANCHORS`` | ``var/smartid-ca.pem`` | PEM file(s), ``:``-separated, of the CAs issuing Smart-ID certificates |
+| ``SMARTID_CERT_LEVEL`` | ``QUALIFIED`` | the lowest certificate level accepted |
+| ``SMARTID_SCHEME`` | ``smart-id-demo`` | ``smart-id`` in LIVE |
+| ``PORTAL_REDIRECT_URIS`` | ``http://127.0.0.1:3000/callback`` | redirect URIs of the public portal client created by ``migrate`` |
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from klients_common.settings import (
     AMQP_URI_DEFAULT,
     API_AUDIENCE_DEFAULT,
     IDENTITY_URL_DEFAULT,
     database_url,
+    env_bool,
     env_int,
     env_str,
+    var_dir,
 )
 
 
@@ -34,6 +45,15 @@ class Settings:
     access_token_ttl: int
     key_publish_ahead: int
     amqp_uri: str
+    session_cookie_secure: bool
+    login_methods: tuple[str, ...]
+    smartid_url: str
+    smartid_rp_uuid: str
+    smartid_rp_name: str
+    smartid_trust_anchors: tuple[Path, ...]
+    smartid_cert_level: str
+    smartid_scheme: str
+    portal_redirect_uris: tuple[str, ...]
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,6 +61,7 @@ class Settings:
         ttl = env_int("ACCESS_TOKEN_TTL", 300)
         if not 0 < ttl <= 300:
             raise ValueError("ACCESS_TOKEN_TTL must be between 1 and 300 seconds")
+        anchors = env_str("SMARTID_TRUST_ANCHORS", str(var_dir() / "smartid-ca.pem"))
         return cls(
             issuer=env_str("IDENTITY_ISSUER", IDENTITY_URL_DEFAULT).rstrip("/"),
             database_url=database_url("identity"),
@@ -48,4 +69,13 @@ class Settings:
             access_token_ttl=ttl,
             key_publish_ahead=env_int("KEY_PUBLISH_AHEAD", 600),
             amqp_uri=env_str("AMQP_URI", AMQP_URI_DEFAULT),
+            session_cookie_secure=env_bool("SESSION_COOKIE_SECURE", True),
+            login_methods=tuple(m for m in env_str("LOGIN_METHODS", "smart_id,eparaksts,bank,email").split(",") if m),
+            smartid_url=env_str("SMARTID_URL", "http://127.0.0.1:8091/v3"),
+            smartid_rp_uuid=env_str("SMARTID_RP_UUID", "00000000-0000-4000-8000-000000000000"),
+            smartid_rp_name=env_str("SMARTID_RP_NAME", "DEMO"),
+            smartid_trust_anchors=tuple(Path(p) for p in anchors.split(":") if p),
+            smartid_cert_level=env_str("SMARTID_CERT_LEVEL", "QUALIFIED"),
+            smartid_scheme=env_str("SMARTID_SCHEME", "smart-id-demo"),
+            portal_redirect_uris=tuple(env_str("PORTAL_REDIRECT_URIS", "http://127.0.0.1:3000/callback").split()),
         )

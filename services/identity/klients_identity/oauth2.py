@@ -1,0 +1,377 @@
+"""The OAuth 2.0 / OpenID Connect machinery (authlib): clients, the code grant with PKCE S256 required,
+rotating refresh tokens with reuse detection, RFC 9068 access tokens and ID tokens.
+
+Rules (RFC 9700): code flow only; PKCE S256 for every client, public or confidential; exact redirect-URI
+match; codes single-use and valid 60 s (a second use revokes what the first one issued); refresh tokens
+rotate on every use and a reused one revokes its whole family; no implicit or password grant exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar
+
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, grants
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
+from flask import Flask, current_app
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from klients_common.grants import Grant as TokenGrant
+from klients_common.grants import Role, SubuserLevel, rights_for
+
+from . import db, keys
+from .models import AuthorizationCode, Grant, LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
+from .tokens import issue_access_token
+
+CODE_TTL = timedelta(seconds=60)
+REFRESH_TTL = timedelta(hours=8)
+hasher = PasswordHasher()
+
+
+def digest(value: str) -> str:
+    """Return the SHA-256 hex digest under which a code or token is stored."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+# --- clients ------------------------------------------------------------------------------------------
+
+@dataclass
+class Client(ClientMixin):  # type: ignore[misc]
+    """A registered client as authlib sees it."""
+
+    row: OAuthClient
+
+    def get_client_id(self) -> str:
+        """Return the client id."""
+        return self.row.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        """Return None: the redirect_uri parameter is always required."""
+        return None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        """Return the requested scopes the client may have."""
+        allowed = set(self.row.scopes.split())
+        return " ".join(s for s in (scope or "").split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Return whether ``redirect_uri`` is registered, compared exactly."""
+        return redirect_uri in self.row.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        """Return whether the secret is right (argon2id hash)."""
+        if not self.row.secret_hash or not client_secret:
+            return False
+        try:
+            return hasher.verify(self.row.secret_hash, client_secret)
+        except VerificationError:
+            return False
+
+    @property
+    def confidential(self) -> bool:
+        """Return whether the client has a secret."""
+        return self.row.secret_hash is not None
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        """Public clients authenticate with nothing; confidential ones with their secret."""
+        if self.confidential:
+            return method in ("client_secret_basic", "client_secret_post")
+        return method == "none" and endpoint in ("token", "revoke")
+
+    def check_response_type(self, response_type: str) -> bool:
+        """Only the code flow."""
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        """Only the grants registered for the client (never implicit or password)."""
+        return grant_type in self.row.grant_types.split()
+
+
+def query_client(client_id: str) -> Client | None:
+    """Return the client, or None."""
+    row = db().get(OAuthClient, client_id) if client_id else None
+    return Client(row) if row else None
+
+
+# --- who a token is for ------------------------------------------------------------------------------
+
+@dataclass
+class Subject:
+    """The person and the login a token is issued for."""
+
+    person: Person
+    acr: str
+    amr: list[str]
+    auth_time: datetime
+    sid: str
+    family_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def get_user_id(self) -> str:
+        """Return the ``sub``."""
+        return self.person.id
+
+
+def live_grants(session: Session, person_id: str, today: date | None = None) -> list[TokenGrant]:
+    """Return the person's active grants, as token grants."""
+    today = today or utcnow().date()
+    rows = session.scalars(select(Grant).where(Grant.person_id == person_id, Grant.status == "active"))
+    result = []
+    for row in rows:
+        if row.valid_until is not None and row.valid_until < today:
+            continue
+        role = Role(row.role)
+        level = SubuserLevel(row.level) if row.level else None
+        until = int(time.mktime(row.valid_until.timetuple())) + 86400 if row.valid_until else None
+        result.append(TokenGrant(row.contract, role, rights_for(role, level), until))
+    return result
+
+
+# --- authorization codes -----------------------------------------------------------------------------
+
+@dataclass
+class Code(AuthorizationCodeMixin):  # type: ignore[misc]
+    """A stored code as authlib sees it."""
+
+    row: AuthorizationCode
+
+    @property
+    def code_challenge(self) -> str:
+        """Return the PKCE challenge."""
+        return self.row.code_challenge
+
+    @property
+    def code_challenge_method(self) -> str:
+        """Return the PKCE method."""
+        return self.row.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        """Return the redirect URI the code was issued for."""
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        """Return the granted scope."""
+        return self.row.scope
+
+    def get_nonce(self) -> str | None:
+        """Return the OIDC nonce."""
+        return self.row.nonce
+
+    def get_auth_time(self) -> int:
+        """Return when the person authenticated."""
+        return int(as_utc(self.row.auth_time).timestamp())
+
+    def get_acr(self) -> str:
+        """Return the level of assurance."""
+        return self.row.acr
+
+    def get_amr(self) -> list[str]:
+        """Return the authentication methods."""
+        return list(self.row.amr)
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    """authorization_code with single-use, short-lived codes."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post", "none"]
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        """Store the code hashed, with the login it stands for."""
+        subject: Subject = request.user
+        data = request.payload.data
+        db().add(AuthorizationCode(
+            code_hash=digest(code), client_id=request.client.get_client_id(), person_id=subject.person.id,
+            sid=subject.sid, redirect_uri=request.payload.redirect_uri, scope=request.payload.scope or "",
+            nonce=data.get("nonce"), code_challenge=data["code_challenge"],
+            code_challenge_method=data.get("code_challenge_method", "plain"), acr=subject.acr, amr=subject.amr,
+            auth_time=subject.auth_time, expires_at=utcnow() + CODE_TTL))
+        db().commit()
+
+    def query_authorization_code(self, code: str, client: Client) -> Code | None:
+        """Return the unused, unexpired code of this client; a reused code revokes what it issued."""
+        row = db().get(AuthorizationCode, digest(code))
+        if row is None or row.client_id != client.get_client_id():
+            return None
+        if row.used_at is not None:
+            if row.family_id:
+                revoke_family(db(), row.family_id)
+                db().commit()
+            return None
+        if as_utc(row.expires_at) < utcnow():
+            return None
+        return Code(row)
+
+    def delete_authorization_code(self, authorization_code: Code) -> None:
+        """Mark the code used (kept, to detect reuse)."""
+        authorization_code.row.used_at = utcnow()
+        db().commit()
+
+    def authenticate_user(self, authorization_code: Code) -> Subject | None:
+        """Return whom the code was issued for, if their login still stands."""
+        row = authorization_code.row
+        person = db().get(Person, row.person_id)
+        if person is None:
+            return None
+        subject = Subject(person, row.acr, list(row.amr), as_utc(row.auth_time), row.sid)
+        row.family_id = subject.family_id
+        return subject
+
+
+@dataclass
+class Refresh:
+    """A stored refresh token as authlib sees it."""
+
+    row: RefreshToken
+
+    def check_client(self, client: Client) -> bool:
+        """Return whether the token belongs to ``client``."""
+        return self.row.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        """Return the granted scope."""
+        return self.row.scope
+
+
+class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    """refresh_token with rotation and reuse detection."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post", "none"]
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Refresh | None:
+        """Return a live refresh token; a rotated one being reused revokes its whole family."""
+        row = db().get(RefreshToken, digest(refresh_token or ""))
+        if row is None or row.revoked:
+            return None
+        if row.rotated_at is not None:
+            revoke_family(db(), row.family_id)
+            db().commit()
+            return None
+        session = db().get(LoginSession, row.sid)
+        if as_utc(row.expires_at) < utcnow() or session is None or session.ended_at is not None:
+            return None
+        return Refresh(row)
+
+    def authenticate_user(self, refresh_token: Refresh) -> Subject | None:
+        """Return whom the token was issued for."""
+        row = refresh_token.row
+        person = db().get(Person, row.person_id)
+        if person is None:
+            return None
+        return Subject(person, row.acr, list(row.amr), as_utc(row.auth_time), row.sid, row.family_id)
+
+    def revoke_old_credential(self, refresh_token: Refresh) -> None:
+        """Rotate: the used token may never be used again."""
+        refresh_token.row.rotated_at = utcnow()
+        db().commit()
+
+
+def revoke_family(session: Session, family_id: str) -> None:
+    """Revoke every refresh token of a family (one login at one client)."""
+    session.execute(update(RefreshToken).where(RefreshToken.family_id == family_id).values(revoked=True))
+
+
+# --- ID tokens ----------------------------------------------------------------------------------------
+
+class OpenIDConnect(OpenIDCode):  # type: ignore[misc]
+    """ID tokens signed with identity's current key."""
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        """Return whether the nonce was already used with this client."""
+        return db().scalar(select(AuthorizationCode.code_hash).where(
+            AuthorizationCode.client_id == request.payload.client_id, AuthorizationCode.nonce == nonce)) is not None
+
+    def resolve_client_private_key(self, client: Client) -> Any:
+        """Return the current signing key."""
+        return keys.private_jwk(keys.current(db()))
+
+    def get_client_algorithm(self, client: Client) -> str:
+        """RS256."""
+        return "RS256"
+
+    def get_encode_header(self, client: Client) -> dict[str, str]:
+        """Name the key and the token type (an ID token is never an access token)."""
+        return {"alg": "RS256", "kid": keys.current(db()).kid, "typ": "JWT"}
+
+    def get_client_claims(self, client: Client) -> dict[str, Any]:
+        """Return iss, aud and exp of the ID token."""
+        settings = current_app.config["SETTINGS"]
+        return {"iss": settings.issuer, "aud": [client.get_client_id()], "exp": int(time.time()) + 300}
+
+    def generate_user_info(self, user: Subject, scope: str) -> UserInfo:
+        """Return the ID token's claims about the person."""
+        return user_info(user.person, scope, sid=user.sid)
+
+
+def user_info(person: Person, scope: str, *, sid: str | None = None) -> UserInfo:
+    """Return the OIDC claims about ``person`` that ``scope`` allows (never the personal code)."""
+    info = UserInfo(sub=person.id)
+    if sid:
+        info["sid"] = sid
+    if "profile" in scope.split():
+        info.update(given_name=person.given_name, family_name=person.family_name,
+                    name=f"{person.given_name} {person.family_name}".strip(), locale=person.language)
+    if "email" in scope.split() and person.email:
+        info.update(email=person.email, email_verified=True)
+    return info
+
+
+# --- tokens -------------------------------------------------------------------------------------------
+
+def generate_token(grant_type: str, client: Client, user: Subject | None = None, scope: str | None = None,
+                   expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
+    """Return the token response: an RFC 9068 access token and, for code and refresh grants, a new refresh token."""
+    settings = current_app.config["SETTINGS"]
+    if user is None:
+        raise ValueError("tokens are issued to persons only")
+    access = issue_access_token(
+        db(), issuer=settings.issuer, audience=settings.api_audience, subject=user.person.id,
+        client_id=client.get_client_id(), grants=live_grants(db(), user.person.id), acr=user.acr,
+        amr=user.amr, scope=scope or "", auth_time=int(user.auth_time.timestamp()), sid=user.sid,
+        ttl=settings.access_token_ttl)
+    token = {"token_type": "Bearer", "access_token": access, "expires_in": settings.access_token_ttl,
+             "scope": scope or ""}
+    if include_refresh_token and "refresh_token" in client.row.grant_types.split():
+        token["refresh_token"] = str(uuid.uuid4()) + uuid.uuid4().hex
+    return token
+
+
+def save_token(token: dict[str, Any], request: Any) -> None:
+    """Store the refresh token (hashed) in the family of its login."""
+    refresh = token.get("refresh_token")
+    user: Subject | None = request.user
+    if not refresh or user is None:
+        return
+    now = utcnow()
+    db().add(RefreshToken(
+        token_hash=digest(refresh), family_id=user.family_id, client_id=request.client.get_client_id(),
+        person_id=user.person.id, sid=user.sid, scope=token.get("scope", ""), acr=user.acr, amr=user.amr,
+        auth_time=user.auth_time, issued_at=now, expires_at=now + REFRESH_TTL))
+    db().commit()
+
+
+class S256Only(CodeChallenge):  # type: ignore[misc]
+    """PKCE with S256 only: ``plain`` and a missing method are refused."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
+
+
+server = AuthorizationServer()
+
+
+def config_oauth(app: Flask) -> None:
+    """Set up the authorization server on ``app``."""
+    server.init_app(app, query_client=query_client, save_token=save_token)
+    server.register_token_generator("default", generate_token)
+    server.register_grant(CodeGrant, [S256Only(required=True), OpenIDConnect(require_nonce=False)])
+    server.register_grant(RefreshGrant)

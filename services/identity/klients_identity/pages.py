@@ -1,0 +1,86 @@
+"""Server-rendered pages: language choice, texts in Latvian and English, CSRF protection, error pages."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+from flask import abort, render_template, request, session
+from flask.typing import ResponseReturnValue
+
+TEXT: dict[str, dict[str, str]] = {
+    "lv": {
+        "title": "Pieslēgšanās", "choose": "Izvēlieties, kā pieslēgties", "smart_id": "Smart-ID",
+        "eparaksts": "eParaksts", "bank": "Internetbanka", "email": "E-pasts un parole",
+        "personal_code": "Personas kods", "start": "Turpināt", "or_qr": "vai skenējiet QR kodu lietotnē",
+        "vc_hint": "Pārliecinieties, ka Smart-ID lietotnē redzamais kontrolkods sakrīt:",
+        "waiting": "Gaidām apstiprinājumu Smart-ID lietotnē…", "try_again": "Mēģināt vēlreiz",
+        "other_method": "Izvēlēties citu veidu", "failed": "Pieslēgšanās neizdevās",
+        "no_contract": "Jums nav līguma ar piegādātāju",
+        "no_contract_text": "Pēc pieslēgšanās mēs neatradām līgumu, kas noslēgts uz jūsu personas koda. Ja "
+                            "līgums vēl ir uz iepriekšējā īpašnieka vārda, vispirms tas jāpārslēdz uz jums: "
+                            "sazinieties ar klientu apkalpošanu. Ja esat pilnvarotā persona vai papildu "
+                            "lietotājs, izmantojiet saņemto uzaicinājuma saiti.",
+        "logged_out": "Jūs esat izrakstījies.", "bad_request": "Nepareizs pieprasījums",
+        "strong_needed": "Šai darbībai nepieciešama droša pieslēgšanās (Smart-ID, eParaksts vai internetbanka).",
+        "language": "English", "choose_bank": "Izvēlieties banku", "email_login": "Pieslēgties ar e-pastu",
+        "password": "Parole", "login": "Pieslēgties",
+    },
+    "en": {
+        "title": "Log in", "choose": "Choose how to log in", "smart_id": "Smart-ID", "eparaksts": "eParaksts",
+        "bank": "Internet bank", "email": "E-mail and password", "personal_code": "Personal code",
+        "start": "Continue", "or_qr": "or scan the QR code in the app",
+        "vc_hint": "Make sure the verification code in the Smart-ID app matches:",
+        "waiting": "Waiting for your confirmation in the Smart-ID app…", "try_again": "Try again",
+        "other_method": "Choose another way", "failed": "Login failed",
+        "no_contract": "You have no contract with the supplier",
+        "no_contract_text": "After you logged in we found no contract under your personal code. If the contract "
+                            "is still in the previous owner's name, it must first be transferred to you: contact "
+                            "customer service. If you are an authorised person or an additional user, use the "
+                            "invitation link you received.",
+        "logged_out": "You have logged out.", "bad_request": "Bad request",
+        "strong_needed": "This needs a strong login (Smart-ID, eParaksts or an internet bank).",
+        "language": "Latviski", "choose_bank": "Choose your bank", "email_login": "Log in with e-mail",
+        "password": "Password", "login": "Log in",
+    },
+}
+
+
+def lang_of(value: str | None) -> str:
+    """Return ``en`` if the first preferred language is English, else ``lv``."""
+    first = (value or "").split()[0] if value else ""
+    return "en" if first.lower().startswith("en") else "lv"
+
+
+def current_lang() -> str:
+    """Return the page language: ``?lang=``, else the session's, else Latvian."""
+    lang = request.args.get("lang")
+    if lang in ("lv", "en"):
+        session["lang"] = lang
+    return session.get("lang", "lv")
+
+
+def csrf_token() -> str:
+    """Return the session's CSRF token, creating it."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return str(session["csrf"])
+
+
+def check_csrf() -> None:
+    """Refuse a form POST without the session's CSRF token (400)."""
+    sent = request.form.get("csrf", "")
+    if not sent or not hmac.compare_digest(sent, str(session.get("csrf", ""))):
+        abort(400, "The form has expired. Go back and try again.")
+
+
+def render(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
+    """Render a page in the current language."""
+    lang = current_lang()
+    return render_template(template, t=TEXT[lang], lang=lang, csrf=csrf_token(), **context), status
+
+
+def problem_page(status: int, title_key: str, message: str) -> ResponseReturnValue:
+    """Render a clear error page."""
+    return render("error.html", status, title_key=title_key, message=message)
