@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
+from klients_simulators.eparaksts import create_app
 from werkzeug.serving import make_server
 
 from klients_identity.connectors.base import LOA_HIGH, LoginFailed
@@ -27,7 +28,6 @@ from klients_identity.connectors.eparaksts import (
     EparakstsConfig,
     identity_from_userinfo,
 )
-from klients_simulators.eparaksts import create_app
 
 CALLBACK = "http://127.0.0.1:8001/login/eparaksts/callback"
 OTHER_CALLBACK = "http://127.0.0.1:18001/login/eparaksts/callback"
@@ -65,7 +65,7 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Sim]]:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         server = make_server("127.0.0.1", 0, create_app(), threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         running.append((server, thread))
         return Sim(url=f"http://127.0.0.1:{server.server_port}")

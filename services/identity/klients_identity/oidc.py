@@ -99,6 +99,14 @@ def _with_iss(location: str) -> str:
 
 
 def _error_response(error: OAuth2Error) -> ResponseReturnValue:
+    if not error.redirect_uri:
+        # Errors found after the client and its redirect URI were validated (e.g. PKCE) go back to the
+        # client; anything else stays here, so an unregistered redirect URI is never followed.
+        client = query_client(request.args.get("client_id", ""))
+        wanted = request.args.get("redirect_uri", "")
+        if client is not None and wanted and client.check_redirect_uri(wanted):
+            error.redirect_uri = wanted
+            error.state = request.args.get("state")
     if error.redirect_uri:
         params = {"error": error.error}
         if error.description:

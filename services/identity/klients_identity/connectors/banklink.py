@@ -18,15 +18,18 @@ signature is RSA PKCS#1 v1.5 with SHA-512 (keys of at least 2048 bits), Base64-e
 
 **Binding a response to the login attempt.**
 
-* v009: our request carries a random ``VK_NONCE``; the bank signs it back in the 3013 response. The
-  response must carry the caller's expected nonce, be dated within ``max_clock_skew_seconds`` of now,
-  and its nonce must never have been used (``NonceStore``).
+* v009: our request carries a random ``VK_NONCE`` (40 hex characters); the bank signs it back in the 3013
+  response. The response must carry the caller's expected nonce, be dated within ``max_clock_skew_seconds``
+  of now, and its nonce must never have been used (``NonceStore``). ``VK_RID`` is sent empty (the nonce
+  already binds the response) and ``VK_REC_ID`` is ``bank_sender_id``; ``VK_DATETIME`` is Riga time.
 * e-link: the request is unsigned and carries no nonce or return address (SEB returns the person to the
   address registered in the merchant agreement; ``return_url`` is ignored), and the response echoes
   nothing of the request. ``BankRequest.nonce`` is therefore our own attempt id,
   ``"<unix time issued>.<random>"``: the response must be dated within the attempt's lifetime
   (``ELINK_ATTEMPT_SECONDS``, less the clock skew before it), each attempt completes at most once, and each
   signed response is accepted at most once. The protocol cannot tell two concurrent attempts apart.
+  ``IB_DATE``/``IB_TIME`` are Riga local time without an offset (in the repeated autumn hour the earlier
+  reading is taken).
 
 **Cancelling.** Neither protocol has a documented "cancelled" service code; a bank returns a person who
 cancels without an authentication response. Fields without ``VK_SERVICE`` / ``IB_SERVICE`` therefore
@@ -237,6 +240,7 @@ def _load_private_key(pem: bytes) -> rsa.RSAPrivateKey:
 
 def _load_bank_key(pem: bytes) -> rsa.RSAPublicKey:
     """Load the bank's RSA public key from its certificate (or a bare public key)."""
+    key: object
     try:
         key = x509.load_pem_x509_certificate(pem).public_key()
     except ValueError:
@@ -256,8 +260,8 @@ def _aware(now: datetime | None) -> datetime:
 
 
 def _same(a: str, b: str) -> bool:
-    """Compare two strings in constant time."""
-    return hmac.compare_digest(a.encode(), b.encode())
+    """Compare two non-empty strings in constant time."""
+    return bool(a) and hmac.compare_digest(a.encode(), b.encode())
 
 
 class BankLink:
@@ -317,15 +321,21 @@ class BankLink:
 
     def _sign(self, data: str) -> str:
         """Return the Base64 RSA SHA-512 signature of ``data`` with our key."""
-        assert self._our_key is not None  # checked in __init__ for v009
+        if self._our_key is None:  # pragma: no cover - __init__ requires the key for v009
+            raise RuntimeError("no signing key configured")
         return base64.b64encode(self._our_key.sign(data.encode(), padding.PKCS1v15(), hashes.SHA512())).decode()
 
     # -- responses ----------------------------------------------------------------------------------------
 
     def verify_response(self, fields: Mapping[str, str], *, expected_nonce: str,
                         now: datetime | None = None) -> VerifiedIdentity:
-        """Verify the bank's response and return who logged in, or raise ``LoginFailed``."""
+        """Verify the bank's response and return who logged in, or raise ``LoginFailed``.
+
+        ``expected_nonce`` is ``BankRequest.nonce`` from the person's session ("" when the session has none,
+        which fails as ``wrong_nonce``).
+        """
         now = _aware(now)
+        expected_nonce = expected_nonce if isinstance(expected_nonce, str) else ""
         if self.config.protocol == "v009":
             return self._verify_v009(fields, expected_nonce, now)
         return self._verify_elink(fields, expected_nonce, now)
