@@ -42,7 +42,8 @@ def confidential_client(stack):
     with identity_session() as session:
         if session.get(OAuthClient, "test-service") is None:
             session.add(OAuthClient(client_id="test-service", name="Test service",
-                                    secret_hash=hasher.hash("s3cret-xyz"), redirect_uris=["http://127.0.0.1:18998/cb"], scopes="openid profile",
+                                    secret_hash=hasher.hash("s3cret-xyz"), redirect_uris=["http://127.0.0.1:18998/cb"],
+                                    scopes="openid profile",
                                     grant_types="authorization_code refresh_token"))
     return "test-service", "s3cret-xyz"
 
