@@ -38,8 +38,17 @@ for svc in billing metering notifications; do "klients-$svc" migrate; done
 klients-billing seed-demo
 klients-metering seed-demo
 
-start identity klients-identity serve --bind 127.0.0.1:8001
+# Development only: the providers we cannot reach from here, simulated with their real protocols.
+export SESSION_COOKIE_SECURE=false SIM_SMARTID_DELAY="${SIM_SMARTID_DELAY:-3}"
+set -a; eval "$("$PY" -m klients_simulators.devsetup merchants --dir "$VAR/providers")"; set +a
 start payments-simulator klients-simulators payments --bind 127.0.0.1:8090
+start smartid-simulator klients-simulators smartid --bind 127.0.0.1:8091
+start eparaksts-simulator klients-simulators eparaksts --bind 127.0.0.1:8092
+start banks-simulator klients-simulators banks --bind 127.0.0.1:8093
+for port in 8091 8092 8093; do wait_for 30 "simulator on $port" port_open $port; done
+set -a; eval "$("$PY" -m klients_simulators.devsetup fetch --dir "$VAR/providers")"; set +a
+start identity klients-identity serve --bind 127.0.0.1:8001
+start identity-service klients-identity run
 for svc in billing metering notifications; do start "$svc" "klients-$svc" run; done
 start gateway klients-gateway serve --bind 127.0.0.1:8000
 
@@ -54,6 +63,8 @@ cat <<INFO
     RabbitMQ               amqp://127.0.0.1:5672
     SMTP                   127.0.0.1:8025, every mail kept as a file in $VAR/mail
     payment simulator      http://127.0.0.1:8090 (the payer's page opens from a payment's redirect_url)
+    eID simulators         Smart-ID :8091 (e.g. 040404-10003), eParaksts :8092, banks :8093
+    try a login            http://127.0.0.1:8001/authorize?client_id=klients-portal&redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Fcallback&response_type=code&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=demo
     nameko services        billing, metering, notifications
     databases              $(for s in identity billing metering notifications; do v="${s^^}_DATABASE_URL"; printf '%s ' "${!v:-sqlite $VAR/$s.db}"; done)
 

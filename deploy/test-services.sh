@@ -5,3 +5,4 @@ source "$(dirname "$0")/lib.sh"
 bash "$ROOT/deploy/rabbitmq.sh" klients_test
 bash "$ROOT/deploy/postgres.sh" klients_test_identity klients_test_billing klients_test_metering klients_test_notifications
 bash "$ROOT/deploy/keycloak.sh"
+apt_install chromium  # the browser tests drive Debian's Chromium with Playwright (never a downloaded browser)

@@ -117,9 +117,11 @@ def new_contract(billing_sessions: Any) -> Callable[..., Any]:
     from decimal import Decimal
 
     from klients_billing.models import Contract, ContractHolder
+    from tests.stack import random_personal_code
 
-    def _new(*, email: str | None = "holder@example.lv", personal_code: str = "010180-15097",
+    def _new(*, email: str | None = "holder@example.lv", personal_code: str | None = None,
              holder_name: str = "Jānis Bērziņš") -> Any:
+        personal_code = personal_code or random_personal_code()
         with billing_sessions() as session:
             contract = Contract(number=f"T-{uuid.uuid4().hex[:10].upper()}", holder_name=holder_name,
                                 holder_personal_code=personal_code, supply_address="Rūpniecības iela 3, Jelgava",

@@ -7,6 +7,7 @@ emptied and migrated from scratch once per session, so every run starts from the
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -83,6 +84,21 @@ class Stack:
         self.procs[name] = proc
         return proc
 
+    def start_providers(self) -> None:
+        """Start the eID simulators and point identity at them (trust anchors, bank certificates)."""
+        from klients_simulators.devsetup import fetch_env, merchants_env
+
+        folder = Path(os.environ["KLIENTS_VAR_DIR"]) / "providers"
+        os.environ.update(merchants_env(folder, os.environ["IDENTITY_ISSUER"]))
+        sims = {"smartid": "SIM_SMARTID_BIND", "eparaksts": "SIM_EPARAKSTS_BIND", "banks": "SIM_BANKS_BIND"}
+        for name, bind in sims.items():
+            self.start(f"{name}-simulator", str(BIN / "klients-simulators"), name, "--bind", os.environ[bind])
+        for bind in sims.values():
+            wait_until(bind, lambda b=bind: socket.create_connection(
+                tuple(os.environ[b].split(":")), timeout=1).close() is None)  # type: ignore[arg-type]
+        os.environ.update(fetch_env(folder, f"http://{os.environ['SIM_SMARTID_BIND']}",
+                                    f"http://{os.environ['SIM_BANKS_BIND']}"))
+
     def start_identity(self) -> None:
         """Start identity and wait until it serves its JWKS."""
         self.start("identity", str(BIN / "klients-identity"), "serve", "--workers", "1")
@@ -98,8 +114,6 @@ class Stack:
         """Start the local SMTP server."""
         self.start("smtp", sys.executable, str(ROOT / "deploy" / "devsmtp.py"), "--port", str(port),
                    "--maildir", str(maildir))
-        import socket
-
         wait_until("SMTP", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() is None)
 
     def stop(self, name: str, sig: str = "TERM") -> None:
@@ -142,6 +156,7 @@ def start_system(rpc: RpcClient) -> Stack:
                 seed(session)
     running = Stack()
     try:
+        running.start_providers()
         running.start_identity()
         running.start("payments-simulator", str(BIN / "klients-simulators"), "payments",
                       "--bind", os.environ["SIM_PAYMENTS_BIND"])
@@ -180,6 +195,23 @@ def mint_token(grants: dict[str, str | tuple[str, str | None]], *, subject: str 
                                   **kwargs)
     finally:
         session.close()
+
+
+def random_personal_code(*, new_format: bool = False) -> str:
+    """Return a valid personal code nobody in the demo data has (tests must not share persons)."""
+    import random
+
+    from klients_common.personal_code import WEIGHTS
+
+    while True:
+        if new_format:
+            digits = "3" + str(random.randint(2, 9)) + "".join(random.choices("0123456789", k=9))
+            return f"{digits[:6]}-{digits[6:]}"
+        digits = f"{random.randint(1, 28):02d}{random.randint(1, 12):02d}{random.randint(50, 99):02d}1" + \
+            "".join(random.choices("0123456789", k=3))
+        check = (1101 - sum(int(d) * w for d, w in zip(digits, WEIGHTS, strict=False))) % 11
+        if check < 10:
+            return f"{digits[:6]}-{digits[6:]}{check}"
 
 
 def rpc_ready(rpc: RpcClient, service: str) -> bool:

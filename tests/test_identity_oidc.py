@@ -245,3 +245,11 @@ def test_gateway_accepts_identity_issued_tokens(gateway):
     token = tokens(logged_in_browser()[0])
     response = gateway.get("/api/v1/contracts/LVG-100001", headers={"Authorization": f"Bearer {token['access_token']}"})
     assert response.status_code == 200 and response.get_json()["role"] == "owner"
+
+
+def test_a_person_with_many_grants_still_gets_a_token_that_verifies(api_verifier):
+    many = tuple((f"LVG-{900000 + n}", "owner") for n in range(25))
+    token = tokens(logged_in_browser(grants=many)[0])
+    access = api_verifier.verify(token["access_token"])
+    assert len(access.grants) == 12 and access.claims["grants_complete"] is False
+    assert len(token["access_token"]) < 4096

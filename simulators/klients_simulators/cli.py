@@ -10,7 +10,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     """Serve one simulator."""
     parser = argparse.ArgumentParser(prog="klients-simulators")
-    parser.add_argument("simulator", choices=["payments"])
+    parser.add_argument("simulator", choices=["payments", "banks", "eparaksts", "smartid"])
     parser.add_argument("--bind", default="127.0.0.1:8090")
     args = parser.parse_args(argv)
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers", "1",

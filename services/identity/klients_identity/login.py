@@ -3,7 +3,11 @@ and what happens after any strong login (registration against the client registe
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import time
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, request, session, url_for
@@ -14,6 +18,7 @@ from klients_common.rpc import RpcClient
 
 from . import accounts, db, pages
 from .connectors.base import LoginFailed, VerifiedIdentity
+from .models import utcnow
 from .tokens import issue_access_token
 
 bp = Blueprint("login", __name__, url_prefix="/login")
@@ -131,6 +136,7 @@ def smartid_start() -> ResponseReturnValue:
     except LoginFailed as error:
         return failed(error, url_for("login.smartid_start_page"))
     session["smartid"] = started.to_dict()
+    session.pop("smartid_shown", None)
     return redirect(url_for("login.smartid_wait"))
 
 
@@ -144,6 +150,11 @@ def smartid_wait() -> ResponseReturnValue:
         return redirect(url_for("login.smartid_start_page"))
     client = smartid()
     started = SmartIdSession.from_dict(state)
+    if not session.get("smartid_shown"):
+        # Show the verification code (or link) first: the person must see it before confirming in the app.
+        session["smartid_shown"] = True
+        link = client.device_link_url(started) if started.flow == "device_link" else None
+        return pages.render("smartid_wait.html", verification_code=started.verification_code, device_link=link)
     try:
         identity = client.poll(started)
     except LoginFailed as error:
@@ -153,4 +164,91 @@ def smartid_wait() -> ResponseReturnValue:
         link = client.device_link_url(started) if started.flow == "device_link" else None
         return pages.render("smartid_wait.html", verification_code=started.verification_code, device_link=link)
     session.pop("smartid", None)
+    return finish_strong_login(identity)
+
+
+# --- eParaksts ------------------------------------------------------------------------------------------
+
+@bp.get("/eparaksts")
+def eparaksts_start() -> ResponseReturnValue:
+    """Send the browser to eParaksts."""
+    from .providers import eparaksts
+
+    state = secrets.token_urlsafe(24)
+    session["eparaksts_state"] = state
+    return redirect(eparaksts().authorization_url(state=state, ui_locales=pages.current_lang()))
+
+
+@bp.get("/eparaksts/callback")
+def eparaksts_callback() -> ResponseReturnValue:
+    """Finish the eParaksts login (the state must be the one this browser was sent with, once)."""
+    from .providers import eparaksts
+
+    expected = session.pop("eparaksts_state", "")
+    if not expected or not hmac.compare_digest(expected, request.args.get("state", "")):
+        return pages.problem_page(400, "failed", pages.TEXT[pages.current_lang()]["expired"])
+    try:
+        identity = eparaksts().finish(code=request.args.get("code"), error=request.args.get("error"),
+                                      error_description=request.args.get("error_description"))
+    except LoginFailed as error:
+        return failed(error, url_for("login.eparaksts_start"))
+    return finish_strong_login(identity)
+
+
+# --- internet banks -------------------------------------------------------------------------------------
+
+@bp.get("/bank")
+def bank_choose() -> ResponseReturnValue:
+    """Show the configured banks."""
+    from .providers import bank_configs
+
+    return pages.render("banks.html", banks=list(bank_configs().values()))
+
+
+@bp.post("/bank/<bank_id>")
+def bank_start(bank_id: str) -> ResponseReturnValue:
+    """Send the browser to the bank with a signed request (an auto-submitting form)."""
+    from .providers import bank
+
+    pages.check_csrf()
+    link = bank(bank_id)
+    if link is None:
+        return pages.problem_page(404, "failed", "unknown bank")
+    outgoing = link.build_request(return_url=url_for("login.bank_return", bank_id=bank_id, _external=True),
+                                  lang=pages.current_lang())
+    session["bank_attempt"] = {"bank": bank_id, "nonce": outgoing.nonce}
+    return pages.render("autosubmit.html", action=outgoing.url, fields=outgoing.fields)
+
+
+@bp.route("/bank/<bank_id>/return", methods=["GET", "POST"])
+def bank_return(bank_id: str) -> ResponseReturnValue:
+    """Park the bank's response and continue on a same-site redirect that carries the session cookie."""
+    from .models import BankReturn
+
+    key = secrets.token_urlsafe(32)
+    db().add(BankReturn(key_hash=hashlib.sha256(key.encode()).hexdigest(), bank_id=bank_id,
+                        fields={k: v for k, v in request.values.items()}, expires_at=utcnow() + timedelta(minutes=5)))
+    db().commit()
+    return redirect(url_for("login.bank_done", bank_id=bank_id, r=key), code=303)
+
+
+@bp.get("/bank/<bank_id>/done")
+def bank_done(bank_id: str) -> ResponseReturnValue:
+    """Verify the parked bank response against this browser's attempt; finish the login."""
+    from .models import BankReturn, as_utc
+    from .providers import bank
+
+    row = db().get(BankReturn, hashlib.sha256(request.args.get("r", "").encode()).hexdigest())
+    attempt = session.pop("bank_attempt", None)
+    link = bank(bank_id)
+    if row is None or link is None or attempt is None or attempt.get("bank") != bank_id or row.bank_id != bank_id \
+            or as_utc(row.expires_at) < utcnow():
+        return pages.problem_page(400, "failed", pages.TEXT[pages.current_lang()]["expired"])
+    fields = dict(row.fields)
+    db().delete(row)
+    try:
+        identity = link.verify_response(fields, expected_nonce=attempt["nonce"])
+    except LoginFailed as error:
+        db().commit()
+        return failed(error, url_for("login.bank_choose"))
     return finish_strong_login(identity)

@@ -202,3 +202,16 @@ class BrowserSession(IdentityBase):
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     data: Mapped[dict[str, object]] = mapped_column(JSON)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class BankReturn(IdentityBase):
+    """A bank's response parked for a moment: banks return with a cross-site POST, which does not carry our
+    SameSite=Lax cookie, so the response is kept under a random key and read back on the redirect that
+    follows (which does carry it)."""
+
+    __tablename__ = "bank_returns"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bank_id: Mapped[str] = mapped_column(String(32))
+    fields: Mapped[dict[str, str]] = mapped_column(JSON)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

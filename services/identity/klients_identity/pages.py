@@ -26,6 +26,8 @@ TEXT: dict[str, dict[str, str]] = {
         "strong_needed": "Šai darbībai nepieciešama droša pieslēgšanās (Smart-ID, eParaksts vai internetbanka).",
         "language": "English", "choose_bank": "Izvēlieties banku", "email_login": "Pieslēgties ar e-pastu",
         "password": "Parole", "login": "Pieslēgties",
+        "expired": "Pieslēgšanās sesija ir beigusies vai nav derīga. Sāciet no jauna.",
+        "continue_to_bank": "Turpināt uz banku",
     },
     "en": {
         "title": "Log in", "choose": "Choose how to log in", "smart_id": "Smart-ID", "eparaksts": "eParaksts",
@@ -43,6 +45,8 @@ TEXT: dict[str, dict[str, str]] = {
         "strong_needed": "This needs a strong login (Smart-ID, eParaksts or an internet bank).",
         "language": "Latviski", "choose_bank": "Choose your bank", "email_login": "Log in with e-mail",
         "password": "Password", "login": "Log in",
+        "expired": "The login attempt has expired or is not valid. Please start again.",
+        "continue_to_bank": "Continue to the bank",
     },
 }
 

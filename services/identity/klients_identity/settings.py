@@ -15,6 +15,8 @@
 | ``SMARTID_TRUST_ANCHORS`` | ``var/smartid-ca.pem`` | PEM file(s), ``:``-separated, of the CAs issuing Smart-ID certificates |
 | ``SMARTID_CERT_LEVEL`` | ``QUALIFIED`` | the lowest certificate level accepted |
 | ``SMARTID_SCHEME`` | ``smart-id-demo`` | ``smart-id`` in LIVE |
+| ``EPARAKSTS_URL`` / ``EPARAKSTS_CLIENT_ID`` / ``EPARAKSTS_CLIENT_SECRET`` | simulator at ``http://127.0.0.1:8092`` / ``klients`` / dev secret | eParaksts (LVRTC) account |
+| ``BANKS`` | ``[]`` | JSON list of banks: ``bank_id``, ``display_name``, ``protocol`` (``v009``/``elink``), ``url``, ``merchant_id``, ``bank_sender_id``, ``our_private_key_file``, ``bank_certificate_file`` |
 | ``PORTAL_REDIRECT_URIS`` | ``http://127.0.0.1:3000/callback`` | redirect URIs of the public portal client created by ``migrate`` |
 """
 
@@ -54,6 +56,10 @@ class Settings:
     smartid_cert_level: str
     smartid_scheme: str
     portal_redirect_uris: tuple[str, ...]
+    eparaksts_url: str
+    eparaksts_client_id: str
+    eparaksts_client_secret: str
+    banks_json: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -78,4 +84,8 @@ class Settings:
             smartid_cert_level=env_str("SMARTID_CERT_LEVEL", "QUALIFIED"),
             smartid_scheme=env_str("SMARTID_SCHEME", "smart-id-demo"),
             portal_redirect_uris=tuple(env_str("PORTAL_REDIRECT_URIS", "http://127.0.0.1:3000/callback").split()),
+            eparaksts_url=env_str("EPARAKSTS_URL", "http://127.0.0.1:8092"),
+            eparaksts_client_id=env_str("EPARAKSTS_CLIENT_ID", "klients"),
+            eparaksts_client_secret=env_str("EPARAKSTS_CLIENT_SECRET", "dev-eparaksts-secret"),
+            banks_json=env_str("BANKS", "[]"),
         )

@@ -13,7 +13,7 @@ from klients_common.grants import Grant, grants_claim
 
 from . import keys
 
-AMR_BY_METHOD = {"smart_id": ["mca"], "eparaksts": ["sc"], "bank": ["bank"], "email": ["pwd"]}
+MAX_GRANTS_IN_TOKEN = 12  # keeps a token under 4 KB with every right on each; as grants.schema.json's maxProperties
 
 
 def issue_access_token(session: Session, *, issuer: str, audience: str, subject: str, client_id: str,
@@ -22,11 +22,17 @@ def issue_access_token(session: Session, *, issuer: str, audience: str, subject:
                        now: float | None = None) -> str:
     """Return a signed access token (``typ: at+jwt``) for ``subject``."""
     now = int(now if now is not None else time.time())
+    complete = len(grants) <= MAX_GRANTS_IN_TOKEN
+    grants = sorted(grants, key=lambda g: g.contract)[:MAX_GRANTS_IN_TOKEN]
     claims: dict[str, Any] = {
         "iss": issuer, "aud": audience, "sub": subject, "client_id": client_id,
         "iat": now, "exp": now + ttl, "jti": str(uuid.uuid4()), "scope": scope,
         "acr": acr, "amr": amr, "auth_time": auth_time or now, "sid": sid or str(uuid.uuid4()),
         "grants": grants_claim(grants),
     }
+    if not complete:
+        # Tokens stay under 4 KB: a person with more grants (a property manager) gets the first ones and
+        # this flag; contract-scoped tokens (RFC 8707 ``resource``) are the planned way to reach the rest.
+        claims["grants_complete"] = False
     key = keys.current(session)
     return jwt.encode({"alg": key.alg, "typ": "at+jwt", "kid": key.kid}, claims, keys.private_jwk(key))

@@ -1,0 +1,65 @@
+"""The configured strong-authentication providers (connectors built from settings) and the database-backed
+nonce store that makes bank responses single-use across all identity instances."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from .connectors.banklink import BankConfig, BankLink
+from .connectors.eparaksts import EparakstsClient, EparakstsConfig
+from .models import UsedNonce
+
+
+class DatabaseNonceStore:
+    """Nonces of accepted provider responses, in identity's database (a unique constraint decides)."""
+
+    def use(self, bank_id: str, nonce: str, expires_at: float) -> bool:
+        """Return True the first time ``nonce`` is used for ``bank_id``."""
+        from . import db
+
+        try:
+            with db().begin_nested():
+                db().add(UsedNonce(provider=bank_id, nonce=nonce, expires_at=datetime.fromtimestamp(expires_at, UTC)))
+        except IntegrityError:
+            return False
+        return True
+
+
+def eparaksts() -> EparakstsClient:
+    """Return the eParaksts connector."""
+    settings = current_app.config["SETTINGS"]
+    if "klients_eparaksts" not in current_app.extensions:
+        current_app.extensions["klients_eparaksts"] = EparakstsClient(EparakstsConfig(
+            base_url=settings.eparaksts_url, client_id=settings.eparaksts_client_id,
+            client_secret=settings.eparaksts_client_secret,
+            redirect_uri=f"{settings.issuer}/login/eparaksts/callback"))
+    client: EparakstsClient = current_app.extensions["klients_eparaksts"]
+    return client
+
+
+@cache
+def _read(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def bank_configs() -> dict[str, BankConfig]:
+    """Return the configured banks by id (``BANKS``: a JSON list; key and certificate given as file paths)."""
+    banks: list[dict[str, Any]] = json.loads(current_app.config["SETTINGS"].banks_json or "[]")
+    return {b["bank_id"]: BankConfig(
+        bank_id=b["bank_id"], display_name=b["display_name"], protocol=b["protocol"], url=b["url"],
+        merchant_id=b["merchant_id"], bank_sender_id=b["bank_sender_id"],
+        our_private_key_pem=_read(b["our_private_key_file"]) if b.get("our_private_key_file") else None,
+        bank_certificate_pem=_read(b["bank_certificate_file"])) for b in banks}
+
+
+def bank(bank_id: str) -> BankLink | None:
+    """Return the connector of a configured bank, or None."""
+    config = bank_configs().get(bank_id)
+    return BankLink(config, DatabaseNonceStore()) if config else None

@@ -1,0 +1,139 @@
+"""A real browser (Debian's Chromium driven by Playwright) logs in end to end through each method against its
+simulator and lands back at the client with tokens whose claims are right; failures show a clear page and
+leave no session."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from klients_common.auth import TokenVerifier, TrustedIssuer
+from tests.oidc_helpers import ISSUER, PORTAL, REDIRECT, exchange, pkce
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it (deploy/test-services.sh)
+pytestmark = pytest.mark.usefixtures("stack")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def portal():
+    """A stand-in for the portal's callback page, so the browser lands somewhere real."""
+
+    class Callback(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(b"<h1>portal</h1>")
+
+        def log_message(self, *args):
+            pass
+
+    host, port = urlparse(REDIRECT).netloc.split(":")
+    server = ThreadingHTTPServer((host, int(port)), Callback)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def page(chromium, portal):
+    context = chromium.new_context(locale="lv-LV")
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def start_login(page: Page) -> str:
+    verifier, challenge = pkce()
+    page.goto(f"{ISSUER}/authorize?" + urlencode({
+        "client_id": PORTAL, "redirect_uri": REDIRECT, "response_type": "code", "scope": "openid profile",
+        "state": "browser-state", "code_challenge": challenge, "code_challenge_method": "S256", "ui_locales": "lv"}))
+    return verifier
+
+
+def tokens_at_callback(page: Page, verifier: str) -> dict:
+    page.wait_for_url(f"{REDIRECT}*", timeout=20_000)
+    params = {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+    assert params["state"] == "browser-state" and params["iss"] == ISSUER
+    response = exchange(params["code"], verifier)
+    assert response.status_code == 200, response.text
+    verifier_ = TokenVerifier([TrustedIssuer(ISSUER, f"{ISSUER}/jwks.json", "klients-api")])
+    return {"raw": response.json(), "access": verifier_.verify(response.json()["access_token"])}
+
+
+def test_smart_id_login_with_the_verification_code(page):
+    verifier = start_login(page)
+    page.get_by_role("link", name="Smart-ID").click()
+    page.get_by_label("Personas kods").fill("040404-10003")
+    page.keyboard.press("Enter")
+    code = page.locator("#verification-code")
+    code.wait_for(timeout=10_000)
+    assert code.inner_text().isdigit() and len(code.inner_text()) == 4
+    token = tokens_at_callback(page, verifier)["access"]
+    assert token.grants["LVG-100001"].role == "owner"
+    assert token.claims["acr"] == "http://eidas.europa.eu/LoA/substantial"
+    assert token.claims["amr"] == ["smartid"]
+
+
+def test_eparaksts_login(page):
+    verifier = start_login(page)
+    page.get_by_role("link", name="eParaksts").click()
+    page.locator("input[name=person][value='PNOLV-010180-15097']").check()
+    page.locator("button[value=confirm]").click()
+    token = tokens_at_callback(page, verifier)["access"]
+    assert token.grants["LVG-100003"].role == "owner"
+    assert token.claims["acr"] == "http://eidas.europa.eu/LoA/high"
+
+
+@pytest.mark.parametrize("bank", ["swedbank", "seb"])
+def test_internet_bank_login(page, bank):
+    verifier = start_login(page)
+    page.get_by_role("link", name="Internetbanka").click()
+    page.locator(f"#bank-{bank}").click()
+    page.locator("input[name=person][value='374042-80367']").check()
+    page.locator("button[value=confirm]").click()
+    token = tokens_at_callback(page, verifier)["access"]
+    assert token.grants["LVG-100004"].role == "owner"
+    assert token.claims["amr"] == [f"bank:{bank}"]
+
+
+def test_smart_id_refusal_shows_a_clear_page_and_signs_nobody_in(page):
+    start_login(page)
+    page.get_by_role("link", name="Smart-ID").click()
+    page.get_by_label("Personas kods").fill("030403-10016")
+    page.keyboard.press("Enter")
+    message = page.locator("#error-message")
+    message.wait_for(timeout=15_000)
+    assert message.inner_text().strip()
+    assert not page.url.startswith(REDIRECT)
+    page.goto(f"{ISSUER}/authorize?" + urlencode({
+        "client_id": PORTAL, "redirect_uri": REDIRECT, "response_type": "code", "scope": "openid",
+        "code_challenge": pkce()[1], "code_challenge_method": "S256", "prompt": "none", "state": "s"}))
+    page.wait_for_url(f"{REDIRECT}*")
+    assert "error=login_required" in page.url
+
+
+def test_person_without_a_contract_is_told_about_the_transfer(page):
+    start_login(page)
+    page.get_by_role("link", name="eParaksts").click()
+    page.locator("input[name=person][value='PNOLV-161175-19997']").check()
+    page.locator("button[value=confirm]").click()
+    page.locator("#error-message").wait_for(timeout=10_000)
+    assert "pārslēdz" in page.locator("#error-message").inner_text()
+    assert not page.url.startswith(REDIRECT)
