@@ -253,3 +253,20 @@ def test_a_person_with_many_grants_still_gets_a_token_that_verifies(api_verifier
     access = api_verifier.verify(token["access_token"])
     assert len(access.grants) == 12 and access.claims["grants_complete"] is False
     assert len(token["access_token"]) < 4096
+
+
+def test_login_attempts_are_rate_limited_per_address():
+    browser = requests.Session()
+    page = browser.get(f"{ISSUER}/login/smart-id", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
+    csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    answers = [browser.post(f"{ISSUER}/login/smart-id", data={"csrf": csrf, "personal_code": "not-a-code"},
+                            headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10).status_code for _ in range(31)]
+    assert answers[:30] == [422] * 30 and answers[30] == 429
+    other = browser.post(f"{ISSUER}/login/smart-id", data={"csrf": csrf, "personal_code": "x"},
+                         headers={"X-Forwarded-For": "203.0.113.10"}, timeout=10)
+    assert other.status_code == 422
+
+
+def test_login_form_without_csrf_token_is_refused():
+    response = requests.post(f"{ISSUER}/login/smart-id", data={"personal_code": "040404-10003"}, timeout=10)
+    assert response.status_code == 400

@@ -32,7 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from klients_common.rpc import RpcClient
 
-    from . import login, oauth2, oidc, pages, verifier
+    from . import limits, login, oauth2, oidc, pages, verifier
     from .web_session import DatabaseSessionInterface
 
     app.session_interface = DatabaseSessionInterface()
@@ -40,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["klients_verifier"] = verifier.local_verifier(settings)
     app.extensions["klients_login_methods"] = set(settings.login_methods)
     oauth2.config_oauth(app)
+    limits.init_app(app)
     app.register_blueprint(oidc.bp)
     app.register_blueprint(login.bp)
 

@@ -18,6 +18,7 @@ from klients_common.rpc import RpcClient
 
 from . import accounts, db, pages
 from .connectors.base import LoginFailed, VerifiedIdentity
+from .limits import limiter, login_limit
 from .models import utcnow
 from .tokens import issue_access_token
 
@@ -120,6 +121,7 @@ def smartid_start_page() -> ResponseReturnValue:
 
 
 @bp.post("/smart-id")
+@limiter.limit(login_limit)
 def smartid_start() -> ResponseReturnValue:
     """Start a Smart-ID session and show the verification code or the device link."""
     pages.check_csrf()
@@ -170,6 +172,7 @@ def smartid_wait() -> ResponseReturnValue:
 # --- eParaksts ------------------------------------------------------------------------------------------
 
 @bp.get("/eparaksts")
+@limiter.limit(login_limit)
 def eparaksts_start() -> ResponseReturnValue:
     """Send the browser to eParaksts."""
     from .providers import eparaksts
@@ -206,6 +209,7 @@ def bank_choose() -> ResponseReturnValue:
 
 
 @bp.post("/bank/<bank_id>")
+@limiter.limit(login_limit)
 def bank_start(bank_id: str) -> ResponseReturnValue:
     """Send the browser to the bank with a signed request (an auto-submitting form)."""
     from .providers import bank

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from klients_common.auth import LOA_ORDER, InvalidToken
 
 from . import db, keys, pages
+from .limits import limiter, token_limit
 from .models import LoginSession, OAuthClient, Person, RefreshToken, RevokedAccessToken, as_utc, utcnow
 from .oauth2 import Client, Subject, digest, query_client, revoke_family, server, user_info
 
@@ -158,6 +159,7 @@ def _subject(login: LoginSession) -> Subject:
 # --- token, userinfo, revocation, introspection --------------------------------------------------------
 
 @bp.post("/token")
+@limiter.limit(token_limit)
 def token() -> ResponseReturnValue:
     """The token endpoint: authorization_code and refresh_token only."""
     response: Response = server.create_token_response()

@@ -17,6 +17,9 @@
 | ``SMARTID_SCHEME`` | ``smart-id-demo`` | ``smart-id`` in LIVE |
 | ``EPARAKSTS_URL`` / ``EPARAKSTS_CLIENT_ID`` / ``EPARAKSTS_CLIENT_SECRET`` | simulator at ``http://127.0.0.1:8092`` / ``klients`` / dev secret | eParaksts (LVRTC) account |
 | ``BANKS`` | ``[]`` | JSON list of banks: ``bank_id``, ``display_name``, ``protocol`` (``v009``/``elink``), ``url``, ``merchant_id``, ``bank_sender_id``, ``our_private_key_file``, ``bank_certificate_file`` |
+| ``RATE_LIMIT_LOGIN`` / ``RATE_LIMIT_TOKEN`` | ``10/minute`` / ``120/minute`` | per client address: starting a login; the token endpoint |
+| ``RATE_LIMIT_STORAGE`` | ``memory://`` | where counts live; ``redis://…`` when several instances run |
+| ``TRUSTED_PROXIES`` | ``0`` | reverse proxies in front whose ``X-Forwarded-For`` is believed |
 | ``PORTAL_REDIRECT_URIS`` | ``http://127.0.0.1:3000/callback`` | redirect URIs of the public portal client created by ``migrate`` |
 """
 
@@ -60,6 +63,10 @@ class Settings:
     eparaksts_client_id: str
     eparaksts_client_secret: str
     banks_json: str
+    rate_limit_login: str
+    rate_limit_token: str
+    rate_limit_storage: str
+    trusted_proxies: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -88,4 +95,8 @@ class Settings:
             eparaksts_client_id=env_str("EPARAKSTS_CLIENT_ID", "klients"),
             eparaksts_client_secret=env_str("EPARAKSTS_CLIENT_SECRET", "dev-eparaksts-secret"),
             banks_json=env_str("BANKS", "[]"),
+            rate_limit_login=env_str("RATE_LIMIT_LOGIN", "10/minute"),
+            rate_limit_token=env_str("RATE_LIMIT_TOKEN", "120/minute"),
+            rate_limit_storage=env_str("RATE_LIMIT_STORAGE", "memory://"),
+            trusted_proxies=env_int("TRUSTED_PROXIES", 0),
         )
