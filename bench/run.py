@@ -8,6 +8,8 @@ gateway under gunicorn, then measures, in one run:
 * the gateway's authorised read ``GET /api/v1/contracts/{c}`` sequentially (p50/p99) and with 32
   concurrent clients (requests/s);
 * metering: reading submissions end to end, consumption history over ten years (``bench/metering.py``);
+* identity: code-exchange latency, refresh grants per second beside Keycloak's on the same machine
+  (``bench/identity.py``);
 * billing: the amount-due RPC on a register of ``BENCH_CONTRACTS`` (default 1,000,000) contracts with
   twelve invoices each, and payment initiations per second (``bench/billing.py``).
 
@@ -34,6 +36,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from tests.stack import load_env, mint_token, start_system  # noqa: E402
 
 load_env()
+os.environ["RATE_LIMIT_TOKEN"] = "1000000/minute"  # measure the server, not its abuse protection
+os.environ["IDENTITY_WORKERS"] = "2"  # one per core, as in production
 
 import pika  # noqa: E402
 import requests  # noqa: E402
@@ -158,6 +162,12 @@ def main() -> None:
         results["reading_submissions_32_clients_end_to_end"] = metering.submissions_end_to_end(gateway, percentiles)
         results["consumption_history_10_years_by_month"] = metering.history_ten_years(
             gateway, percentiles, timed, min(SEQUENTIAL, 300))
+
+        import identity
+
+        results["identity_code_exchange"] = identity.code_exchange_latency(percentiles)
+        results["identity_refresh_grants_16_clients"] = identity.identity_refresh()
+        results["keycloak_refresh_grants_16_clients"] = identity.keycloak_refresh()
 
         import billing
 

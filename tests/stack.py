@@ -101,7 +101,8 @@ class Stack:
 
     def start_identity(self) -> None:
         """Start identity and wait until it serves its JWKS."""
-        self.start("identity", str(BIN / "klients-identity"), "serve", "--workers", "1")
+        self.start("identity", str(BIN / "klients-identity"), "serve", "--workers",
+                   os.environ.get("IDENTITY_WORKERS", "1"))
         issuer = os.environ["IDENTITY_ISSUER"]
         wait_until("identity", lambda: requests.get(f"{issuer}/jwks.json", timeout=1).ok)
 

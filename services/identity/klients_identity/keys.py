@@ -61,9 +61,17 @@ def current(session: Session, now: datetime | None = None) -> SigningKey:
     return key
 
 
+_imported: dict[str, RSAKey] = {}
+
+
 def private_jwk(key: SigningKey) -> RSAKey:
-    """Return the joserfc private key of ``key``, with its kid."""
-    return RSAKey.import_key(key.private_pem, {"kid": key.kid, "alg": key.alg, "use": "sig"})
+    """Return the joserfc private key of ``key``, with its kid (parsed once per process: loading an RSA
+    private key checks it, which costs tens of milliseconds)."""
+    imported = _imported.get(key.kid)
+    if imported is None:
+        imported = RSAKey.import_key(key.private_pem, {"kid": key.kid, "alg": key.alg, "use": "sig"})
+        _imported[key.kid] = imported
+    return imported
 
 
 def key_set(session: Session, now: datetime | None = None) -> KeySet:
