@@ -43,6 +43,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limits.init_app(app)
     app.register_blueprint(oidc.bp)
     app.register_blueprint(login.bp)
+    from . import email_login
+
+    app.register_blueprint(email_login.bp)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -90,3 +90,14 @@ def start_login_session(session: Session, person: Person, *, acr: str, amr: list
     session.add(login)
     audit(session, actor=person.id, action="login", subject=person.id, method=method, acr=acr)
     return login
+
+
+def end_sessions(session: Session, person_id: str) -> None:
+    """End the person's login sessions and revoke their refresh tokens (after a password change)."""
+    from sqlalchemy import update
+
+    from .models import RefreshToken
+
+    session.execute(update(LoginSession).where(LoginSession.person_id == person_id, LoginSession.ended_at.is_(None))
+                    .values(ended_at=utcnow()))
+    session.execute(update(RefreshToken).where(RefreshToken.person_id == person_id).values(revoked=True))

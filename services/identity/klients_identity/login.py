@@ -35,7 +35,7 @@ def methods(strong_only: bool) -> list[dict[str, str]]:
     if "bank" in enabled:
         offered.append({"key": "bank", "url": url_for("login.bank_choose")})
     if not strong_only and "email" in enabled:
-        offered.append({"key": "email", "url": url_for("login.email_login")})
+        offered.append({"key": "email", "url": url_for("email.login_page")})
     return offered
 
 
@@ -94,7 +94,7 @@ def _signed_in(sid: str) -> ResponseReturnValue:
         session["csrf"] = csrf
     if pending:
         return redirect(f"{url_for('oidc.authorize')}?{pending}")
-    return pages.render("logged_out.html", 200)
+    return pages.render("signed_in.html", 200)
 
 
 def failed(error: LoginFailed, retry_url: str) -> ResponseReturnValue:

@@ -215,3 +215,18 @@ class BankReturn(IdentityBase):
     bank_id: Mapped[str] = mapped_column(String(32))
     fields: Mapped[dict[str, str]] = mapped_column(JSON)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class EmailToken(IdentityBase):
+    """A single-use link sent by e-mail (registration or password reset): ≥128-bit random, stored hashed."""
+
+    __tablename__ = "email_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # register, reset
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    contract: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    person_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,19 +1,55 @@
-"""The notifications nameko service: for now it joins the bus and answers readiness probes.
-
-Event consumers, templates and SMTP delivery are the notifications issue's work.
-"""
+"""The notifications nameko service: identity's link e-mails today; the other events join with the
+notifications issue."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from nameko.events import event_handler
 from nameko.rpc import rpc
+
+from klients_common.nameko_db import Database
+
+from .mailer import MailerProvider, deliver_once
+from .templates import render, riga_time
+
+log = logging.getLogger(__name__)
+LINK_EVENTS = {"email_verification_requested": "email_verification", "password_reset_requested": "password_reset"}
 
 
 class NotificationsService:
-    """Turns events into e-mails and SMS."""
+    """Turns events into e-mails."""
 
     name = "notifications"
+
+    db = Database()
+    mailer = MailerProvider()
 
     @rpc
     def ping(self) -> str:
         """Answer readiness probes."""
         return "pong"
+
+    @event_handler("identity", "email_verification_requested", requeue_on_error=True)
+    def on_email_verification(self, payload: Any) -> None:
+        """Send the registration link (only ever to the register's address; identity checked that)."""
+        self._link_mail("email_verification_requested", payload)
+
+    @event_handler("identity", "password_reset_requested", requeue_on_error=True)
+    def on_password_reset(self, payload: Any) -> None:
+        """Send the password-reset link."""
+        self._link_mail("password_reset_requested", payload)
+
+    def _link_mail(self, event: str, payload: Any) -> None:
+        if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in
+                                                    ("event_id", "to", "link", "expires_at")):
+            log.error("malformed %s event dropped (event id %r)", event,
+                      payload.get("event_id") if isinstance(payload, dict) else None)
+            return
+        template = LINK_EVENTS[event]
+        message = render(template, payload.get("lang", "lv"),
+                         {"link": payload["link"], "deadline": riga_time(payload["expires_at"])})
+        if deliver_once(self.db, self.mailer, event_id=payload["event_id"], template=template, to=payload["to"],
+                        message=message):
+            log.info("%s sent for event %s", template, payload["event_id"])  # no address, no link in logs

@@ -1,0 +1,180 @@
+"""The e-mail method (product.md §3.1(3)): registration proven by the e-mail address the client register
+holds for the contract, a password (argon2id), login at assurance low, and password reset by link.
+
+Answers never tell whether an address or contract exists (no user enumeration): registration and reset
+always say "if the details are right, a link is on its way".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from flask import Blueprint, current_app, redirect, request, session, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from klients_common.errors import NotFound
+from klients_common.outbox import enqueue
+
+from . import accounts, db, pages, passwords
+from .limits import limiter, login_limit
+from .login import _signed_in, service_token
+from .models import EmailToken, Grant, PasswordLogin, Person, as_utc, outbox, utcnow
+
+bp = Blueprint("email", __name__, url_prefix="/login/email")
+LINK_TTL = {"register": timedelta(hours=24), "reset": timedelta(hours=1)}
+LOW = "http://eidas.europa.eu/LoA/low"
+
+
+def _normal(email: str) -> str | None:
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _send_link(purpose: str, email: str, **fields: Any) -> None:
+    token = secrets.token_urlsafe(32)  # 256 bits
+    expires = utcnow() + LINK_TTL[purpose]
+    db().add(EmailToken(token_hash=_token_hash(token), purpose=purpose, email=email, expires_at=expires, **fields))
+    link = url_for("email.set_password_page", purpose=purpose, token=token, _external=True)
+    event = "email_verification_requested" if purpose == "register" else "password_reset_requested"
+    enqueue(db(), outbox, event, {"to": email, "link": link, "expires_at": expires.isoformat(),
+                                  "lang": pages.current_lang()})
+
+
+@bp.get("")
+def login_page() -> ResponseReturnValue:
+    """The e-mail + password form."""
+    return pages.render("email_login.html")
+
+
+@bp.post("")
+@limiter.limit(login_limit)
+def login() -> ResponseReturnValue:
+    """Log in with e-mail and password (assurance low)."""
+    pages.check_csrf()
+    email = _normal(request.form.get("email", "")) or ""
+    row = db().get(PasswordLogin, email) if email else None
+    if not passwords.verify(row.password_hash if row else None, request.form.get("password", "")) or row is None:
+        return pages.render("email_login.html", 401, error=pages.TEXT[pages.current_lang()]["bad_credentials"])
+    person = db().get(Person, row.person_id)
+    login_session = accounts.start_login_session(db(), person, acr=LOW, amr=["pwd"], method="email")
+    db().commit()
+    return _signed_in(login_session.sid)
+
+
+@bp.get("/register")
+def register_page() -> ResponseReturnValue:
+    """Ask for the e-mail address and the contract number."""
+    return pages.render("email_register.html")
+
+
+@bp.post("/register")
+@limiter.limit(login_limit)
+def register() -> ResponseReturnValue:
+    """Send a registration link, but only to the address the register holds for that contract."""
+    pages.check_csrf()
+    email = _normal(request.form.get("email", ""))
+    contract = request.form.get("contract", "").strip().upper()
+    if email and contract and db().get(PasswordLogin, email) is None:
+        try:
+            on_file = current_app.extensions["klients_rpc"].call(
+                "billing", "email_on_file", contract, context={"authorization": f"Bearer {service_token()}"})
+        except NotFound:
+            on_file = None
+        if on_file and _normal(on_file) == email:
+            _send_link("register", email, contract=contract)
+            db().commit()
+    return pages.render("email_sent.html")
+
+
+@bp.get("/forgot")
+def forgot_page() -> ResponseReturnValue:
+    """Ask for the e-mail address to reset the password of."""
+    return pages.render("email_forgot.html")
+
+
+@bp.post("/forgot")
+@limiter.limit(login_limit)
+def forgot() -> ResponseReturnValue:
+    """Send a reset link if the address has a login."""
+    pages.check_csrf()
+    email = _normal(request.form.get("email", ""))
+    row = db().get(PasswordLogin, email) if email else None
+    if row is not None:
+        _send_link("reset", row.email, person_id=row.person_id)
+        db().commit()
+    return pages.render("email_sent.html")
+
+
+def _live_token(purpose: str, token: str) -> EmailToken | None:
+    row = db().get(EmailToken, _token_hash(token))
+    if row is None or row.purpose != purpose or row.used_at is not None or as_utc(row.expires_at) < utcnow():
+        return None
+    return row
+
+
+@bp.get("/<purpose>/<token>")
+def set_password_page(purpose: str, token: str) -> ResponseReturnValue:
+    """Open a link: keep it in the session (off the URL and out of later logs) and ask for a password."""
+    if purpose not in LINK_TTL or _live_token(purpose, token) is None:
+        return pages.problem_page(400, "link_invalid", pages.TEXT[pages.current_lang()]["link_invalid_text"])
+    session["email_link"] = {"purpose": purpose, "token": token}
+    return redirect(url_for("email.password_page"))
+
+
+@bp.get("/password")
+def password_page() -> ResponseReturnValue:
+    """The choose-a-password form for the link opened in this browser."""
+    if not session.get("email_link"):
+        return pages.problem_page(400, "link_invalid", pages.TEXT[pages.current_lang()]["link_invalid_text"])
+    return pages.render("email_password.html")
+
+
+@bp.post("/password")
+@limiter.limit(login_limit)
+def set_password() -> ResponseReturnValue:
+    """Set the password; a registration creates the person with an owner grant on the contract."""
+    pages.check_csrf()
+    link = session.get("email_link") or {}
+    purpose, token = link.get("purpose", ""), link.get("token", "")
+    row = _live_token(purpose, token) if purpose in LINK_TTL else None
+    if row is None:
+        return pages.problem_page(400, "link_invalid", pages.TEXT[pages.current_lang()]["link_invalid_text"])
+    password = request.form.get("password", "")
+    found = passwords.problems(password, email=row.email)
+    if password != request.form.get("password2", ""):
+        found.append("mismatch")
+    if found:
+        texts = pages.TEXT[pages.current_lang()]
+        return pages.render("email_password.html", 422, errors=[texts[f"pw_{code}"] for code in found])
+    row.used_at = utcnow()
+    if purpose == "register":
+        person = Person(id=str(uuid.uuid4()), given_name="", family_name="", email=row.email,
+                        language=pages.current_lang())
+        db().add(person)
+        db().flush()
+        db().add(PasswordLogin(email=row.email, person_id=person.id, password_hash=passwords.hash_password(password)))
+        db().add(Grant(id=str(uuid.uuid4()), person_id=person.id, contract=row.contract, role="owner",
+                       status="active", created_by="email-registration"))
+        accounts.audit(db(), actor=person.id, action="person_registered", subject=person.id, contract=row.contract,
+                       method="email")
+    else:
+        login_row = db().scalar(select(PasswordLogin).where(PasswordLogin.person_id == row.person_id))
+        login_row.password_hash = passwords.hash_password(password)
+        person = db().get(Person, row.person_id)
+        accounts.end_sessions(db(), person.id)
+        accounts.audit(db(), actor=person.id, action="password_reset", subject=person.id)
+    login_session = accounts.start_login_session(db(), person, acr=LOW, amr=["pwd"], method="email")
+    db().commit()
+    return _signed_in(login_session.sid)

@@ -1,0 +1,119 @@
+"""The e-mail method: registration proven by the register's e-mail address (the link arrives over real
+SMTP through notifications), password rules, login at assurance low, reset, single-use links, no
+enumeration."""
+
+from __future__ import annotations
+
+import email
+import re
+import time
+from email.policy import default
+
+import pytest
+import requests
+
+from klients_common.auth import TokenVerifier, TrustedIssuer
+from tests.oidc_helpers import ISSUER, authorize, exchange, pkce, redirect_params
+from tests.stack import wait_until
+
+pytestmark = pytest.mark.usefixtures("stack")
+ANNA = "anna.kalnina@demo.klients.lv"  # the register's e-mail for LVG-100004
+
+
+def csrf_of(page: requests.Response) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def post_form(browser: requests.Session, path: str, **fields: str) -> requests.Response:
+    page = browser.get(f"{ISSUER}{path}", timeout=10)
+    return browser.post(f"{ISSUER}{path}", data={"csrf": csrf_of(page), **fields}, allow_redirects=False, timeout=10)
+
+
+def mail_to(maildir, address: str, after: float) -> email.message.EmailMessage:
+    def find():
+        for path in sorted(maildir.glob("*.eml")):
+            if path.stat().st_mtime >= after:
+                message = email.message_from_bytes(path.read_bytes(), policy=default)
+                if message["To"] == address:
+                    return message
+        return None
+
+    wait_until(f"mail to {address}", lambda: find() is not None, timeout=20)
+    return find()
+
+
+def link_in(message) -> str:
+    text = message.get_body(("plain",)).get_content()
+    return re.search(r"(http://\S+)", text).group(1)
+
+
+def set_password(browser: requests.Session, link: str, password: str, again: str | None = None):
+    opened = browser.get(link, allow_redirects=True, timeout=10)
+    assert opened.status_code == 200, opened.text[:300]
+    return browser.post(f"{ISSUER}/login/email/password", timeout=10, allow_redirects=False,
+                        data={"csrf": csrf_of(opened), "password": password, "password2": again or password})
+
+
+def test_register_by_the_registers_email_then_log_in_at_low_assurance(maildir):
+    started = time.time()
+    browser = requests.Session()
+    sent = post_form(browser, "/login/email/register", email=ANNA.upper(), contract="lvg-100004")
+    assert sent.status_code == 200 and 'id="sent"' in sent.text
+    message = mail_to(maildir, ANNA, started)
+    assert "Apstipriniet" in message["Subject"]
+    link = link_in(message)
+    assert link in message.get_body(("html",)).get_content()
+    assert "derīga līdz" in message.get_body(("plain",)).get_content()
+
+    weak = set_password(browser, link, "parole123456")
+    assert weak.status_code == 422 and "vienkārša" in weak.text
+    mismatch = set_password(browser, link, "Zaļš-kalns-2026!", "Zaļš-kalns-2027!")
+    assert mismatch.status_code == 422
+    done = set_password(browser, link, "Zaļš-kalns-2026!")
+    assert done.status_code == 200 and 'id="signed-in"' in done.text
+
+    reused = requests.get(link, timeout=10)
+    assert reused.status_code == 400 and "izmantota" in reused.text
+
+    client = requests.Session()
+    verifier, challenge = pkce()
+    to_login = authorize(client, code_challenge=challenge, code_challenge_method="S256")
+    assert "/login" in to_login.headers["Location"]
+    wrong = post_form(client, "/login/email", email=ANNA, password="not-the-password-at-all")
+    assert wrong.status_code == 401 and "Nepareizs" in wrong.text
+    ok = post_form(client, "/login/email", email=ANNA, password="Zaļš-kalns-2026!")
+    back = client.get(f"{ISSUER}{ok.headers['Location'].removeprefix(ISSUER)}", allow_redirects=False, timeout=10)
+    token = exchange(redirect_params(back)["code"], verifier).json()
+    access = TokenVerifier([TrustedIssuer(ISSUER, f"{ISSUER}/jwks.json", "klients-api")]).verify(token["access_token"])
+    assert access.claims["acr"] == "http://eidas.europa.eu/LoA/low" and access.claims["amr"] == ["pwd"]
+    assert access.grants["LVG-100004"].role == "owner"
+
+    # Password reset: the old password stops working, the new one works.
+    started = time.time()
+    assert 'id="sent"' in post_form(requests.Session(), "/login/email/forgot", email=ANNA).text
+    reset_link = link_in(mail_to(maildir, ANNA, started))
+    assert set_password(requests.Session(), reset_link, "Jauns-Ozols-2026?").status_code == 200
+    assert post_form(requests.Session(), "/login/email", email=ANNA, password="Zaļš-kalns-2026!").status_code == 401
+    fresh = post_form(requests.Session(), "/login/email", email=ANNA, password="Jauns-Ozols-2026?")
+    assert fresh.status_code == 200 and 'id="signed-in"' in fresh.text
+
+
+def test_someone_elses_contract_or_address_sends_nothing_and_says_the_same(maildir):
+    started = time.time()
+    wrong_address = post_form(requests.Session(), "/login/email/register", email="intruder@example.lv",
+                              contract="LVG-100003")
+    no_contract = post_form(requests.Session(), "/login/email/register", email="intruder@example.lv",
+                            contract="LVG-999999")
+    assert wrong_address.status_code == no_contract.status_code == 200
+    assert 'id="sent"' in wrong_address.text and 'id="sent"' in no_contract.text
+    unknown_reset = post_form(requests.Session(), "/login/email/forgot", email="nobody@example.lv")
+    assert 'id="sent"' in unknown_reset.text
+    time.sleep(2)
+    recipients = [email.message_from_bytes(p.read_bytes(), policy=default)["To"] for p in maildir.glob("*.eml")
+                  if p.stat().st_mtime >= started]
+    assert "intruder@example.lv" not in recipients and "nobody@example.lv" not in recipients
+
+
+def test_made_up_link_tells_what_to_do():
+    response = requests.get(f"{ISSUER}/login/email/register/{'A' * 43}", timeout=10)
+    assert response.status_code == 400 and "Pieprasiet jaunu saiti" in response.text
