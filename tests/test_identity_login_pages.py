@@ -1,0 +1,97 @@
+"""Identity's login pages against the Smart-ID simulator: every way a Smart-ID login can end badly gives a
+clear page and no session; the device-link flow; identity's events reach the bus."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+
+import pytest
+import requests
+from kombu import Connection, Exchange, Queue
+
+from tests.oidc_helpers import ISSUER, authorize, pkce, redirect_params
+from tests.stack import wait_until
+
+pytestmark = pytest.mark.usefixtures("stack")
+SIM = f"http://{os.environ.get('SIM_SMARTID_BIND', '127.0.0.1:18091')}"
+
+
+def start_smartid(browser: requests.Session, **form: str) -> requests.Response:
+    page = browser.get(f"{ISSUER}/login/smart-id", timeout=10)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    return browser.post(f"{ISSUER}/login/smart-id", data={"csrf": csrf, **form}, timeout=10)
+
+
+def finish(browser: requests.Session, first: requests.Response) -> requests.Response:
+    """Follow the wait page's refreshes until the login ends."""
+    response = first
+    for _ in range(40):
+        if 'http-equiv="refresh"' not in response.text:
+            return response
+        response = browser.get(f"{ISSUER}/login/smart-id/wait", timeout=15)
+    raise AssertionError("the Smart-ID login never ended")
+
+
+def signed_in(browser: requests.Session) -> bool:
+    response = authorize(browser, prompt="none", code_challenge=pkce()[1], code_challenge_method="S256")
+    return "code" in redirect_params(response)
+
+
+@pytest.mark.parametrize(("control", "code", "words"), [
+    ({"endResult": "USER_REFUSED"}, "040404-10003", "atteic"),
+    ({"endResult": "TIMEOUT"}, "040404-10003", "laik"),
+    ({"endResult": "DOCUMENT_UNUSABLE"}, "040404-10003", ""),
+    ({"endResult": "WRONG_VC"}, "040404-10003", ""),
+    ({"httpStatus": 401}, "040404-10003", ""),
+    ({"httpStatus": 403}, "040404-10003", ""),
+    ({"httpStatus": 404}, "040404-10003", ""),
+    ({"httpStatus": 480}, "040404-10003", ""),
+    ({"httpStatus": 580}, "040404-10003", ""),
+    ({"fault": "tampered_signature"}, "040404-10003", ""),
+    ({"fault": "untrusted_certificate"}, "040404-10003", ""),
+    ({"fault": "expired_certificate"}, "040404-10003", ""),
+    ({"fault": "level_too_low"}, "040404-10003", ""),
+])
+def test_every_bad_end_gives_a_clear_page_and_no_session(control, code, words):
+    requests.post(f"{SIM}/test/next-session", json=control, timeout=10).raise_for_status()
+    browser = requests.Session()
+    ended = finish(browser, start_smartid(browser, personal_code=code))
+    assert ended.status_code == 401
+    message = re.search(r'id="error-message">([^<]+)<', ended.text).group(1).strip()
+    assert len(message) > 20 and words in message.lower()
+    assert not signed_in(browser)
+
+
+def test_device_link_flow_shows_the_link_and_completes():
+    browser = requests.Session()
+    first = start_smartid(browser, flow="device_link")
+    link = re.search(r'id="device-link" href="([^"]+)"', first.text).group(1)
+    assert "authCode=" in link.replace("&amp;", "&")
+    ended = finish(browser, first)
+    assert 'id="signed-in"' in ended.text and signed_in(browser)
+
+
+def test_identity_events_reach_the_bus():
+    queue = Queue(f"test-identity-events-{uuid.uuid4()}", Exchange("identity.events", type="topic", durable=True),
+                  routing_key="login", auto_delete=True)
+    received = []
+    with Connection(os.environ["AMQP_URI"]) as conn:
+        with conn.Consumer(queue, callbacks=[lambda body, message: (received.append(body), message.ack())],
+                           accept=["json"]):
+            browser = requests.Session()
+            finish(browser, start_smartid(browser, personal_code="040404-10003"))
+
+            def drained() -> bool:
+                try:
+                    conn.drain_events(timeout=0.5)
+                except TimeoutError:
+                    pass
+                return any(e.get("method") == "smart_id" for e in received)
+
+            wait_until("a login event", drained, timeout=15)
+    event = next(e for e in received if e.get("method") == "smart_id")
+    assert event["acr"] == "http://eidas.europa.eu/LoA/substantial" and event["event_id"]
+    assert "040404" not in json.dumps(event)  # no personal codes on the bus
