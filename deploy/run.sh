@@ -7,7 +7,7 @@ cd "$ROOT"
 bash deploy/python-env.sh
 bash deploy/rabbitmq.sh
 PY="$VENV/bin/python"
-export PATH="$VENV/bin:$PATH" KLIENTS_VAR_DIR="$VAR"
+export PATH="$VENV/bin:$PATH" KLIENTS_VAR_DIR="$VAR" PYTHONWARNINGS="ignore::DeprecationWarning"
 
 STARTED=()
 start() {  # start NAME COMMAND...: run in the background, log to var/log/NAME.log

@@ -6,13 +6,14 @@ needs (fetched from the running simulators).
     python -m klients_simulators.devsetup fetch --dir var/providers --smartid http://127.0.0.1:8091 \\
         --banks http://127.0.0.1:8093 --identity http://127.0.0.1:8001
 
-Each prints ``NAME=value`` lines for the environment of the next process.
+Each prints ``NAME=value`` lines (shell-quoted) for the environment of the next process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     env = merchants_env(args.dir, args.identity) if args.step == "merchants" else fetch_env(
         args.dir, args.smartid, args.banks)
     for name, value in env.items():
-        print(f"{name}={value}")
+        print(f"{name}={shlex.quote(value)}")
     return 0
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from .allocation import apply_payment
 from .invoicing import issue_invoice
-from .models import Contract, ContractHolder, MeteredConsumption, Payment, Tariff
+from .models import Contract, ContractHolder, Invoice, MeteredConsumption, Payment, Tariff
 
 DEMO_CONTRACTS = [
     # Smart-ID DEMO account PNOLV-040404-10003 (device link and notification end OK).
@@ -46,16 +46,18 @@ def seed(session: Session, today: date | None = None) -> int:
     if session.scalar(select(Tariff.id).limit(1)) is None:
         session.add(Tariff(**DEMO_TARIFF))
         added += 1
-    existing = set(session.scalars(select(Contract.number)))
+    existing = {c.number: c for c in session.scalars(select(Contract))}
     for row in DEMO_CONTRACTS:
-        if row["number"] in existing:
-            continue
-        contract = Contract(start_date=date(2020, 1, 1), credit=Decimal("0.00"), **row)
-        session.add(contract)
-        session.flush()
-        session.add(ContractHolder(contract_id=contract.id, holder_name=row["holder_name"],
-                                   holder_personal_code=row["holder_personal_code"], since=contract.start_date))
-        added += 1 + _year_of_invoices(session, contract, today)
+        contract = existing.get(row["number"])
+        if contract is None:
+            contract = Contract(start_date=date(2020, 1, 1), credit=Decimal("0.00"), **row)
+            session.add(contract)
+            session.flush()
+            session.add(ContractHolder(contract_id=contract.id, holder_name=row["holder_name"],
+                                       holder_personal_code=row["holder_personal_code"], since=contract.start_date))
+            added += 1
+        if session.scalar(select(Invoice.id).where(Invoice.contract_id == contract.id).limit(1)) is None:
+            added += _year_of_invoices(session, contract, today)
     return added
 
 
