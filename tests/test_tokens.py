@@ -200,6 +200,7 @@ def test_rotated_key_is_fetched_and_old_tokens_stay_valid(stack, mint, verifier)
         with identity_session() as session:
             session.execute(delete(SigningKey).where(SigningKey.kid == new_kid))
             session.execute(update(SigningKey).where(SigningKey.kid == old_kid).values(retire_at=None))
+        keys.forget_cached()
 
 
 def test_key_published_ahead_does_not_sign_yet(stack):

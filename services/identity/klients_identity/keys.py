@@ -9,6 +9,7 @@ a minute of clock skew).
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,13 @@ def rotate(session: Session, *, publish_ahead: int, token_ttl: int, now: datetim
         old.retire_at = active_from + timedelta(seconds=token_ttl) + SKEW
     session.add(new)
     session.flush()
+    forget_cached()
     return new
+
+
+def forget_cached() -> None:
+    """Look the current key up afresh next time (after keys changed in this process)."""
+    _current.clear()
 
 
 def ensure_key(session: Session, *, token_ttl: int) -> None:
@@ -52,9 +59,25 @@ def published(session: Session, now: datetime | None = None) -> list[SigningKey]
     ))
 
 
+_current: dict[str, tuple[float, SigningKey]] = {}
+CURRENT_CACHE_SECONDS = 5.0
+
+
 def current(session: Session, now: datetime | None = None) -> SigningKey:
-    """Return the key that signs now: the newest whose ``active_from`` has passed."""
-    now = now or utcnow()
+    """Return the key that signs now: the newest whose ``active_from`` has passed (looked up at most
+    every few seconds per process; a key is published long before it signs)."""
+    if now is None:
+        cached = _current.get(str(session.get_bind().url))
+        if cached and time.monotonic() - cached[0] < CURRENT_CACHE_SECONDS:
+            return cached[1]
+        key = _current_at(session, utcnow())
+        session.expunge(key)
+        _current[str(session.get_bind().url)] = (time.monotonic(), key)
+        return key
+    return _current_at(session, now)
+
+
+def _current_at(session: Session, now: datetime) -> SigningKey:
     key = next((k for k in reversed(published(session, now)) if as_utc(k.active_from) <= now), None)
     if key is None:
         raise LookupError("no active signing key: run `klients-identity rotate-keys`")

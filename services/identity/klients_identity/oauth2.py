@@ -198,7 +198,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
 
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
         """Return the unused, unexpired code of this client; a reused code revokes what it issued."""
-        row = db().get(AuthorizationCode, digest(code))
+        # Locked: of two concurrent exchanges of one code, the second waits and then sees it used.
+        row = db().get(AuthorizationCode, digest(code), with_for_update=True)
         if row is None or row.client_id != client.get_client_id():
             return None
         if row.used_at is not None:
@@ -211,9 +212,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         return Code(row)
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
-        """Mark the code used (kept, to detect reuse)."""
+        """Mark the code used (kept, to detect reuse); committed with the tokens by the token view."""
         authorization_code.row.used_at = utcnow()
-        db().commit()
 
     def authenticate_user(self, authorization_code: Code) -> Subject | None:
         """Return whom the code was issued for, if their login still stands."""
@@ -249,7 +249,8 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_refresh_token(self, refresh_token: str) -> Refresh | None:
         """Return a live refresh token; a rotated one being reused revokes its whole family."""
-        row = db().get(RefreshToken, digest(refresh_token or ""))
+        # Locked: of two concurrent uses of one token, the second waits and then sees it rotated.
+        row = db().get(RefreshToken, digest(refresh_token or ""), with_for_update=True)
         if row is None or row.revoked:
             return None
         if row.rotated_at is not None:
@@ -270,9 +271,8 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         return Subject(person, row.acr, list(row.amr), as_utc(row.auth_time), row.sid, row.family_id)
 
     def revoke_old_credential(self, refresh_token: Refresh) -> None:
-        """Rotate: the used token may never be used again."""
+        """Rotate: the used token may never be used again (committed with the new one by the token view)."""
         refresh_token.row.rotated_at = utcnow()
-        db().commit()
 
 
 def revoke_family(session: Session, family_id: str) -> None:
@@ -356,7 +356,6 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         token_hash=digest(refresh), family_id=user.family_id, client_id=request.client.get_client_id(),
         person_id=user.person.id, sid=user.sid, scope=token.get("scope", ""), acr=user.acr, amr=user.amr,
         auth_time=user.auth_time, issued_at=now, expires_at=now + REFRESH_TTL))
-    db().commit()
 
 
 class S256Only(CodeChallenge):  # type: ignore[misc]

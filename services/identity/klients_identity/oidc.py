@@ -163,6 +163,7 @@ def _subject(login: LoginSession) -> Subject:
 def token() -> ResponseReturnValue:
     """The token endpoint: authorization_code and refresh_token only."""
     response: Response = server.create_token_response()
+    db().commit()  # one transaction: the code or old refresh token used up, the new refresh token stored
     response.headers["Cache-Control"] = "no-store"
     return response
 
