@@ -137,3 +137,48 @@ def test_person_without_a_contract_is_told_about_the_transfer(page):
     page.locator("#error-message").wait_for(timeout=10_000)
     assert "pārslēdz" in page.locator("#error-message").inner_text()
     assert not page.url.startswith(REDIRECT)
+
+
+def test_email_registration_and_login(page, chromium, maildir):
+    import email
+    import re
+    import time
+    from email.policy import default
+
+    from tests.stack import wait_until
+
+    address = "new.format@demo.klients.lv"  # the register's e-mail for LVG-100002
+    started = time.time()
+    page.goto(f"{ISSUER}/login/email/register?lang=lv")
+    page.get_by_label("E-pasts / E-mail").fill(address)
+    page.get_by_label("Līguma numurs").fill("LVG-100002")
+    page.get_by_role("button", name="Sūtīt saiti").click()
+    page.locator("#sent").wait_for()
+
+    def link():
+        for path in maildir.glob("*.eml"):
+            message = email.message_from_bytes(path.read_bytes(), policy=default)
+            if path.stat().st_mtime >= started and message["To"] == address:
+                return re.search(r"(http://\S+)", message.get_body(("plain",)).get_content()).group(1)
+        return None
+
+    wait_until("the registration e-mail", lambda: link() is not None, timeout=20)
+    page.goto(link())
+    page.get_by_label("Jaunā parole").fill("Dzintars-Jūrmalā-7")
+    page.get_by_label("Atkārtojiet paroli").fill("Dzintars-Jūrmalā-7")
+    page.get_by_role("button", name="Saglabāt").click()
+    page.locator("#signed-in").wait_for()
+
+    context = chromium.new_context(locale="lv-LV")
+    fresh = context.new_page()
+    try:
+        verifier = start_login(fresh)
+        fresh.get_by_role("link", name="E-pasts un parole").click()
+        fresh.get_by_label("E-pasts / E-mail").fill(address)
+        fresh.get_by_label("Parole").fill("Dzintars-Jūrmalā-7")
+        fresh.get_by_role("button", name="Pieslēgties").click()
+        token = tokens_at_callback(fresh, verifier)["access"]
+    finally:
+        context.close()
+    assert token.grants["LVG-100002"].role == "owner"
+    assert token.claims["acr"] == "http://eidas.europa.eu/LoA/low" and token.claims["amr"] == ["pwd"]
