@@ -8,7 +8,6 @@ to us and hand its fields to the connector. No RabbitMQ or PostgreSQL is needed.
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from klients_simulators.banks import create_app as create_bank_simulator
 from klients_simulators.banks import mac_source
-from werkzeug.serving import make_server
 
 from klients_identity.connectors.banklink import (
     FAILURE_CODES,
@@ -35,6 +33,7 @@ from klients_identity.connectors.banklink import (
     split_full_name,
 )
 from klients_identity.connectors.base import LOA_SUBSTANTIAL, LoginFailed
+from tests.servers import serving
 
 MERCHANT = "KLIENTS"
 RETURN_URL = "https://klients.test/login/bank/return"
@@ -105,15 +104,8 @@ def simulator(our_key: rsa.RSAPrivateKey) -> Iterator[str]:
     public_pem = our_key.public_key().public_bytes(serialization.Encoding.PEM,
                                                    serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     app = create_bank_simulator(merchants={MERCHANT: {"public_key_pem": public_pem, "return_urls": [RETURN_URL]}})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(app) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from typing import Any
@@ -18,7 +18,6 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 from klients_simulators.eparaksts import create_app
-from werkzeug.serving import make_server
 
 from klients_identity.connectors.base import LOA_HIGH, LoginFailed
 from klients_identity.connectors.eparaksts import (
@@ -28,6 +27,7 @@ from klients_identity.connectors.eparaksts import (
     EparakstsConfig,
     identity_from_userinfo,
 )
+from tests.servers import serving
 
 CALLBACK = "http://127.0.0.1:8001/login/eparaksts/callback"
 OTHER_CALLBACK = "http://127.0.0.1:18001/login/eparaksts/callback"
@@ -57,24 +57,16 @@ class Sim:
 @pytest.fixture
 def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Sim]]:
     """Start simulators (environment variables as keyword arguments); stop them after the test."""
-    running: list[tuple[Any, threading.Thread]] = []
     for name in ("SIM_EPARAKSTS_CLIENTS", "SIM_EPARAKSTS_CODE_TTL", "SIM_EPARAKSTS_TOKEN_TTL"):
         monkeypatch.delenv(name, raising=False)
+    with ExitStack() as running:
 
-    def start(**env: str) -> Sim:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        server = make_server("127.0.0.1", 0, create_app(), threaded=True)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        running.append((server, thread))
-        return Sim(url=f"http://127.0.0.1:{server.server_port}")
+        def start(**env: str) -> Sim:
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            return Sim(url=running.enter_context(serving(create_app())))
 
-    yield start
-    for server, thread in running:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        yield start
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import hashlib
 import json
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +25,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from klients_simulators.smartid import DEMO_RP_UUID, RelyingParty, SimSettings, create_app
-from werkzeug.serving import make_server
 
 from klients_identity.connectors.base import LOA_SUBSTANTIAL, LoginFailed, VerifiedIdentity
 from klients_identity.connectors.smartid import (
@@ -40,6 +38,7 @@ from klients_identity.connectors.smartid import (
     session_secret_digest,
     verification_code,
 )
+from tests.servers import serving
 
 KLIENTS_RP = RelyingParty("6f1c3d1e-8a5b-4c2e-9d7f-0a1b2c3d4e5f", "Klients")
 SETTINGS = SimSettings(relying_parties=(RelyingParty(DEMO_RP_UUID, "DEMO"), KLIENTS_RP), delay=0.2)
@@ -59,23 +58,16 @@ LINK = re.compile(r"^https://smart-id\.com/device-link\?deviceLinkType=QR&elapse
 
 
 @contextmanager
-def serving(settings: SimSettings) -> Iterator[str]:
+def simulator(settings: SimSettings) -> Iterator[str]:
     """Run a simulator on an ephemeral port; yield its base URL."""
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(create_app(settings)) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[str]:
     """The simulator shared by this module's tests."""
-    with serving(SETTINGS) as base:
+    with simulator(SETTINGS) as base:
         yield base
 
 
@@ -516,7 +508,7 @@ def test_the_relying_party_name_is_signed_byte_for_byte(make_client: Callable[..
 
 def test_a_relying_party_calling_from_elsewhere_is_unauthorized(ca_pem: bytes) -> None:
     """401: the source address is not the one registered for the UUID."""
-    with serving(SimSettings(allowed_ips=frozenset({"192.0.2.10"}), delay=0.2)) as base:
+    with simulator(SimSettings(allowed_ips=frozenset({"192.0.2.10"}), delay=0.2)) as base:
         config = SmartIdConfig(base_url=f"{base}/v3", relying_party_uuid=DEMO_RP_UUID, relying_party_name="DEMO",
                                trust_anchors_pem=(ca_pem,), scheme_name="smart-id-demo")
         with SmartIdClient(config) as elsewhere, pytest.raises(LoginFailed) as caught:
