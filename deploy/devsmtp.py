@@ -22,12 +22,21 @@ from aiosmtpd.controller import Controller
 
 
 class MaildirHandler:
-    """Writes each message to a file."""
+    """Writes each message to a file; refuses recipients in ``reject_domain`` (a mailbox that does not exist)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, reject_domain: str | None = None) -> None:
         self.folder = folder
+        self.reject_domain = reject_domain
         self.counter = itertools.count(1)
         folder.mkdir(parents=True, exist_ok=True)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          rcpt_options: list[str]) -> str:
+        """Accept the recipient, unless its domain is the one configured to refuse (550)."""
+        if self.reject_domain and address.lower().endswith("@" + self.reject_domain):
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         """Store the message; answer 250."""
@@ -45,8 +54,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--maildir", default="var/mail")
+    parser.add_argument("--reject-domain", default="reject.invalid",
+                        help="recipients at this domain are refused with 550 (to see permanent failures)")
     args = parser.parse_args()
-    controller = Controller(MaildirHandler(Path(args.maildir)), hostname=args.host, port=args.port)
+    controller = Controller(MaildirHandler(Path(args.maildir), args.reject_domain), hostname=args.host,
+                            port=args.port)
     controller.start()
     print(f"SMTP on {args.host}:{args.port}, mail kept in {Path(args.maildir).resolve()}", flush=True)
     loop = asyncio.new_event_loop()

@@ -60,14 +60,36 @@ def gateway(stack: Stack) -> Any:
     app.extensions["klients_rpc"].close()
 
 
+class SmtpServer:
+    """The local SMTP server (deploy/devsmtp.py) as a process tests can stop and start again."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = int(os.environ["SMTP_PORT"])
+        self.process = Stack()
+
+    def start(self) -> None:
+        """Start it and wait until it accepts connections."""
+        self.process.start_smtp(self.port, self.folder)
+
+    def stop(self) -> None:
+        """Stop it (connections are refused until it starts again)."""
+        self.process.stop_all()
+
+
 @pytest.fixture(scope="session")
-def maildir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A running local SMTP server; yields the folder its mail lands in."""
-    folder = tmp_path_factory.mktemp("mail")
-    smtp = Stack()
-    smtp.start_smtp(int(os.environ["SMTP_PORT"]), folder)
-    yield folder
-    smtp.stop_all()
+def smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
+    """A running local SMTP server."""
+    server = SmtpServer(tmp_path_factory.mktemp("mail"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def maildir(smtp: SmtpServer) -> Path:
+    """The folder the local SMTP server keeps every mail in."""
+    return smtp.folder
 
 
 
@@ -140,3 +162,9 @@ def new_contract(billing_sessions: Any) -> Callable[..., Any]:
 def gateway_url(stack: Stack) -> str:
     """The gateway as a real HTTP server (for callbacks from the payment simulator)."""
     return "http://" + os.environ["GATEWAY_BIND"]
+
+
+@pytest.fixture(scope="session")
+def notifications_sessions(stack: Stack) -> Any:
+    """A session factory on notifications' test database."""
+    return sessionmaker(make_engine(os.environ["NOTIFICATIONS_DATABASE_URL"]), expire_on_commit=False)

@@ -4,6 +4,7 @@ notifications issue."""
 from __future__ import annotations
 
 import logging
+import smtplib
 from typing import Any
 
 from nameko.events import event_handler
@@ -12,6 +13,7 @@ from nameko.rpc import rpc
 from klients_common.nameko_db import Database
 
 from .mailer import MailerProvider, deliver_once
+from .retry import Redelivery, is_temporary
 from .templates import render, riga_time
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,7 @@ class NotificationsService:
 
     db = Database()
     mailer = MailerProvider()
+    retry = Redelivery()
 
     @rpc
     def ping(self) -> str:
@@ -42,14 +45,27 @@ class NotificationsService:
         self._link_mail("password_reset_requested", payload)
 
     def _link_mail(self, event: str, payload: Any) -> None:
-        if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in
-                                                    ("event_id", "to", "link", "expires_at")):
-            log.error("malformed %s event dropped (event id %r)", event,
-                      payload.get("event_id") if isinstance(payload, dict) else None)
+        try:
+            if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in
+                                                        ("event_id", "to", "link", "expires_at")):
+                raise ValueError("fields missing")
+            template = LINK_EVENTS[event]
+            message = render(template, payload.get("lang", "lv"),
+                             {"link": payload["link"], "deadline": riga_time(payload["expires_at"])})
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("malformed %s event dead-lettered: %s", event, exc)
+            self.retry.dead_letter(self.db, payload, "malformed", exc)
             return
-        template = LINK_EVENTS[event]
-        message = render(template, payload.get("lang", "lv"),
-                         {"link": payload["link"], "deadline": riga_time(payload["expires_at"])})
-        if deliver_once(self.db, self.mailer, event_id=payload["event_id"], template=template, to=payload["to"],
-                        message=message):
-            log.info("%s sent for event %s", template, payload["event_id"])  # no address, no link in logs
+        try:
+            if deliver_once(self.db, self.mailer, event_id=payload["event_id"], template=template, to=payload["to"],
+                            message=message):
+                log.info("%s sent for event %s", template, payload["event_id"])  # no address, no link in logs
+        except (smtplib.SMTPException, OSError) as exc:  # anything else (the database) requeues the event
+            if not is_temporary(exc):
+                log.warning("%s for event %s refused for good: %s", template, payload["event_id"], type(exc).__name__)
+                self.retry.dead_letter(self.db, payload, "refused", exc)
+            elif not self.retry.later(payload):
+                log.warning("%s for event %s: out of retries", template, payload["event_id"])
+                self.retry.dead_letter(self.db, payload, "retries_exhausted", exc)
+            else:
+                log.info("%s for event %s: will retry (%s)", template, payload["event_id"], type(exc).__name__)

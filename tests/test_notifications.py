@@ -1,0 +1,141 @@
+"""Notifications against a real SMTP server and RabbitMQ: once per event (also with two instances),
+retries with back-off while SMTP is down, dead letters for refusals and malformed events, re-sending."""
+
+from __future__ import annotations
+
+import email
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from email.policy import default
+
+import pytest
+from kombu import Connection, Exchange
+from sqlalchemy import select
+
+from klients_notifications.models import DeadLetter, Delivery
+from tests.stack import BIN, Stack, wait_until
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+
+def publish(payload: dict, event_type: str = "password_reset_requested") -> None:
+    """Publish an identity event on the real bus, as identity's relay does."""
+    with Connection(os.environ["AMQP_URI"]) as conn:
+        conn.Producer(serializer="json").publish(
+            payload, exchange=Exchange("identity.events", type="topic", durable=True), routing_key=event_type,
+            delivery_mode=2, retry=True)
+
+
+def event(to: str) -> dict:
+    return {"event_id": str(uuid.uuid4()), "to": to, "link": f"http://127.0.0.1:18001/x/{uuid.uuid4().hex}",
+            "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(), "lang": "en"}
+
+
+def mails_to(maildir, address: str) -> list:
+    found = []
+    for path in maildir.glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=default)
+        if message["To"] == address:
+            found.append(message)
+    return found
+
+
+def address() -> str:
+    return f"p-{uuid.uuid4().hex[:10]}@example.lv"
+
+
+def test_the_same_event_twice_sends_one_mail(maildir, notifications_sessions):
+    to = address()
+    payload = event(to)
+    publish(payload)
+    publish(payload)
+    wait_until("the mail", lambda: mails_to(maildir, to), timeout=15)
+    time.sleep(1.5)
+    [mail] = mails_to(maildir, to)
+    assert mail["Subject"] == "Resetting your Klients portal password"
+    assert payload["link"] in mail.get_body(("plain",)).get_content()
+    assert payload["link"] in mail.get_body(("html",)).get_content()
+
+
+def test_smtp_down_then_up_is_retried_and_delivered_once(smtp, maildir, notifications_sessions):
+    to = address()
+    payload = event(to)
+    smtp.stop()
+    try:
+        publish(payload)
+
+        def failed_once() -> bool:
+            with notifications_sessions() as session:
+                row = session.scalar(select(Delivery).where(Delivery.event_id == payload["event_id"]))
+                return row is not None and row.status == "failed"
+
+        wait_until("a failed first attempt", failed_once, timeout=15)
+    finally:
+        smtp.start()
+    wait_until("the retried mail", lambda: mails_to(maildir, to), timeout=30)
+    time.sleep(1)
+    assert len(mails_to(maildir, to)) == 1
+    with notifications_sessions() as session:
+        row = session.scalar(select(Delivery).where(Delivery.event_id == payload["event_id"]))
+        assert (row.status, row.attempts) == ("sent", 2)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "klients-notifications"), *args], capture_output=True, text=True, check=False,
+                          env=os.environ.copy())
+
+
+def dead_letter_of(notifications_sessions, event_id: str) -> list[DeadLetter]:
+    with notifications_sessions() as session:
+        return list(session.scalars(select(DeadLetter).where(DeadLetter.event_id == event_id)
+                                    .order_by(DeadLetter.id)))
+
+
+def test_a_refused_address_is_dead_lettered_listed_and_can_be_re_sent(maildir, notifications_sessions):
+    payload = event(f"nobody-{uuid.uuid4().hex[:6]}@reject.invalid")
+    publish(payload)
+    wait_until("a dead letter", lambda: dead_letter_of(notifications_sessions, payload["event_id"]), timeout=15)
+    [letter] = dead_letter_of(notifications_sessions, payload["event_id"])
+    assert (letter.reason, letter.error) == ("refused", "SMTPRecipientsRefused")
+    listed = cli("dead-letters")
+    assert listed.returncode == 0 and payload["event_id"] in listed.stdout and "refused" in listed.stdout
+    assert payload["link"] not in listed.stdout  # nothing secret in the operators' listing
+    resent = cli("resend", str(letter.id))
+    assert resent.returncode == 0 and "1 dead letter(s) re-sent" in resent.stdout
+    wait_until("the re-sent attempt", lambda: len(dead_letter_of(notifications_sessions, payload["event_id"])) == 2,
+               timeout=15)
+    with notifications_sessions() as session:
+        assert session.scalar(select(Delivery.attempts).where(Delivery.event_id == payload["event_id"])) == 2
+        assert session.get(DeadLetter, letter.id).resent_at is not None
+
+
+def test_a_malformed_event_is_dead_lettered_and_the_service_keeps_going(maildir, notifications_sessions):
+    broken = {"event_id": str(uuid.uuid4()), "to": 42}
+    publish(broken)
+    wait_until("the malformed dead letter", lambda: dead_letter_of(notifications_sessions, broken["event_id"]),
+               timeout=15)
+    assert dead_letter_of(notifications_sessions, broken["event_id"])[0].reason == "malformed"
+    to = address()
+    publish(event(to))
+    wait_until("the next mail", lambda: mails_to(maildir, to), timeout=15)
+
+
+def test_two_instances_send_each_mail_once(maildir):
+    second = Stack()
+    second.start("notifications-2", sys.executable, "-m", "klients_notifications.cli", "run")
+    try:
+        time.sleep(3)  # let the second instance join the queue
+        addresses = [address() for _ in range(12)]
+        for to in addresses:
+            payload = event(to)
+            publish(payload)
+            publish(payload)  # at-least-once: every event delivered twice
+        wait_until("all mails", lambda: all(mails_to(maildir, to) for to in addresses), timeout=30)
+        time.sleep(1.5)
+        assert [len(mails_to(maildir, to)) for to in addresses] == [1] * 12
+    finally:
+        second.stop_all()
