@@ -22,11 +22,11 @@ from tests.stack import BIN, Stack, wait_until
 pytestmark = pytest.mark.usefixtures("stack")
 
 
-def publish(payload: dict, event_type: str = "password_reset_requested") -> None:
-    """Publish an identity event on the real bus, as identity's relay does."""
+def publish(payload: dict, event_type: str = "password_reset_requested", source: str = "identity") -> None:
+    """Publish a service's event on the real bus, as its outbox relay does."""
     with Connection(os.environ["AMQP_URI"]) as conn:
         conn.Producer(serializer="json").publish(
-            payload, exchange=Exchange("identity.events", type="topic", durable=True), routing_key=event_type,
+            payload, exchange=Exchange(f"{source}.events", type="topic", durable=True), routing_key=event_type,
             delivery_mode=2, retry=True)
 
 
@@ -139,3 +139,36 @@ def test_two_instances_send_each_mail_once(maildir):
         assert [len(mails_to(maildir, to)) for to in addresses] == [1] * 12
     finally:
         second.stop_all()
+
+
+@pytest.mark.parametrize(("lang", "subject", "amount", "due"), [
+    ("lv", "Jauns rēķins", "1 234,56 €", "20.12.2026"),
+    ("en", "New invoice", "€1,234.56", "20 December 2026"),
+])
+def test_invoice_issued_mail_in_the_recipients_language(maildir, lang, subject, amount, due):
+    to = address()
+    payload = {"event_id": str(uuid.uuid4()), "contract": "LVG-100001", "invoice": "202611-LVG-100001",
+               "period": "2026-11", "total": "1234.56", "due_date": "2026-12-20", "estimated": True, "email": to,
+               "lang": lang}
+    publish(payload, "invoice_issued", "billing")
+    wait_until("the invoice mail", lambda: mails_to(maildir, to), timeout=15)
+    [mail] = mails_to(maildir, to)
+    text = mail.get_body(("plain",)).get_content()
+    assert mail["Subject"].startswith(subject) and amount in text and due in text and "{" not in text
+    assert "202611-LVG-100001" in mail.get_body(("html",)).get_content()
+
+
+def test_payment_received_mail_and_a_contract_without_an_address_sends_nothing(maildir, notifications_sessions):
+    to = address()
+    publish({"event_id": str(uuid.uuid4()), "payment": "p", "contract": "LVG-100001", "amount": "12.34",
+                      "received_at": "2026-11-27T10:00:00+00:00", "email": to}, "payment_received", "billing")
+    silent = {"event_id": str(uuid.uuid4()), "payment": "p", "contract": "LVG-100001", "amount": "1.00",
+              "received_at": "2026-11-27T10:00:00+00:00", "email": None}
+    publish(silent, "payment_received", "billing")
+    wait_until("the payment mail", lambda: mails_to(maildir, to), timeout=15)
+    assert "12,34 €" in mails_to(maildir, to)[0].get_body(("plain",)).get_content()
+    time.sleep(1)
+    with notifications_sessions() as session:
+        assert session.scalar(select(Delivery).where(Delivery.event_id == silent["event_id"])) is None
+        assert session.scalar(select(DeadLetter).where(DeadLetter.event_id == silent["event_id"])) is None
+

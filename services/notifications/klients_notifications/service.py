@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from collections.abc import Callable
 from typing import Any
 
 from nameko.events import event_handler
@@ -14,7 +15,7 @@ from klients_common.nameko_db import Database
 
 from .mailer import MailerProvider, deliver_once
 from .retry import Redelivery, is_temporary
-from .templates import render, riga_time
+from .templates import ESTIMATED, local_date, money, render, riga_time
 
 log = logging.getLogger(__name__)
 LINK_EVENTS = {"email_verification_requested": "email_verification", "password_reset_requested": "password_reset"}
@@ -45,20 +46,43 @@ class NotificationsService:
         self._link_mail("password_reset_requested", payload)
 
     def _link_mail(self, event: str, payload: Any) -> None:
+        self._mail(LINK_EVENTS[event], payload, "to", ("link", "expires_at"),
+                   lambda p, lang: {"link": p["link"], "deadline": riga_time(p["expires_at"])})
+
+    @event_handler("billing", "invoice_issued", requeue_on_error=True)
+    def on_invoice_issued(self, payload: Any) -> None:
+        """Tell the contract's register address about a new invoice."""
+        self._mail("invoice_issued", payload, "email", ("contract", "invoice", "period", "total", "due_date"),
+                   lambda p, lang: {"contract": p["contract"], "invoice": p["invoice"], "period": p["period"],
+                                    "total": money(p["total"], lang), "due_date": local_date(p["due_date"], lang),
+                                    "estimated": ESTIMATED[lang] if p.get("estimated") else ""})
+
+    @event_handler("billing", "payment_received", requeue_on_error=True)
+    def on_payment_received(self, payload: Any) -> None:
+        """Confirm a received payment to the contract's register address."""
+        self._mail("payment_received", payload, "email", ("contract", "amount", "received_at"),
+                   lambda p, lang: {"contract": p["contract"], "amount": money(p["amount"], lang),
+                                    "received": local_date(p["received_at"], lang)})
+
+    def _mail(self, template: str, payload: Any, recipient: str, fields: tuple[str, ...],
+              values: Callable[[dict[str, Any], str], dict[str, Any]]) -> None:
+        """Render ``template`` for the event and send it once; dead-letter what cannot be sent."""
+        if isinstance(payload, dict) and recipient in payload and payload[recipient] is None:
+            log.info("%s for event %s: no address on file, nothing to send", template, payload.get("event_id"))
+            return
         try:
             if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in
-                                                        ("event_id", "to", "link", "expires_at")):
+                                                        ("event_id", recipient, *fields)):
                 raise ValueError("fields missing")
-            template = LINK_EVENTS[event]
-            message = render(template, payload.get("lang", "lv"),
-                             {"link": payload["link"], "deadline": riga_time(payload["expires_at"])})
-        except (ValueError, KeyError, TypeError) as exc:
-            log.error("malformed %s event dead-lettered: %s", event, exc)
+            lang = "en" if payload.get("lang") == "en" else "lv"
+            message = render(template, lang, values(payload, lang))
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            log.error("malformed event for %s dead-lettered: %s", template, exc)
             self.retry.dead_letter(self.db, payload, "malformed", exc)
             return
         try:
-            if deliver_once(self.db, self.mailer, event_id=payload["event_id"], template=template, to=payload["to"],
-                            message=message):
+            if deliver_once(self.db, self.mailer, event_id=payload["event_id"], template=template,
+                            to=payload[recipient], message=message):
                 log.info("%s sent for event %s", template, payload["event_id"])  # no address, no link in logs
         except (smtplib.SMTPException, OSError) as exc:  # anything else (the database) requeues the event
             if not is_temporary(exc):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,6 +39,41 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                "If you did not ask for this, ignore this e-mail; your password has not changed."),
     },
 }
+
+
+TEMPLATES["invoice_issued"] = {
+    "lv": ("Jauns rēķins {invoice}",
+           "Labdien!\n\nLīgumam {contract} izrakstīts rēķins {invoice} par periodu {period}.\n"
+           "Summa apmaksai: {total}. Apmaksāt līdz {due_date}.\n{estimated}\n"
+           "Rēķinu un maksāšanas iespējas redzēsiet portālā."),
+    "en": ("New invoice {invoice}",
+           "Hello,\n\nInvoice {invoice} for {period} has been issued for contract {contract}.\n"
+           "Amount to pay: {total}, due by {due_date}.\n{estimated}\n"
+           "You can see the invoice and pay it in the portal."),
+}
+TEMPLATES["payment_received"] = {
+    "lv": ("Maksājums saņemts",
+           "Labdien!\n\nSaņēmām jūsu maksājumu {amount} par līgumu {contract} ({received}). Paldies!"),
+    "en": ("Payment received", "Hello,\n\nWe have received your payment of {amount} for contract {contract} "
+                               "({received}). Thank you!"),
+}
+ESTIMATED = {"lv": "Patēriņš aprēķināts, jo rādījums nav saņemts.", "en": "Consumption was estimated: no reading was "
+                                                                          "received."}
+
+
+def money(amount: str, lang: str) -> str:
+    """Return euros as Latvians write them (``1 234,56 €``) or in English (``€1,234.56``)."""
+    value = Decimal(amount)
+    if lang == "en":
+        return f"€{value:,.2f}"
+    return f"{value:,.2f}".replace(",", " ").replace(".", ",") + " €"
+
+
+def local_date(value: str, lang: str) -> str:
+    """Return an ISO date or timestamp as a date in Europe/Riga (``dd.mm.yyyy`` in Latvian)."""
+    moment = datetime.fromisoformat(value)
+    day = moment.astimezone(RIGA).date() if moment.tzinfo else moment.date()
+    return f"{day:%d.%m.%Y}" if lang != "en" else f"{day:%-d %B %Y}"
 
 
 def riga_time(value: str) -> str:
