@@ -10,6 +10,7 @@ gateway under gunicorn, then measures, in one run:
 * metering: reading submissions end to end, consumption history over ten years (``bench/metering.py``);
 * identity: code-exchange latency, refresh grants per second beside Keycloak's on the same machine
   (``bench/identity.py``);
+* notifications: e-mails per second to the local SMTP server from a burst of events;
 * billing: the amount-due RPC on a register of ``BENCH_CONTRACTS`` (default 1,000,000) contracts with
   twelve invoices each, and payment initiations per second (``bench/billing.py``).
 
@@ -168,6 +169,10 @@ def main() -> None:
         results["identity_code_exchange"] = identity.code_exchange_latency(percentiles)
         results["identity_refresh_grants_16_clients"] = identity.identity_refresh()
         results["keycloak_refresh_grants_16_clients"] = identity.keycloak_refresh()
+
+        import notifications
+
+        results["notification_mails_from_a_burst"] = notifications.burst()
 
         import billing
 

@@ -89,4 +89,5 @@ def render(template: str, lang: str, values: dict[str, Any]) -> Message:
     link = values.get("link")
     if link:
         html_body = html_body.replace(escape(link), f'<a href="{escape(link)}">{escape(link)}</a>')
-    return Message(subject, text, f"<!doctype html><html><body><p>{html_body}</p></body></html>")
+    return Message(subject.format(**values), text,
+                   f"<!doctype html><html><body><p>{html_body}</p></body></html>")

@@ -1,0 +1,54 @@
+"""Notifications benchmark: e-mails per second delivered to the local SMTP server from a burst of events."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kombu import Connection, Exchange
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from klients_common.db import make_engine
+from klients_notifications.models import Delivery
+from tests.stack import Stack
+
+EVENTS = int(os.environ.get("BENCH_MAIL_EVENTS", "5000"))
+
+
+def burst() -> dict[str, Any]:
+    """Publish EVENTS password-reset events at once; time until every mail is with the SMTP server."""
+    smtp = Stack()
+    smtp.start_smtp(int(os.environ["SMTP_PORT"]), Path(tempfile.mkdtemp(prefix="bench-mail-")))
+    sessions = sessionmaker(make_engine(os.environ["NOTIFICATIONS_DATABASE_URL"]))
+    marker = f"bench-{uuid.uuid4().hex[:8]}"
+    expires = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    try:
+        started = time.perf_counter()
+        with Connection(os.environ["AMQP_URI"]) as conn:
+            producer = conn.Producer(serializer="json")
+            exchange = Exchange("identity.events", type="topic", durable=True)
+            for n in range(EVENTS):
+                producer.publish({"event_id": str(uuid.uuid4()), "to": f"{marker}-{n}@example.lv",
+                                  "link": f"http://127.0.0.1:8001/x/{n}", "expires_at": expires, "lang": "lv"},
+                                 exchange=exchange, routing_key="password_reset_requested", delivery_mode=2)
+        published = time.perf_counter() - started
+        while True:
+            with sessions() as session:
+                sent = session.scalar(select(func.count()).select_from(Delivery).where(
+                    Delivery.recipient.like(f"{marker}-%"), Delivery.status == "sent"))
+            if sent >= EVENTS:
+                break
+            if time.perf_counter() - started > 600:
+                raise RuntimeError(f"only {sent} of {EVENTS} mails delivered")
+            time.sleep(0.25)
+        elapsed = time.perf_counter() - started
+    finally:
+        smtp.stop_all()
+    return {"events": EVENTS, "publish_seconds": round(published, 1), "seconds": round(elapsed, 1),
+            "requests_per_s": round(EVENTS / elapsed, 1)}
