@@ -172,3 +172,36 @@ def test_payment_received_mail_and_a_contract_without_an_address_sends_nothing(m
         assert session.scalar(select(Delivery).where(Delivery.event_id == silent["event_id"])) is None
         assert session.scalar(select(DeadLetter).where(DeadLetter.event_id == silent["event_id"])) is None
 
+
+
+def test_reading_e_mails_go_to_the_contracts_address(gateway, mint, maildir):
+    """A reading submitted through the gateway is confirmed to LVG-100003's register address; a lower
+    one that was not confirmed as a roll-over is explained."""
+    to = "janis.berzins@demo.klients.lv"
+    owner = {"Authorization": f"Bearer {mint({'LVG-100003': 'owner'})}"}
+    url = "/api/v1/contracts/LVG-100003/meters/G4-2019-000103/readings"
+    last = max(r["value"] for r in gateway.get(url, headers=owner).get_json()["items"] if r["current"])
+
+    def reading_mails():
+        return [m for m in mails_to(maildir, to) if m["Subject"].startswith("Rādījums")]
+
+    assert reading_mails() == []
+    assert gateway.post(url, json={"value": last + 45}, headers=owner).status_code == 201
+    assert gateway.post(url, json={"value": 1}, headers=owner).status_code == 422
+    wait_until("both reading mails", lambda: len(reading_mails()) == 2, timeout=20)
+    subjects = sorted(m["Subject"] for m in reading_mails())
+    assert subjects == ["Rādījums nav pieņemts: G4-2019-000103", "Rādījums pieņemts: G4-2019-000103"]
+    texts = " ".join(m.get_body(("plain",)).get_content() for m in reading_mails())
+    assert "45 m³" in texts and "mazāks par iepriekšējo" in texts
+
+
+def test_window_reminder_links_to_the_portal(maildir):
+    publish({"event_id": str(uuid.uuid4()), "contract": "LVG-100004", "period": "2026-11",
+             "opens": "2026-11-26T22:00:00+00:00", "closes": "2026-12-01T22:00:00+00:00"},
+            "reading_window_opened", "metering")
+    wait_until("the reminder", lambda: any(m["Subject"] == "Laiks iesniegt skaitītāja rādījumu"
+                                           for m in mails_to(maildir, "anna.kalnina@demo.klients.lv")), timeout=15)
+    reminder = next(m for m in mails_to(maildir, "anna.kalnina@demo.klients.lv")
+                    if m["Subject"] == "Laiks iesniegt skaitītāja rādījumu")
+    text = reminder.get_body(("plain",)).get_content()
+    assert "/readings" in text and "02.12.2026" in text  # 22:00 UTC on 1 December is 2 December in Riga

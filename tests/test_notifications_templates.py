@@ -16,6 +16,10 @@ VALUES = {
     "invoice_issued": {"contract": "LVG-100001", "invoice": "202611-LVG-100001", "period": "2026-11",
                        "total": "1234.56", "due_date": "2026-12-20", "estimated": "x"},
     "payment_received": {"contract": "LVG-100001", "amount": "12.34", "received": "2026-11-27T10:00:00+00:00"},
+    "reading_accepted": {"contract": "LVG-100001", "meter": "G4-1", "value": 1234, "read_on": "27.11.2026",
+                         "consumption": 95, "flagged": ""},
+    "reading_rejected": {"contract": "LVG-100001", "meter": "G4-1", "reason": "it is lower"},
+    "reading_window_opened": {"contract": "LVG-100001", "closes": "01.12.2026", "link": "http://portal/readings"},
 }
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from .allocation import apply_payment
 from .invoicing import issue_invoice
 from .models import Contract, ContractHolder, Invoice, MeteredConsumption, Payment, Tariff
+from .register import announce
 
 DEMO_CONTRACTS = [
     # Smart-ID DEMO account PNOLV-040404-10003 (device link and notification end OK).
@@ -56,6 +57,7 @@ def seed(session: Session, today: date | None = None) -> int:
             session.add(ContractHolder(contract_id=contract.id, holder_name=row["holder_name"],
                                        holder_personal_code=row["holder_personal_code"], since=contract.start_date))
             added += 1
+        announce(session, contract)  # every run: notifications learns where to write
         if session.scalar(select(Invoice.id).where(Invoice.contract_id == contract.id).limit(1)) is None:
             added += _year_of_invoices(session, contract, today)
     return added

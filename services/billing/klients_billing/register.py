@@ -23,9 +23,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from klients_common.errors import NotFound, ValidationFailed
+from klients_common.outbox import enqueue
 from klients_common.personal_code import normalise_personal_code
 
-from .models import Contract, ContractHolder
+from .models import Contract, ContractHolder, outbox
 
 FIELDS = ("number", "holder_name", "holder_personal_code", "supply_address", "email", "status", "start_date",
           "end_date")
@@ -144,6 +145,7 @@ def import_register(*, db_session: Session, text: str, fmt: str, today: date) ->
                                           holder_personal_code=row["holder_personal_code"],
                                           since=row["start_date"]))
             created += 1
+            announce(db_session, contract)
         else:
             if contract.holder_personal_code != row["holder_personal_code"]:
                 transfer(db_session=db_session, contract=contract, holder_name=row["holder_name"],
@@ -151,7 +153,15 @@ def import_register(*, db_session: Session, text: str, fmt: str, today: date) ->
             for name in ("holder_name", "supply_address", "email", "status", "start_date", "end_date"):
                 setattr(contract, name, row[name])
             updated += 1
+            announce(db_session, contract)
     return created, updated
+
+
+def announce(session: Session, contract: Contract) -> None:
+    """Tell other services (notifications) who to write to about a contract: ``contract_registered``."""
+    enqueue(session, outbox, "contract_registered", {
+        "contract": contract.number, "email": contract.email, "holder_name": contract.holder_name,
+        "status": contract.status})
 
 
 def transfer(*, db_session: Session, contract: Contract, holder_name: str, holder_personal_code: str,

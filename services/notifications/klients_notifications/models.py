@@ -43,3 +43,15 @@ class DeadLetter(NotificationsBase):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ContractContact(NotificationsBase):
+    """Where to write about a contract (the client register's address), kept from billing's
+    ``contract_registered`` events."""
+
+    __tablename__ = "contract_contacts"
+
+    contract: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    holder_name: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

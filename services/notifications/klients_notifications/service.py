@@ -6,16 +6,19 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from nameko.dependency_providers import Config
 from nameko.events import event_handler
 from nameko.rpc import rpc
 
 from klients_common.nameko_db import Database
 
 from .mailer import MailerProvider, deliver_once
+from .models import ContractContact
 from .retry import Redelivery, is_temporary
-from .templates import ESTIMATED, local_date, money, render, riga_time
+from .templates import ESTIMATED, FLAGGED, REJECTION_REASONS, local_date, money, render, riga_time
 
 log = logging.getLogger(__name__)
 LINK_EVENTS = {"email_verification_requested": "email_verification", "password_reset_requested": "password_reset"}
@@ -29,6 +32,7 @@ class NotificationsService:
     db = Database()
     mailer = MailerProvider()
     retry = Redelivery()
+    config = Config()
 
     @rpc
     def ping(self) -> str:
@@ -64,6 +68,51 @@ class NotificationsService:
                    lambda p, lang: {"contract": p["contract"], "amount": money(p["amount"], lang),
                                     "received": local_date(p["received_at"], lang)})
 
+    @event_handler("billing", "contract_registered", requeue_on_error=True)
+    def on_contract_registered(self, payload: Any) -> None:
+        """Remember where to write about a contract (the register's address)."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("contract"), str):
+            self.retry.dead_letter(self.db, payload, "malformed", "contract missing")
+            return
+        row = self.db.get(ContractContact, payload["contract"]) or ContractContact(contract=payload["contract"])
+        row.email = payload.get("email") if isinstance(payload.get("email"), str) else None
+        row.holder_name = str(payload.get("holder_name") or "")
+        row.updated_at = datetime.now(UTC)
+        self.db.add(row)
+        self.db.commit()
+
+    @event_handler("metering", "reading_accepted", requeue_on_error=True)
+    def on_reading_accepted(self, payload: Any) -> None:
+        """Confirm an accepted reading to the contract's address (noting when it will be reviewed)."""
+        self._contract_mail("reading_accepted", payload, ("meter", "read_on"),
+                            lambda p, lang: {"contract": p["contract"], "meter": p["meter"], "value": p["value"],
+                                             "read_on": local_date(p["read_on"], lang),
+                                             "consumption": p["consumption_m3"],
+                                             "flagged": FLAGGED[lang] if p.get("flagged") else ""})
+
+    @event_handler("metering", "reading_rejected", requeue_on_error=True)
+    def on_reading_rejected(self, payload: Any) -> None:
+        """Say why a reading was not accepted."""
+        self._contract_mail("reading_rejected", payload, ("meter", "reason"),
+                            lambda p, lang: {"contract": p["contract"], "meter": p["meter"],
+                                             "reason": REJECTION_REASONS[p["reason"]][lang]})
+
+    @event_handler("metering", "reading_window_opened", requeue_on_error=True)
+    def on_reading_window_opened(self, payload: Any) -> None:
+        """Remind the contract to submit its reading, with a link to do it."""
+        portal = self.config.get("PORTAL_URL", "http://127.0.0.1:3000")
+        self._contract_mail("reading_window_opened", payload, ("closes",),
+                            lambda p, lang: {"contract": p["contract"], "link": f"{portal}/readings",
+                                             "closes": local_date(p["closes"], lang)})
+
+    def _contract_mail(self, template: str, payload: Any, fields: tuple[str, ...],
+                       values: Callable[[dict[str, Any], str], dict[str, Any]]) -> None:
+        """Send a contract-level message to the address the register holds for the contract."""
+        contract = payload.get("contract") if isinstance(payload, dict) else None
+        contact = self.db.get(ContractContact, contract) if isinstance(contract, str) else None
+        self._mail(template, {**payload, "email": contact.email if contact else None} if isinstance(payload, dict)
+                   else payload, "email", ("contract", *fields), values)
+
     def _mail(self, template: str, payload: Any, recipient: str, fields: tuple[str, ...],
               values: Callable[[dict[str, Any], str], dict[str, Any]]) -> None:
         """Render ``template`` for the event and send it once; dead-letter what cannot be sent."""
@@ -71,7 +120,7 @@ class NotificationsService:
             log.info("%s for event %s: no address on file, nothing to send", template, payload.get("event_id"))
             return
         try:
-            if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in
+            if not isinstance(payload, dict) or not all(payload.get(k) not in (None, "") for k in
                                                         ("event_id", recipient, *fields)):
                 raise ValueError("fields missing")
             lang = "en" if payload.get("lang") == "en" else "lv"

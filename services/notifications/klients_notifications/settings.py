@@ -10,6 +10,7 @@
 | ``SMTP_FROM`` | ``Klients <noreply@klients.lv>`` | the sender |
 | ``SMTP_STARTTLS`` | ``false`` | upgrade the connection with STARTTLS |
 | ``SMTP_USER`` / ``SMTP_PASSWORD`` | unset | SMTP authentication |
+| ``PORTAL_URL`` | ``http://127.0.0.1:3000`` | the portal, for links in reminders |
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .mailer import SmtpSettings
 
 def config() -> dict[str, Any]:
     """Return notifications' nameko configuration."""
-    return nameko_config("notifications", SMTP=SmtpSettings(
+    return nameko_config("notifications", PORTAL_URL=env_str("PORTAL_URL", "http://127.0.0.1:3000"), SMTP=SmtpSettings(
         host=env_str("SMTP_HOST", "127.0.0.1"), port=env_int("SMTP_PORT", 8025),
         sender=env_str("SMTP_FROM", "Klients <noreply@klients.lv>"), starttls=env_bool("SMTP_STARTTLS", False),
         user=os.environ.get("SMTP_USER"), password=os.environ.get("SMTP_PASSWORD")))

@@ -57,6 +57,36 @@ TEMPLATES["payment_received"] = {
     "en": ("Payment received", "Hello,\n\nWe have received your payment of {amount} for contract {contract} "
                                "({received}). Thank you!"),
 }
+TEMPLATES["reading_accepted"] = {
+    "lv": ("Rādījums pieņemts: {meter}",
+           "Labdien!\n\nLīguma {contract} skaitītāja {meter} rādījums {value} m³ ({read_on}) ir pieņemts. "
+           "Patēriņš kopš iepriekšējā rādījuma: {consumption} m³.{flagged}"),
+    "en": ("Reading accepted: {meter}",
+           "Hello,\n\nThe reading {value} m³ ({read_on}) of meter {meter} on contract {contract} has been "
+           "accepted. Consumption since the previous reading: {consumption} m³.{flagged}"),
+}
+TEMPLATES["reading_rejected"] = {
+    "lv": ("Rādījums nav pieņemts: {meter}",
+           "Labdien!\n\nLīguma {contract} skaitītāja {meter} rādījums netika pieņemts: {reason}\n"
+           "Lūdzu, pārbaudiet rādījumu un iesniedziet to vēlreiz portālā."),
+    "en": ("Reading not accepted: {meter}",
+           "Hello,\n\nThe reading of meter {meter} on contract {contract} was not accepted: {reason}\n"
+           "Please check it and submit it again in the portal."),
+}
+TEMPLATES["reading_window_opened"] = {
+    "lv": ("Laiks iesniegt skaitītāja rādījumu",
+           "Labdien!\n\nLīgumam {contract} var iesniegt gāzes skaitītāja rādījumu līdz {closes}:\n{link}"),
+    "en": ("Time to submit your meter reading",
+           "Hello,\n\nYou can submit the gas meter reading for contract {contract} until {closes}:\n{link}"),
+}
+REJECTION_REASONS = {
+    "outside_window": {"lv": "rādījumus pieņem no mēneša 27. datuma līdz nākamā mēneša pirmajai darba dienai.",
+                       "en": "readings are accepted from the 27th to the first working day of the next month."},
+    "lower_than_previous": {"lv": "tas ir mazāks par iepriekšējo rādījumu.",
+                            "en": "it is lower than the previous reading."},
+}
+FLAGGED = {"lv": " Rādījums ir neparasti liels, tāpēc to vēl pārbaudīsim.",
+           "en": " The reading is unusually high, so we will check it."}
 ESTIMATED = {"lv": "Patēriņš aprēķināts, jo rādījums nav saņemts.", "en": "Consumption was estimated: no reading was "
                                                                           "received."}
 
