@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import os
+import re
 import subprocess
 import sys
 import time
@@ -199,9 +200,44 @@ def test_window_reminder_links_to_the_portal(maildir):
     publish({"event_id": str(uuid.uuid4()), "contract": "LVG-100004", "period": "2026-11",
              "opens": "2026-11-26T22:00:00+00:00", "closes": "2026-12-01T22:00:00+00:00"},
             "reading_window_opened", "metering")
-    wait_until("the reminder", lambda: any(m["Subject"] == "Laiks iesniegt skaitītāja rādījumu"
-                                           for m in mails_to(maildir, "anna.kalnina@demo.klients.lv")), timeout=15)
-    reminder = next(m for m in mails_to(maildir, "anna.kalnina@demo.klients.lv")
-                    if m["Subject"] == "Laiks iesniegt skaitītāja rādījumu")
-    text = reminder.get_body(("plain",)).get_content()
-    assert "/readings" in text and "02.12.2026" in text  # 22:00 UTC on 1 December is 2 December in Riga
+    def ours() -> list:  # the reminder this test caused (other tests open other windows)
+        return [m for m in mails_to(maildir, "anna.kalnina@demo.klients.lv")
+                if m["Subject"] == "Laiks iesniegt skaitītāja rādījumu"
+                and "02.12.2026" in m.get_body(("plain",)).get_content()]  # 22:00 UTC 1 Dec is 2 Dec in Riga
+
+    wait_until("the reminder", lambda: ours(), timeout=15)
+    assert "http://127.0.0.1:3000/readings" in ours()[0].get_body(("plain",)).get_content()
+
+
+def test_reminders_can_be_turned_off_from_the_link_but_security_mail_still_comes(gateway, maildir):
+    """LVG-100002's address turns reminders off with the link in a reminder; the next reminder is not sent,
+    a password-reset mail to the same address still is."""
+    from urllib.parse import parse_qs, urlparse
+
+    to = "new.format@demo.klients.lv"
+
+    def reminder(event_id: str) -> None:
+        publish({"event_id": event_id, "contract": "LVG-100002", "period": "2027-02",
+                 "opens": "2027-02-26T22:00:00+00:00", "closes": "2027-03-01T22:00:00+00:00"},
+                "reading_window_opened", "metering")
+
+    def reminders() -> list:  # this test's window only (other tests open other windows)
+        return [m for m in mails_to(maildir, to) if m["Subject"] == "Laiks iesniegt skaitītāja rādījumu"
+                and "02.03.2027" in m.get_body(("plain",)).get_content()]
+
+    reminder(str(uuid.uuid4()))
+    wait_until("the first reminder", lambda: len(reminders()) == 1, timeout=15)
+    link = re.search(r"(http://\S+unsubscribe\S+)", reminders()[0].get_body(("plain",)).get_content()).group(1)
+    query = parse_qs(urlparse(link).query)
+    forged = gateway.get("/api/v1/notifications/unsubscribe", query_string={"email": to, "sig": "0" * 64})
+    assert forged.status_code == 422 and forged.mimetype == "application/problem+json"
+    done = gateway.get("/api/v1/notifications/unsubscribe", query_string={k: v[0] for k, v in query.items()})
+    assert done.status_code == 200 and done.get_json()["reminders"] == "off"
+
+    reminder(str(uuid.uuid4()))
+    security = event(to)
+    publish(security)
+    wait_until("the security mail", lambda: any(security["link"] in m.get_body(("plain",)).get_content()
+                                                for m in mails_to(maildir, to)), timeout=15)
+    time.sleep(1)
+    assert len(reminders()) == 1

@@ -19,7 +19,8 @@ VALUES = {
     "reading_accepted": {"contract": "LVG-100001", "meter": "G4-1", "value": 1234, "read_on": "27.11.2026",
                          "consumption": 95, "flagged": ""},
     "reading_rejected": {"contract": "LVG-100001", "meter": "G4-1", "reason": "it is lower"},
-    "reading_window_opened": {"contract": "LVG-100001", "closes": "01.12.2026", "link": "http://portal/readings"},
+    "reading_window_opened": {"contract": "LVG-100001", "closes": "01.12.2026", "link": "http://portal/readings",
+                              "unsubscribe": "http://api/api/v1/notifications/unsubscribe?email=a&sig=b"},
 }
 
 

@@ -55,3 +55,14 @@ class ContractContact(NotificationsBase):
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     holder_name: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Preference(NotificationsBase):
+    """What an address has turned off. Security messages (links, invitations, contact changes) are never
+    subject to it."""
+
+    __tablename__ = "preferences"
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    reminders: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -15,6 +15,7 @@ from nameko.rpc import rpc
 
 from klients_common.nameko_db import Database
 
+from . import preferences
 from .mailer import MailerProvider, deliver_once
 from .models import ContractContact
 from .retry import Redelivery, is_temporary
@@ -38,6 +39,11 @@ class NotificationsService:
     def ping(self) -> str:
         """Answer readiness probes."""
         return "pong"
+
+    @rpc
+    def unsubscribe(self, email: str, sig: str) -> bool:
+        """Turn reminders off for an address, authorised by the signed link in the reminder itself."""
+        return preferences.turn_off_reminders(self.db, self.config["LINK_SECRET"], str(email), str(sig))
 
     @event_handler("identity", "email_verification_requested", requeue_on_error=True)
     def on_email_verification(self, payload: Any) -> None:
@@ -101,9 +107,13 @@ class NotificationsService:
     def on_reading_window_opened(self, payload: Any) -> None:
         """Remind the contract to submit its reading, with a link to do it."""
         portal = self.config.get("PORTAL_URL", "http://127.0.0.1:3000")
-        self._contract_mail("reading_window_opened", payload, ("closes",),
-                            lambda p, lang: {"contract": p["contract"], "link": f"{portal}/readings",
-                                             "closes": local_date(p["closes"], lang)})
+
+        def values(p: dict[str, Any], lang: str) -> dict[str, Any]:
+            return {"contract": p["contract"], "link": f"{portal}/readings", "closes": local_date(p["closes"], lang),
+                    "unsubscribe": preferences.unsubscribe_link(self.config["PUBLIC_API_URL"],
+                                                                self.config["LINK_SECRET"], p["email"])}
+
+        self._contract_mail("reading_window_opened", payload, ("closes",), values)
 
     def _contract_mail(self, template: str, payload: Any, fields: tuple[str, ...],
                        values: Callable[[dict[str, Any], str], dict[str, Any]]) -> None:
@@ -118,6 +128,10 @@ class NotificationsService:
         """Render ``template`` for the event and send it once; dead-letter what cannot be sent."""
         if isinstance(payload, dict) and recipient in payload and payload[recipient] is None:
             log.info("%s for event %s: no address on file, nothing to send", template, payload.get("event_id"))
+            return
+        if isinstance(payload, dict) and isinstance(payload.get(recipient), str) and \
+                not preferences.wants(self.db, template, payload[recipient]):
+            log.info("%s for event %s: turned off by the recipient", template, payload.get("event_id"))
             return
         try:
             if not isinstance(payload, dict) or not all(payload.get(k) not in (None, "") for k in

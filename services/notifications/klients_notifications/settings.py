@@ -11,6 +11,8 @@
 | ``SMTP_STARTTLS`` | ``false`` | upgrade the connection with STARTTLS |
 | ``SMTP_USER`` / ``SMTP_PASSWORD`` | unset | SMTP authentication |
 | ``PORTAL_URL`` | ``http://127.0.0.1:3000`` | the portal, for links in reminders |
+| ``PUBLIC_API_URL`` | ``http://127.0.0.1:8000`` | the gateway as people reach it (unsubscribe links) |
+| ``NOTIFICATIONS_LINK_SECRET`` | a development value | signs unsubscribe links; set a long random value in production |
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from .mailer import SmtpSettings
 
 def config() -> dict[str, Any]:
     """Return notifications' nameko configuration."""
-    return nameko_config("notifications", PORTAL_URL=env_str("PORTAL_URL", "http://127.0.0.1:3000"), SMTP=SmtpSettings(
+    return nameko_config(
+        "notifications", PORTAL_URL=env_str("PORTAL_URL", "http://127.0.0.1:3000"),
+        PUBLIC_API_URL=env_str("PUBLIC_API_URL", "http://127.0.0.1:8000"),
+        LINK_SECRET=env_str("NOTIFICATIONS_LINK_SECRET", "dev-notifications-link-secret"), SMTP=SmtpSettings(
         host=env_str("SMTP_HOST", "127.0.0.1"), port=env_int("SMTP_PORT", 8025),
         sender=env_str("SMTP_FROM", "Klients <noreply@klients.lv>"), starttls=env_bool("SMTP_STARTTLS", False),
         user=os.environ.get("SMTP_USER"), password=os.environ.get("SMTP_PASSWORD")))

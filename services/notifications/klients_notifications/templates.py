@@ -75,9 +75,11 @@ TEMPLATES["reading_rejected"] = {
 }
 TEMPLATES["reading_window_opened"] = {
     "lv": ("Laiks iesniegt skaitītāja rādījumu",
-           "Labdien!\n\nLīgumam {contract} var iesniegt gāzes skaitītāja rādījumu līdz {closes}:\n{link}"),
+           "Labdien!\n\nLīgumam {contract} var iesniegt gāzes skaitītāja rādījumu līdz {closes}:\n{link}\n\n"
+           "Ja nevēlaties saņemt atgādinājumus: {unsubscribe}"),
     "en": ("Time to submit your meter reading",
-           "Hello,\n\nYou can submit the gas meter reading for contract {contract} until {closes}:\n{link}"),
+           "Hello,\n\nYou can submit the gas meter reading for contract {contract} until {closes}:\n{link}\n\n"
+           "To stop these reminders: {unsubscribe}"),
 }
 REJECTION_REASONS = {
     "outside_window": {"lv": "rādījumus pieņem no mēneša 27. datuma līdz nākamā mēneša pirmajai darba dienai.",
