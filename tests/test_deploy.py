@@ -13,7 +13,7 @@ import yaml
 from tests.stack import ROOT
 
 K8S = ROOT / "deploy" / "k8s"
-KLIENTS_COMPONENTS = {"identity", "gateway", "billing", "metering", "notifications"}
+KLIENTS_COMPONENTS = {"identity", "identity-events", "gateway", "billing", "metering", "notifications"}
 
 
 def k8s_documents():
