@@ -23,8 +23,9 @@ from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
 
 from .auth import AccessToken, TokenVerifier
-from .errors import KlientsError
+from .errors import KlientsError, NotFound
 from .grants import Grant, Right
+from .revocations import REVOCATIONS
 
 CONTEXT_KEY = "authorization"
 
@@ -63,8 +64,12 @@ class Caller:
         return self.token.subject
 
     def require(self, contract: str, right: Right | str) -> Grant:
-        """Return the caller's grant on ``contract`` if it gives ``right``; raise NotFound or Forbidden."""
-        return self.token.require(contract, right)
+        """Return the caller's grant on ``contract`` if it gives ``right`` and was not revoked since the token
+        was issued; raise NotFound or Forbidden."""
+        token = self.token
+        if REVOCATIONS.revoked(token.subject, contract, float(token.claims["iat"])):
+            raise NotFound(f"contract {contract} not found")
+        return token.require(contract, right)
 
     def require_scope(self, scope: str) -> None:
         """Raise Forbidden unless the caller's token carries ``scope``."""

@@ -18,6 +18,7 @@ from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization
 from klients_common.nameko_db import Database
 from klients_common.outbox import relay, relay_quietly
+from klients_common.revocations import RevocationAware
 
 from . import consumers, invoicing, payments, register
 from .balance import amount_due
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 REGISTER_SCOPE = "register:read"
 
 
-class BillingService:
+class BillingService(RevocationAware):
     """Client register, invoices, amount due, payments."""
 
     name = "billing"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,14 +14,13 @@ from nameko.timer import timer
 from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization
 from klients_common.nameko_db import Database
-from klients_common.outbox import relay
+from klients_common.outbox import relay, relay_quietly
+from klients_common.revocations import RevocationAware
 
 from . import readings
 from .models import Meter, Reading, outbox
 from .settings import OUTBOX_INTERVAL, REMINDER_INTERVAL
 from .window import WindowRules
-
-log = logging.getLogger(__name__)
 
 
 def _meter_out(meter: Meter) -> dict[str, Any]:
@@ -39,7 +37,7 @@ def _reading_out(reading: Reading, caller: str) -> dict[str, Any]:
             "submitted_by_you": reading.submitted_by == caller}
 
 
-class MeteringService:
+class MeteringService(RevocationAware):
     """Meters, readings and consumption history."""
 
     name = "metering"
@@ -129,9 +127,4 @@ class MeteringService:
         relay(self.db, outbox, self.dispatch)
 
     def _relay_soon(self) -> None:
-        """Publish what this worker wrote now; if that fails the events wait in the outbox for the timer."""
-        try:
-            self._relay()
-        except Exception:
-            log.warning("outbox relay failed; the timer will retry", exc_info=True)
-            self.db.rollback()
+        relay_quietly(self.db, outbox, self.dispatch)

@@ -1,0 +1,68 @@
+"""Revocation that bites now: a grant revoked in identity stops an access token issued before it at billing
+and metering within a second, while the token's other grants keep working."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from kombu import Connection, Exchange
+
+from klients_common.errors import NotFound
+from tests.stack import wait_until
+
+
+def announce_revocation(person: str, contract: str) -> None:
+    """Publish identity's grant_revoked as its outbox relay does."""
+    with Connection(os.environ["AMQP_URI"]) as conn:
+        conn.Producer(serializer="json").publish(
+            {"event_id": str(uuid.uuid4()), "actor": "operator-1", "subject": person, "contract": contract,
+             "role": "subuser", "revoked_at": datetime.now(UTC).isoformat()},
+            exchange=Exchange("identity.events", type="topic", durable=True), routing_key="grant_revoked",
+            delivery_mode=2, retry=True)
+
+
+def refused(rpc, service: str, method: str, contract: str, token: str) -> bool:
+    try:
+        rpc.call(service, method, contract, context={"authorization": f"Bearer {token}"}, timeout=2)
+    except NotFound:
+        return True
+    return False
+
+
+def test_a_revoked_grant_is_refused_within_a_second_by_every_service(rpc, mint, gateway):
+    person = f"p-{uuid.uuid4().hex[:8]}"
+    token = mint({"LVG-100001": ("subuser", "bills_readings"), "LVG-100002": "owner"}, subject=person)
+    assert not refused(rpc, "billing", "get_contract", "LVG-100001", token)
+    assert not refused(rpc, "metering", "list_meters", "LVG-100001", token)
+    time.sleep(1)  # the revocation comes after the token was issued
+    announce_revocation(person, "LVG-100001")
+    started = time.monotonic()
+    wait_until("billing to refuse", lambda: refused(rpc, "billing", "get_contract", "LVG-100001", token), timeout=5)
+    wait_until("metering to refuse", lambda: refused(rpc, "metering", "list_meters", "LVG-100001", token), timeout=5)
+    assert time.monotonic() - started < 1.5
+    response = gateway.get("/api/v1/contracts/LVG-100001", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 404
+    assert not refused(rpc, "billing", "get_contract", "LVG-100002", token)  # the other grant stands
+
+
+def test_a_token_issued_after_the_revocation_works_again_when_the_grant_is_back(rpc, mint):
+    person = f"p-{uuid.uuid4().hex[:8]}"
+    announce_revocation(person, "LVG-100001")
+    time.sleep(2)  # the grant comes back a moment later; the next token is issued after the revocation
+    token = mint({"LVG-100001": "owner"}, subject=person)
+    assert not refused(rpc, "billing", "get_contract", "LVG-100001", token)
+
+
+@pytest.mark.parametrize("payload", [{"subject": "x"}, {"subject": "x", "contract": "C", "revoked_at": "yesterday"}])
+def test_a_malformed_revocation_is_ignored_and_the_service_keeps_answering(rpc, mint, payload):
+    with Connection(os.environ["AMQP_URI"]) as conn:
+        conn.Producer(serializer="json").publish(payload, exchange=Exchange("identity.events", type="topic",
+                                                                            durable=True),
+                                                 routing_key="grant_revoked", delivery_mode=2, retry=True)
+    token = mint({"LVG-100001": "owner"})
+    time.sleep(0.5)
+    assert not refused(rpc, "billing", "get_contract", "LVG-100001", token)
