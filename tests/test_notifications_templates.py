@@ -13,6 +13,9 @@ VALUES = {
                            riga_time("2026-11-27T22:30:00+00:00")},
     "password_reset": {"link": "http://127.0.0.1:8001/login/email/reset/abc", "deadline":
                        riga_time("2026-11-27T22:30:00+00:00")},
+    "contact_email_verification": {"link": "http://127.0.0.1:8001/login/email/contact/abc",
+                                   "deadline": riga_time("2026-11-27T22:30:00+00:00")},
+    "contact_email_changed": {"new_email": "new@example.lv"},
     "invoice_issued": {"contract": "LVG-100001", "invoice": "202611-LVG-100001", "period": "2026-11",
                        "total": "1234.56", "due_date": "2026-12-20", "estimated": "x"},
     "payment_received": {"contract": "LVG-100001", "amount": "12.34", "received": "2026-11-27T10:00:00+00:00"},

@@ -9,7 +9,7 @@ from klients_common.grants import Right
 
 from .. import rpc
 from ..auth import current_token, token_required
-from . import api
+from . import api, json_body
 
 
 @api.get("/me")
@@ -40,3 +40,19 @@ def contract(contract: str) -> ResponseReturnValue:
     """Return one contract (``bills:read``)."""
     current_token().require(contract, Right.BILLS_READ)
     return jsonify(rpc.call("billing", "get_contract", contract))
+
+
+@api.get("/me/contact")
+@token_required
+def contact() -> ResponseReturnValue:
+    """Return the caller's contact details (and an e-mail change waiting for its link)."""
+    return jsonify(rpc.call("identity", "get_contact"))
+
+
+@api.patch("/me/contact")
+@token_required
+def update_contact() -> ResponseReturnValue:
+    """Change e-mail, phone (any format, stored E.164), postal address or language; a new e-mail is used
+    only after the link sent to it is opened."""
+    changes = json_body({"email", "phone", "address", "language"}, required=set())
+    return jsonify(rpc.call("identity", "update_contact", changes))

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from .service import IdentityService
 
-        run_services(nameko_config("identity"), IdentityService)
+        run_services(nameko_config("identity", IDENTITY_ISSUER=settings.issuer), IdentityService)
         return 0
     factory = sessionmaker(make_engine(settings.database_url))
     if args.command == "migrate":

@@ -98,6 +98,16 @@ def register() -> ResponseReturnValue:
     return pages.render("email_sent.html")
 
 
+@bp.get("/contact/<token>")
+def confirm_contact_email(token: str) -> ResponseReturnValue:
+    """Open the link sent to a new contact address: from now on it is the person's e-mail."""
+    from . import contacts
+
+    if contacts.confirm_email(db(), token) is None:
+        return pages.problem_page(400, "link_invalid", pages.TEXT[pages.current_lang()]["link_invalid_text"])
+    return pages.render("email_confirmed.html")
+
+
 @bp.get("/forgot")
 def forgot_page() -> ResponseReturnValue:
     """Ask for the e-mail address to reset the password of."""

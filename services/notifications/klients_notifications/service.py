@@ -22,7 +22,8 @@ from .retry import Redelivery, is_temporary
 from .templates import ESTIMATED, FLAGGED, REJECTION_REASONS, local_date, money, render, riga_time
 
 log = logging.getLogger(__name__)
-LINK_EVENTS = {"email_verification_requested": "email_verification", "password_reset_requested": "password_reset"}
+LINK_EVENTS = {"email_verification_requested": "email_verification", "password_reset_requested": "password_reset",
+               "contact_email_verification_requested": "contact_email_verification"}
 
 
 class NotificationsService:
@@ -58,6 +59,17 @@ class NotificationsService:
     def _link_mail(self, event: str, payload: Any) -> None:
         self._mail(LINK_EVENTS[event], payload, "to", ("link", "expires_at"),
                    lambda p, lang: {"link": p["link"], "deadline": riga_time(p["expires_at"])})
+
+    @event_handler("identity", "contact_email_verification_requested", requeue_on_error=True)
+    def on_contact_email_verification(self, payload: Any) -> None:
+        """Send the link that confirms a new contact address (to the new address only)."""
+        self._link_mail("contact_email_verification_requested", payload)
+
+    @event_handler("identity", "contact_email_changed", requeue_on_error=True)
+    def on_contact_email_changed(self, payload: Any) -> None:
+        """Tell the old address that the e-mail was changed (a security message: never turned off)."""
+        self._mail("contact_email_changed", payload, "to", ("new_email",),
+                   lambda p, lang: {"new_email": p["new_email"]})
 
     @event_handler("billing", "invoice_issued", requeue_on_error=True)
     def on_invoice_issued(self, payload: Any) -> None:

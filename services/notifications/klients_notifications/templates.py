@@ -41,6 +41,22 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
+TEMPLATES["contact_email_verification"] = {
+    "lv": ("Apstipriniet jauno e-pasta adresi",
+           "Labdien!\n\nLai Klients portālā izmantotu šo e-pasta adresi, atveriet saiti:\n{link}\n\n"
+           "Saite derīga līdz {deadline}. Līdz tam paliek spēkā iepriekšējā adrese."),
+    "en": ("Confirm your new e-mail address",
+           "Hello,\n\nTo use this address in the Klients portal, open the link:\n{link}\n\n"
+           "The link is valid until {deadline}. Until then your previous address stays in use."),
+}
+TEMPLATES["contact_email_changed"] = {
+    "lv": ("Jūsu e-pasta adrese nomainīta",
+           "Labdien!\n\nJūsu Klients portāla e-pasta adrese nomainīta uz {new_email}. Ja to nedarījāt jūs, "
+           "nekavējoties sazinieties ar klientu apkalpošanu."),
+    "en": ("Your e-mail address was changed",
+           "Hello,\n\nYour Klients portal e-mail address was changed to {new_email}. If this was not you, "
+           "contact customer service at once."),
+}
 TEMPLATES["invoice_issued"] = {
     "lv": ("Jauns rēķins {invoice}",
            "Labdien!\n\nLīgumam {contract} izrakstīts rēķins {invoice} par periodu {period}.\n"

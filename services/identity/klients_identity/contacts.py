@@ -1,0 +1,117 @@
+"""A person's contact details (product.md §3.4): e-mail, phone (E.164), postal address, language.
+
+A new e-mail address is used only after the link sent to it is opened; the old address is then told.
+Changing the address someone logs in with needs a strong login (``acr`` substantial or higher).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from klients_common.errors import NotFound, StepUpRequired, ValidationFailed
+from klients_common.outbox import enqueue
+
+from .accounts import audit
+from .models import EmailToken, PasswordLogin, Person, outbox, utcnow
+
+FIELDS = {"email", "phone", "address", "language"}
+LINK_TTL = timedelta(hours=24)
+
+
+def contact_out(session: Session, person: Person) -> dict[str, Any]:
+    """Return the person's contact details, with an e-mail change waiting for its link if any."""
+    pending = session.scalar(select(EmailToken.email).where(
+        EmailToken.person_id == person.id, EmailToken.purpose == "contact", EmailToken.used_at.is_(None),
+        EmailToken.expires_at > utcnow()).order_by(EmailToken.created_at.desc()).limit(1))
+    return {"given_name": person.given_name, "family_name": person.family_name, "email": person.email,
+            "email_pending": pending, "phone": person.phone, "address": person.address, "language": person.language}
+
+
+def _errors(field: str, code: str, message: str) -> dict[str, str]:
+    return {"field": field, "code": code, "message": message}
+
+
+def update(session: Session, *, person_id: str, changes: dict[str, Any], acr: str | None, issuer_url: str,
+           strong: bool) -> dict[str, Any]:
+    """Apply phone, address and language at once; send a verification link for a new e-mail address."""
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFound("person not found")
+    errors = [_errors(k, "unknown_field", f"{k} cannot be changed here") for k in sorted(set(changes) - FIELDS)]
+    clean: dict[str, Any] = {}
+    if "phone" in changes:
+        try:
+            number = phonenumbers.parse(str(changes["phone"]), "LV")
+            if not phonenumbers.is_valid_number(number):
+                raise phonenumbers.NumberParseException(0, "invalid")
+            clean["phone"] = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        except phonenumbers.NumberParseException:
+            errors.append(_errors("phone", "bad_phone", "give a phone number, e.g. +371 20000000"))
+    if "address" in changes:
+        if not isinstance(changes["address"], str) or not 0 < len(changes["address"].strip()) <= 300:
+            errors.append(_errors("address", "bad_address", "the address is text of at most 300 characters"))
+        else:
+            clean["address"] = changes["address"].strip()
+    if "language" in changes:
+        if changes["language"] not in ("lv", "en"):
+            errors.append(_errors("language", "bad_language", "language is lv or en"))
+        else:
+            clean["language"] = changes["language"]
+    new_email = None
+    if "email" in changes:
+        try:
+            new_email = validate_email(str(changes["email"]), check_deliverability=False).normalized.lower()
+        except EmailNotValidError as exc:
+            errors.append(_errors("email", "bad_email", str(exc)))
+    if errors:
+        raise ValidationFailed("The contact details have errors.", {"errors": errors})
+    if new_email and new_email != person.email:
+        if session.scalar(select(PasswordLogin.email).where(PasswordLogin.person_id == person.id)) and not strong:
+            raise StepUpRequired("changing the e-mail you log in with needs a strong login",
+                                 {"acr_values": "http://eidas.europa.eu/LoA/substantial"})
+        token = secrets.token_urlsafe(32)
+        expires = utcnow() + LINK_TTL
+        session.add(EmailToken(token_hash=hashlib.sha256(token.encode()).hexdigest(), purpose="contact",
+                               email=new_email, person_id=person.id, expires_at=expires))
+        enqueue(session, outbox, "contact_email_verification_requested", {
+            "to": new_email, "link": f"{issuer_url}/login/email/contact/{token}", "expires_at": expires.isoformat(),
+            "lang": clean.get("language", person.language)})
+    for name, value in clean.items():
+        setattr(person, name, value)
+    if clean:
+        audit(session, actor=person.id, action="contact_updated", subject=person.id, fields=sorted(clean))
+    session.commit()
+    return contact_out(session, person)
+
+
+def confirm_email(session: Session, token: str) -> Person | None:
+    """Apply the e-mail address a contact link was sent to; tell the old address. None if the link is bad."""
+    row = session.get(EmailToken, hashlib.sha256(token.encode()).hexdigest())
+    if row is None or row.purpose != "contact" or row.used_at is not None or row.expires_at.replace(
+            tzinfo=row.expires_at.tzinfo or utcnow().tzinfo) < utcnow():
+        return None
+    person = session.get(Person, row.person_id)
+    if person is None:
+        return None
+    row.used_at = utcnow()
+    old = person.email
+    person.email = row.email
+    login = session.scalar(select(PasswordLogin).where(PasswordLogin.person_id == person.id))
+    if login is not None and login.email != row.email:
+        session.add(PasswordLogin(email=row.email, person_id=person.id, password_hash=login.password_hash,
+                                  created_at=login.created_at))
+        session.delete(login)
+    if old:
+        enqueue(session, outbox, "contact_email_changed", {"to": old, "new_email": row.email,
+                                                          "lang": person.language})
+    audit(session, actor=person.id, action="contact_email_changed", subject=person.id)
+    session.commit()
+    return person
