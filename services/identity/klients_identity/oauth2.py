@@ -107,9 +107,9 @@ def query_client(client_id: str) -> Client | None:
 
 @dataclass
 class Subject:
-    """The person and the login a token is issued for."""
+    """The person (by id; loaded only when an ID token needs their name) and the login a token is for."""
 
-    person: Person
+    person_id: str
     acr: str
     amr: list[str]
     auth_time: datetime
@@ -118,7 +118,15 @@ class Subject:
 
     def get_user_id(self) -> str:
         """Return the ``sub``."""
-        return self.person.id
+        return self.person_id
+
+    @property
+    def person(self) -> Person:
+        """Return the person (one query, when needed)."""
+        person = db().get(Person, self.person_id)
+        if person is None:
+            raise LookupError(self.person_id)
+        return person
 
 
 def live_grants(session: Session, person_id: str, today: date | None = None) -> list[TokenGrant]:
@@ -189,7 +197,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         subject: Subject = request.user
         data = request.payload.data
         db().add(AuthorizationCode(
-            code_hash=digest(code), client_id=request.client.get_client_id(), person_id=subject.person.id,
+            code_hash=digest(code), client_id=request.client.get_client_id(), person_id=subject.person_id,
             sid=subject.sid, redirect_uri=request.payload.redirect_uri, scope=request.payload.scope or "",
             nonce=data.get("nonce"), code_challenge=data["code_challenge"],
             code_challenge_method=data.get("code_challenge_method", "plain"), acr=subject.acr, amr=subject.amr,
@@ -221,7 +229,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         person = db().get(Person, row.person_id)
         if person is None:
             return None
-        subject = Subject(person, row.acr, list(row.amr), as_utc(row.auth_time), row.sid)
+        subject = Subject(person.id, row.acr, list(row.amr), as_utc(row.auth_time), row.sid)
         row.family_id = subject.family_id
         return subject
 
@@ -249,26 +257,26 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_refresh_token(self, refresh_token: str) -> Refresh | None:
         """Return a live refresh token; a rotated one being reused revokes its whole family."""
-        # Locked: of two concurrent uses of one token, the second waits and then sees it rotated.
-        row = db().get(RefreshToken, digest(refresh_token or ""), with_for_update=True)
-        if row is None or row.revoked:
+        # One query: the token (locked: of two concurrent uses the second waits and then sees it rotated)
+        # and whether its login still stands.
+        found = db().execute(
+            select(RefreshToken, LoginSession.ended_at).join(LoginSession, LoginSession.sid == RefreshToken.sid)
+            .where(RefreshToken.token_hash == digest(refresh_token or "")).with_for_update(of=RefreshToken)).first()
+        if found is None or found[0].revoked:
             return None
+        row, ended_at = found
         if row.rotated_at is not None:
             revoke_family(db(), row.family_id)
             db().commit()
             return None
-        session = db().get(LoginSession, row.sid)
-        if as_utc(row.expires_at) < utcnow() or session is None or session.ended_at is not None:
+        if as_utc(row.expires_at) < utcnow() or ended_at is not None:
             return None
         return Refresh(row)
 
     def authenticate_user(self, refresh_token: Refresh) -> Subject | None:
         """Return whom the token was issued for."""
         row = refresh_token.row
-        person = db().get(Person, row.person_id)
-        if person is None:
-            return None
-        return Subject(person, row.acr, list(row.amr), as_utc(row.auth_time), row.sid, row.family_id)
+        return Subject(row.person_id, row.acr, list(row.amr), as_utc(row.auth_time), row.sid, row.family_id)
 
     def revoke_old_credential(self, refresh_token: Refresh) -> None:
         """Rotate: the used token may never be used again (committed with the new one by the token view)."""
@@ -334,8 +342,8 @@ def generate_token(grant_type: str, client: Client, user: Subject | None = None,
     if user is None:
         raise ValueError("tokens are issued to persons only")
     access = issue_access_token(
-        db(), issuer=settings.issuer, audience=settings.api_audience, subject=user.person.id,
-        client_id=client.get_client_id(), grants=live_grants(db(), user.person.id), acr=user.acr,
+        db(), issuer=settings.issuer, audience=settings.api_audience, subject=user.person_id,
+        client_id=client.get_client_id(), grants=live_grants(db(), user.person_id), acr=user.acr,
         amr=user.amr, scope=scope or "", auth_time=int(user.auth_time.timestamp()), sid=user.sid,
         ttl=settings.access_token_ttl)
     token = {"token_type": "Bearer", "access_token": access, "expires_in": settings.access_token_ttl,
@@ -354,7 +362,7 @@ def save_token(token: dict[str, Any], request: Any) -> None:
     now = utcnow()
     db().add(RefreshToken(
         token_hash=digest(refresh), family_id=user.family_id, client_id=request.client.get_client_id(),
-        person_id=user.person.id, sid=user.sid, scope=token.get("scope", ""), acr=user.acr, amr=user.amr,
+        person_id=user.person_id, sid=user.sid, scope=token.get("scope", ""), acr=user.acr, amr=user.amr,
         auth_time=user.auth_time, issued_at=now, expires_at=now + REFRESH_TTL))
 
 

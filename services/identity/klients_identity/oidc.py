@@ -152,8 +152,7 @@ def _login_required(grant: Any) -> OAuth2Error:
 
 
 def _subject(login: LoginSession) -> Subject:
-    person = db().get(Person, login.person_id)
-    return Subject(person, login.acr, list(login.amr), as_utc(login.auth_time), login.sid)
+    return Subject(login.person_id, login.acr, list(login.amr), as_utc(login.auth_time), login.sid)
 
 
 # --- token, userinfo, revocation, introspection --------------------------------------------------------
