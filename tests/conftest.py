@@ -20,18 +20,6 @@ from klients_common.rpc import RpcClient  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    """Migrate fresh databases, seed the demo data, and start identity and every nameko service."""
-    rpc = RpcClient(os.environ["AMQP_URI"], timeout=10)
-    running = start_system(rpc)
-    try:
-        yield running
-    finally:
-        rpc.close()
-        running.stop_all()
-
-
-@pytest.fixture(scope="session")
 def rpc(stack: Stack) -> Iterator[RpcClient]:
     """A persistent RPC client on the test vhost (what the gateway uses)."""
     client = RpcClient(os.environ["AMQP_URI"], timeout=5)
@@ -168,3 +156,16 @@ def gateway_url(stack: Stack) -> str:
 def notifications_sessions(stack: Stack) -> Any:
     """A session factory on notifications' test database."""
     return sessionmaker(make_engine(os.environ["NOTIFICATIONS_DATABASE_URL"]), expire_on_commit=False)
+
+
+@pytest.fixture(scope="session")
+def stack(smtp: SmtpServer) -> Iterator[Stack]:
+    """Migrate fresh databases, seed the demo data, and start identity and every nameko service (after
+    the SMTP server, so the demo's e-mails go out at once instead of waiting for retries)."""
+    rpc = RpcClient(os.environ["AMQP_URI"], timeout=10)
+    running = start_system(rpc)
+    try:
+        yield running
+    finally:
+        rpc.close()
+        running.stop_all()

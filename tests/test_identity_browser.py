@@ -158,7 +158,8 @@ def test_email_registration_and_login(page, chromium, maildir):
     def link():
         for path in maildir.glob("*.eml"):
             message = email.message_from_bytes(path.read_bytes(), policy=default)
-            if path.stat().st_mtime >= started and message["To"] == address:
+            if path.stat().st_mtime >= started and message["To"] == address and \
+                    message["Subject"] == "Apstipriniet e-pastu Klients portālā":
                 return re.search(r"(http://\S+)", message.get_body(("plain",)).get_content()).group(1)
         return None
 

@@ -30,11 +30,12 @@ def post_form(browser: requests.Session, path: str, **fields: str) -> requests.R
 
 
 def mail_to(maildir, address: str, after: float) -> email.message.EmailMessage:
-    def find():
+    def find():  # a link e-mail to ``address`` sent after ``after`` (invoices and reminders go there too)
         for path in sorted(maildir.glob("*.eml")):
             if path.stat().st_mtime >= after:
                 message = email.message_from_bytes(path.read_bytes(), policy=default)
-                if message["To"] == address:
+                if message["To"] == address and message["Subject"] in (
+                        "Apstipriniet e-pastu Klients portālā", "Paroles maiņa Klients portālā"):
                     return message
         return None
 
