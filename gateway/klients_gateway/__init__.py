@@ -16,12 +16,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
-    from . import auth, errors, probes, rpc
+    from . import auth, errors, http, probes, rpc
     from .api import api
 
     errors.init_app(app)
     auth.init_app(app)
     rpc.init_app(app)
+    http.init_app(app)
     app.register_blueprint(probes.probes)
     app.register_blueprint(api)
     return app

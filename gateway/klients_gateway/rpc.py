@@ -9,6 +9,8 @@ from flask import Flask, current_app, g, request
 
 from klients_common.rpc import RpcClient
 
+from .http import RPC_LATENCY
+
 
 def init_app(app: Flask) -> None:
     """Create the process-wide RPC client (connections are opened in the background)."""
@@ -33,7 +35,8 @@ def call(service: str, method: str, *args: Any, **kwargs: Any) -> Any:
     if token is not None:
         context["authorization"] = f"Bearer {token.raw}"
     client: RpcClient = current_app.extensions["klients_rpc"]
-    return client.call(service, method, *args, context=context, **kwargs)
+    with RPC_LATENCY.labels(service, method).time():
+        return client.call(service, method, *args, context=context, **kwargs)
 
 
 def ping(service: str, timeout: float) -> bool:

@@ -7,6 +7,7 @@
 | ``TOKEN_LEEWAY`` | ``30`` | clock skew allowed, seconds |
 | ``RPC_TIMEOUT`` | ``5`` | seconds to wait for a service before answering 503 |
 | ``READY_SERVICES`` | ``billing,metering,notifications`` | services ``/readyz`` asks |
+| ``CORS_ORIGINS`` | ``http://127.0.0.1:3000,http://localhost:3000`` | portal origins browsers may call the API from (nothing else gets CORS headers) |
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Settings:
     token_leeway: int
     rpc_timeout: float
     ready_services: tuple[str, ...]
+    cors_origins: tuple[str, ...]
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -37,4 +39,6 @@ class Settings:
             rpc_timeout=env_float("RPC_TIMEOUT", 5.0),
             ready_services=tuple(
                 s for s in env_str("READY_SERVICES", "billing,metering,notifications").split(",") if s),
+            cors_origins=tuple(o.strip() for o in env_str(
+                "CORS_ORIGINS", "http://127.0.0.1:3000,http://localhost:3000").split(",") if o.strip()),
         )

@@ -1,0 +1,50 @@
+"""Cross-cutting HTTP behaviour of the gateway: CORS for the configured portal origins only, and
+Prometheus metrics (requests by route, method and status; latency by route; RPC latency by service).
+
+Metrics are per process; with several gunicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's
+multiprocess mode) or scrape each worker.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+REQUESTS = Counter("klients_gateway_requests_total", "HTTP requests", ["route", "method", "status"])
+LATENCY = Histogram("klients_gateway_request_seconds", "HTTP request latency", ["route"])
+RPC_LATENCY = Histogram("klients_gateway_rpc_seconds", "RPC latency by service and method", ["service", "method"])
+CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-Id"
+CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
+
+
+def init_app(app: Flask) -> None:
+    """Install CORS and metrics."""
+    origins = set(app.config["SETTINGS"].cors_origins)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _cors_and_metrics(response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if origin and origin in origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "X-Request-Id, Idempotent-Replayed, Retry-After"
+            if request.method == "OPTIONS":
+                response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+                response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+                response.headers["Access-Control-Max-Age"] = "600"
+        response.vary.add("Origin")
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        if "started" in g:
+            LATENCY.labels(route).observe(time.perf_counter() - g.started)
+        return response
+
+    @app.get("/metrics")
+    def metrics() -> Any:
+        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
