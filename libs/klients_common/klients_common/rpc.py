@@ -145,8 +145,9 @@ class RpcClient:
 
     def _get_producer(self) -> Producer:
         if self._producer is None:
-            conn = Connection(self.amqp_uri, heartbeat=self.heartbeat,
-                              transport_options={"confirm_publish": True})
+            # No heartbeats on the publishing connection: nothing services them between calls, so the
+            # broker would close an idle one; a connection lost anyway is reopened on the next call.
+            conn = Connection(self.amqp_uri, heartbeat=0, transport_options={"confirm_publish": True})
             conn.ensure_connection(max_retries=1, timeout=self.timeout)
             self._publish_conn = conn
             self._producer = Producer(conn.channel())
