@@ -4,31 +4,18 @@ someone logs in with needs a strong login."""
 
 from __future__ import annotations
 
-import email
 import re
 import uuid
-from email.policy import default
 
 import requests
 
 from klients_identity.models import PasswordLogin
 from tests.conftest import identity_session
+from tests.helpers import bearer, mails
 from tests.oidc_helpers import logged_in_browser
 from tests.stack import wait_until
 
 LOW = "http://eidas.europa.eu/LoA/low"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def mail_to(maildir, address: str):
-    for path in maildir.glob("*.eml"):
-        message = email.message_from_bytes(path.read_bytes(), policy=default)
-        if message["To"] == address:
-            return message
-    return None
 
 
 def test_phone_address_and_language_change_at_once_and_bad_input_changes_nothing(gateway, mint):
@@ -54,24 +41,17 @@ def test_new_email_is_used_only_after_its_link_and_the_old_address_is_told(gatew
     for new in (first, second):
         answer = gateway.patch("/api/v1/me/contact", json={"email": new}, headers=bearer(token)).get_json()
         assert answer["email_pending"] == new and answer["email"] != new
-        wait_until(f"the link to {new}", lambda n=new: mail_to(maildir, n) is not None, timeout=20)
-        link = re.search(r"(http://\S+)", mail_to(maildir, new).get_body(("plain",)).get_content()).group(1)
+        wait_until(f"the link to {new}", lambda n=new: mails(maildir, to=n), timeout=20)
+        link = re.search(r"(http://\S+)", mails(maildir, to=new)[0].get_body(("plain",)).get_content()).group(1)
         opened = requests.get(link, timeout=10)
         assert opened.status_code == 200 and 'id="email-confirmed"' in opened.text
         assert gateway.get("/api/v1/me/contact", headers=bearer(token)).get_json()["email"] == new
         assert requests.get(link, timeout=10).status_code == 400  # single use
-    wait_until("the notice to the old address", lambda: _mails(maildir, first, "Jūsu e-pasta adrese nomainīta"),
-               timeout=20)
-    assert second in _mails(maildir, first, "Jūsu e-pasta adrese nomainīta")[0].get_body(("plain",)).get_content()
+    def notice() -> list:
+        return mails(maildir, to=first, subject="Jūsu e-pasta adrese nomainīta")
 
-
-def _mails(maildir, address: str, subject: str) -> list:
-    found = []
-    for path in maildir.glob("*.eml"):
-        message = email.message_from_bytes(path.read_bytes(), policy=default)
-        if message["To"] == address and message["Subject"] == subject:
-            found.append(message)
-    return found
+    wait_until("the notice to the old address", notice, timeout=20)
+    assert second in notice()[0].get_body(("plain",)).get_content()
 
 
 def test_changing_the_login_email_from_a_weak_session_asks_for_a_strong_login(gateway, mint):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import email
 import os
 import smtplib
 from email.message import EmailMessage
-from email.policy import default
 
+from tests.helpers import mails
 from tests.stack import wait_until
 
 
@@ -20,14 +19,10 @@ def test_mail_is_kept_as_a_file(maildir):
     with smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=5) as smtp:
         smtp.send_message(message)
     def ours():  # other tests' mail lands in the same folder
-        for path in maildir.glob("*.eml"):
-            message = email.message_from_bytes(path.read_bytes(), policy=default)
-            if message["Subject"] == "Rēķins par gāzi" and message["To"] == "anna.kalnina@demo.klients.lv":
-                return message
-        return None
+        return mails(maildir, to="anna.kalnina@demo.klients.lv", subject="Rēķins par gāzi")
 
-    wait_until("mail file", lambda: ours() is not None, timeout=5)
-    stored = ours()
+    wait_until("mail file", ours, timeout=5)
+    [stored] = ours()
     assert stored["X-Klients-Envelope-To"] == "anna.kalnina@demo.klients.lv"
     assert stored["Subject"] == "Rēķins par gāzi"
     assert stored.get_content().strip() == "Summa apmaksai: 12,34 €"

@@ -140,11 +140,10 @@ def test_person_without_a_contract_is_told_about_the_transfer(page):
 
 
 def test_email_registration_and_login(page, chromium, maildir):
-    import email
     import re
     import time
-    from email.policy import default
 
+    from tests.helpers import mails
     from tests.stack import wait_until
 
     address = "new.format@demo.klients.lv"  # the register's e-mail for LVG-100002
@@ -155,16 +154,11 @@ def test_email_registration_and_login(page, chromium, maildir):
     page.get_by_role("button", name="Sūtīt saiti").click()
     page.locator("#sent").wait_for()
 
-    def link():
-        for path in maildir.glob("*.eml"):
-            message = email.message_from_bytes(path.read_bytes(), policy=default)
-            if path.stat().st_mtime >= started and message["To"] == address and \
-                    message["Subject"] == "Apstipriniet e-pastu Klients portālā":
-                return re.search(r"(http://\S+)", message.get_body(("plain",)).get_content()).group(1)
-        return None
+    def sent():
+        return mails(maildir, to=address, subject="Apstipriniet e-pastu Klients portālā", after=started)
 
-    wait_until("the registration e-mail", lambda: link() is not None, timeout=20)
-    page.goto(link())
+    wait_until("the registration e-mail", sent, timeout=20)
+    page.goto(re.search(r"(http://\S+)", sent()[0].get_body(("plain",)).get_content()).group(1))
     page.get_by_label("Jaunā parole").fill("Dzintars-Jūrmalā-7")
     page.get_by_label("Atkārtojiet paroli").fill("Dzintars-Jūrmalā-7")
     page.get_by_role("button", name="Saglabāt").click()

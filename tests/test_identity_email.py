@@ -4,15 +4,14 @@ enumeration."""
 
 from __future__ import annotations
 
-import email
 import re
 import time
-from email.policy import default
 
 import pytest
 import requests
 
 from klients_common.auth import TokenVerifier, TrustedIssuer
+from tests.helpers import csrf_of, mails
 from tests.oidc_helpers import ISSUER, authorize, exchange, pkce, redirect_params
 from tests.stack import wait_until
 
@@ -20,27 +19,19 @@ pytestmark = pytest.mark.usefixtures("stack")
 ANNA = "anna.kalnina@demo.klients.lv"  # the register's e-mail for LVG-100004
 
 
-def csrf_of(page: requests.Response) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-
-
 def post_form(browser: requests.Session, path: str, **fields: str) -> requests.Response:
     page = browser.get(f"{ISSUER}{path}", timeout=10)
     return browser.post(f"{ISSUER}{path}", data={"csrf": csrf_of(page), **fields}, allow_redirects=False, timeout=10)
 
 
-def mail_to(maildir, address: str, after: float) -> email.message.EmailMessage:
-    def find():  # a link e-mail to ``address`` sent after ``after`` (invoices and reminders go there too)
-        for path in sorted(maildir.glob("*.eml")):
-            if path.stat().st_mtime >= after:
-                message = email.message_from_bytes(path.read_bytes(), policy=default)
-                if message["To"] == address and message["Subject"] in (
-                        "Apstipriniet e-pastu Klients portālā", "Paroles maiņa Klients portālā"):
-                    return message
-        return None
+LINK_SUBJECTS = ("Apstipriniet e-pastu Klients portālā", "Paroles maiņa Klients portālā")
 
-    wait_until(f"mail to {address}", lambda: find() is not None, timeout=20)
-    return find()
+
+def mail_to(maildir, address: str, after: float):
+    """Wait for the link e-mail to ``address`` sent after ``after`` (invoices and reminders go there too)."""
+    wait_until(f"mail to {address}", lambda: mails(maildir, to=address, subject=LINK_SUBJECTS, after=after),
+               timeout=20)
+    return mails(maildir, to=address, subject=LINK_SUBJECTS, after=after)[0]
 
 
 def link_in(message) -> str:
@@ -110,8 +101,7 @@ def test_someone_elses_contract_or_address_sends_nothing_and_says_the_same(maild
     unknown_reset = post_form(requests.Session(), "/login/email/forgot", email="nobody@example.lv")
     assert 'id="sent"' in unknown_reset.text
     time.sleep(2)
-    recipients = [email.message_from_bytes(p.read_bytes(), policy=default)["To"] for p in maildir.glob("*.eml")
-                  if p.stat().st_mtime >= started]
+    recipients = [m["To"] for m in mails(maildir, after=started)]
     assert "intruder@example.lv" not in recipients and "nobody@example.lv" not in recipients
 
 

@@ -12,6 +12,7 @@ import pytest
 import requests
 from kombu import Connection, Exchange, Queue
 
+from tests.helpers import csrf_of
 from tests.oidc_helpers import ISSUER, authorize, pkce, redirect_params
 from tests.stack import wait_until
 
@@ -21,8 +22,7 @@ SIM = f"http://{os.environ.get('SIM_SMARTID_BIND', '127.0.0.1:18091')}"
 
 def start_smartid(browser: requests.Session, **form: str) -> requests.Response:
     page = browser.get(f"{ISSUER}/login/smart-id", timeout=10)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    return browser.post(f"{ISSUER}/login/smart-id", data={"csrf": csrf, **form}, timeout=10)
+    return browser.post(f"{ISSUER}/login/smart-id", data={"csrf": csrf_of(page), **form}, timeout=10)
 
 
 def finish(browser: requests.Session, first: requests.Response) -> requests.Response:

@@ -16,6 +16,7 @@ from klients_identity import keys
 from klients_identity.models import AuthorizationCode, OAuthClient
 from klients_identity.oauth2 import digest, hasher
 from tests.conftest import identity_session
+from tests.helpers import csrf_of
 from tests.oidc_helpers import (
     ISSUER,
     PORTAL,
@@ -258,7 +259,7 @@ def test_a_person_with_many_grants_still_gets_a_token_that_verifies(api_verifier
 def test_login_attempts_are_rate_limited_per_address():
     browser = requests.Session()
     page = browser.get(f"{ISSUER}/login/smart-id", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
-    csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    csrf = csrf_of(page)
     answers = [browser.post(f"{ISSUER}/login/smart-id", data={"csrf": csrf, "personal_code": "not-a-code"},
                             headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10).status_code for _ in range(31)]
     assert answers[:30] == [422] * 30 and answers[30] == 429

@@ -17,14 +17,11 @@ from sqlalchemy import select
 
 from klients_billing.models import MeteredConsumption
 from klients_common.errors import Forbidden
+from tests.helpers import bearer
 from tests.stack import wait_until
 
 TODAY = datetime.now(ZoneInfo("Europe/Riga")).date()
 HISTORY = [(date(2025, m, 28), 100 * m) for m in range(1, 13)]
-
-
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ retries with back-off while SMTP is down, dead letters for refusals and malforme
 
 from __future__ import annotations
 
-import email
 import os
 import re
 import subprocess
@@ -11,13 +10,13 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from email.policy import default
 
 import pytest
 from kombu import Connection, Exchange
 from sqlalchemy import select
 
 from klients_notifications.models import DeadLetter, Delivery
+from tests.helpers import mails
 from tests.stack import BIN, Stack, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -36,15 +35,6 @@ def event(to: str) -> dict:
             "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(), "lang": "en"}
 
 
-def mails_to(maildir, address: str) -> list:
-    found = []
-    for path in maildir.glob("*.eml"):
-        message = email.message_from_bytes(path.read_bytes(), policy=default)
-        if message["To"] == address:
-            found.append(message)
-    return found
-
-
 def address() -> str:
     return f"p-{uuid.uuid4().hex[:10]}@example.lv"
 
@@ -54,9 +44,9 @@ def test_the_same_event_twice_sends_one_mail(maildir, notifications_sessions):
     payload = event(to)
     publish(payload)
     publish(payload)
-    wait_until("the mail", lambda: mails_to(maildir, to), timeout=15)
+    wait_until("the mail", lambda: mails(maildir, to=to), timeout=15)
     time.sleep(1.5)
-    [mail] = mails_to(maildir, to)
+    [mail] = mails(maildir, to=to)
     assert mail["Subject"] == "Resetting your Klients portal password"
     assert payload["link"] in mail.get_body(("plain",)).get_content()
     assert payload["link"] in mail.get_body(("html",)).get_content()
@@ -77,9 +67,9 @@ def test_smtp_down_then_up_is_retried_and_delivered_once(smtp, maildir, notifica
         wait_until("a failed first attempt", failed_once, timeout=15)
     finally:
         smtp.start()
-    wait_until("the retried mail", lambda: mails_to(maildir, to), timeout=30)
+    wait_until("the retried mail", lambda: mails(maildir, to=to), timeout=30)
     time.sleep(1)
-    assert len(mails_to(maildir, to)) == 1
+    assert len(mails(maildir, to=to)) == 1
     with notifications_sessions() as session:
         row = session.scalar(select(Delivery).where(Delivery.event_id == payload["event_id"]))
         assert (row.status, row.attempts) == ("sent", 2)
@@ -122,7 +112,7 @@ def test_a_malformed_event_is_dead_lettered_and_the_service_keeps_going(maildir,
     assert dead_letter_of(notifications_sessions, broken["event_id"])[0].reason == "malformed"
     to = address()
     publish(event(to))
-    wait_until("the next mail", lambda: mails_to(maildir, to), timeout=15)
+    wait_until("the next mail", lambda: mails(maildir, to=to), timeout=15)
 
 
 def test_two_instances_send_each_mail_once(maildir):
@@ -135,9 +125,9 @@ def test_two_instances_send_each_mail_once(maildir):
             payload = event(to)
             publish(payload)
             publish(payload)  # at-least-once: every event delivered twice
-        wait_until("all mails", lambda: all(mails_to(maildir, to) for to in addresses), timeout=30)
+        wait_until("all mails", lambda: all(mails(maildir, to=to) for to in addresses), timeout=30)
         time.sleep(1.5)
-        assert [len(mails_to(maildir, to)) for to in addresses] == [1] * 12
+        assert [len(mails(maildir, to=to)) for to in addresses] == [1] * 12
     finally:
         second.stop_all()
 
@@ -152,8 +142,8 @@ def test_invoice_issued_mail_in_the_recipients_language(maildir, lang, subject, 
                "period": "2026-11", "total": "1234.56", "due_date": "2026-12-20", "estimated": True, "email": to,
                "lang": lang}
     publish(payload, "invoice_issued", "billing")
-    wait_until("the invoice mail", lambda: mails_to(maildir, to), timeout=15)
-    [mail] = mails_to(maildir, to)
+    wait_until("the invoice mail", lambda: mails(maildir, to=to), timeout=15)
+    [mail] = mails(maildir, to=to)
     text = mail.get_body(("plain",)).get_content()
     assert mail["Subject"] == f"{subject} 202611-LVG-100001" and amount in text and due in text and "{" not in text
     assert "202611-LVG-100001" in mail.get_body(("html",)).get_content()
@@ -166,8 +156,8 @@ def test_payment_received_mail_and_a_contract_without_an_address_sends_nothing(m
     silent = {"event_id": str(uuid.uuid4()), "payment": "p", "contract": "LVG-100001", "amount": "1.00",
               "received_at": "2026-11-27T10:00:00+00:00", "email": None}
     publish(silent, "payment_received", "billing")
-    wait_until("the payment mail", lambda: mails_to(maildir, to), timeout=15)
-    assert "12,34 €" in mails_to(maildir, to)[0].get_body(("plain",)).get_content()
+    wait_until("the payment mail", lambda: mails(maildir, to=to), timeout=15)
+    assert "12,34 €" in mails(maildir, to=to)[0].get_body(("plain",)).get_content()
     time.sleep(1)
     with notifications_sessions() as session:
         assert session.scalar(select(Delivery).where(Delivery.event_id == silent["event_id"])) is None
@@ -184,7 +174,7 @@ def test_reading_e_mails_go_to_the_contracts_address(gateway, mint, maildir):
     last = max(r["value"] for r in gateway.get(url, headers=owner).get_json()["items"] if r["current"])
 
     def reading_mails():
-        return [m for m in mails_to(maildir, to) if m["Subject"].startswith("Rādījums")]
+        return [m for m in mails(maildir, to=to) if m["Subject"].startswith("Rādījums")]
 
     assert reading_mails() == []
     assert gateway.post(url, json={"value": last + 45}, headers=owner).status_code == 201
@@ -201,7 +191,7 @@ def test_window_reminder_links_to_the_portal(maildir):
              "opens": "2026-11-26T22:00:00+00:00", "closes": "2026-12-01T22:00:00+00:00"},
             "reading_window_opened", "metering")
     def ours() -> list:  # the reminder this test caused (other tests open other windows)
-        return [m for m in mails_to(maildir, "anna.kalnina@demo.klients.lv")
+        return [m for m in mails(maildir, to="anna.kalnina@demo.klients.lv")
                 if m["Subject"] == "Laiks iesniegt skaitītāja rādījumu"
                 and "02.12.2026" in m.get_body(("plain",)).get_content()]  # 22:00 UTC 1 Dec is 2 Dec in Riga
 
@@ -222,7 +212,7 @@ def test_reminders_can_be_turned_off_from_the_link_but_security_mail_still_comes
                 "reading_window_opened", "metering")
 
     def reminders() -> list:  # this test's window only (other tests open other windows)
-        return [m for m in mails_to(maildir, to) if m["Subject"] == "Laiks iesniegt skaitītāja rādījumu"
+        return [m for m in mails(maildir, to=to) if m["Subject"] == "Laiks iesniegt skaitītāja rādījumu"
                 and "02.03.2027" in m.get_body(("plain",)).get_content()]
 
     reminder(str(uuid.uuid4()))
@@ -238,6 +228,6 @@ def test_reminders_can_be_turned_off_from_the_link_but_security_mail_still_comes
     security = event(to)
     publish(security)
     wait_until("the security mail", lambda: any(security["link"] in m.get_body(("plain",)).get_content()
-                                                for m in mails_to(maildir, to)), timeout=15)
+                                                for m in mails(maildir, to=to)), timeout=15)
     time.sleep(1)
     assert len(reminders()) == 1

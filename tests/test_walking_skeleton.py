@@ -11,11 +11,8 @@ from pathlib import Path
 import pytest
 
 from klients_common.errors import Forbidden, NotFound, Unauthenticated
+from tests.helpers import bearer
 from tests.stack import Stack, wait_until
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_owner_reads_own_contract_through_the_gateway(gateway, mint):

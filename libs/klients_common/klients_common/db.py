@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from alembic import command
@@ -16,6 +17,11 @@ from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+
+def as_utc(value: datetime) -> datetime:
+    """Return ``value`` as aware UTC: SQLite hands back naive datetimes, and everything stored is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from klients_common.db import as_utc
 from klients_common.outbox import first_delivery
 
 from .models import MeteredConsumption, processed_events
@@ -18,11 +19,6 @@ log = logging.getLogger(__name__)
 
 READING_FIELDS = {"event_id": str, "contract": str, "meter": str, "reading_id": int, "read_on": str,
                   "source": str, "consumption_m3": int, "submitted_at": str}
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def valid_reading_event(payload: Any) -> bool:
@@ -36,7 +32,7 @@ def record_reading(*, db_session: Session, payload: dict[str, Any]) -> bool:
         return False
     read_on = date.fromisoformat(payload["read_on"])
     period = payload.get("period") or f"{read_on:%Y-%m}"
-    submitted_at = _utc(datetime.fromisoformat(payload["submitted_at"]))
+    submitted_at = as_utc(datetime.fromisoformat(payload["submitted_at"]))
     kwh = Decimal(str(payload.get("consumption_kwh") or 0))
     row = db_session.scalar(select(MeteredConsumption).where(
         MeteredConsumption.contract == payload["contract"], MeteredConsumption.meter == payload["meter"],
@@ -46,7 +42,7 @@ def record_reading(*, db_session: Session, payload: dict[str, Any]) -> bool:
             contract=payload["contract"], meter=payload["meter"], period=period, reading_id=payload["reading_id"],
             consumption_m3=payload["consumption_m3"], consumption_kwh=kwh, read_on=read_on,
             source=payload["source"], submitted_at=submitted_at))
-    elif _utc(row.submitted_at) < submitted_at or row.reading_id == payload.get("replaces"):
+    elif as_utc(row.submitted_at) < submitted_at or row.reading_id == payload.get("replaces"):
         row.reading_id = payload["reading_id"]
         row.consumption_m3 = payload["consumption_m3"]
         row.consumption_kwh = kwh

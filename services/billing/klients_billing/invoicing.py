@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from klients_common.db import as_utc
 from klients_common.errors import NotFound
 from klients_common.outbox import enqueue
 
@@ -144,7 +145,7 @@ def scheduled_run(*, db_session: Session, now: datetime, run_day: int) -> int | 
         dialect_insert(BillingRun).values(period=period, started_at=now).on_conflict_do_nothing()).rowcount
     if not claimed:
         run = db_session.get(BillingRun, period, with_for_update={"skip_locked": True})
-        if run is None or run.finished_at is not None or _utc(run.started_at) > now - timedelta(hours=1):
+        if run is None or run.finished_at is not None or as_utc(run.started_at) > now - timedelta(hours=1):
             db_session.rollback()
             return None
         run.started_at = now
@@ -154,10 +155,6 @@ def scheduled_run(*, db_session: Session, now: datetime, run_day: int) -> int | 
     db_session.commit()
     log.info("billing run for %s issued %d invoices", period, issued)
     return issued
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def billing_run(*, db_session: Session, period: str, issue_date: date, batch: int = 500) -> int:

@@ -20,7 +20,7 @@ from klients_common.errors import NotFound, StepUpRequired, ValidationFailed
 from klients_common.outbox import enqueue
 
 from .accounts import audit
-from .models import EmailToken, PasswordLogin, Person, outbox, utcnow
+from .models import EmailToken, PasswordLogin, Person, as_utc, outbox, utcnow
 
 FIELDS = {"email", "phone", "address", "language"}
 LINK_TTL = timedelta(hours=24)
@@ -39,7 +39,7 @@ def _errors(field: str, code: str, message: str) -> dict[str, str]:
     return {"field": field, "code": code, "message": message}
 
 
-def update(session: Session, *, person_id: str, changes: dict[str, Any], acr: str | None, issuer_url: str,
+def update(session: Session, *, person_id: str, changes: dict[str, Any], issuer_url: str,
            strong: bool) -> dict[str, Any]:
     """Apply phone, address and language at once; send a verification link for a new e-mail address."""
     person = session.get(Person, person_id)
@@ -95,8 +95,7 @@ def update(session: Session, *, person_id: str, changes: dict[str, Any], acr: st
 def confirm_email(session: Session, token: str) -> Person | None:
     """Apply the e-mail address a contact link was sent to; tell the old address. None if the link is bad."""
     row = session.get(EmailToken, hashlib.sha256(token.encode()).hexdigest())
-    if row is None or row.purpose != "contact" or row.used_at is not None or row.expires_at.replace(
-            tzinfo=row.expires_at.tzinfo or utcnow().tzinfo) < utcnow():
+    if row is None or row.purpose != "contact" or row.used_at is not None or as_utc(row.expires_at) < utcnow():
         return None
     person = session.get(Person, row.person_id)
     if person is None:

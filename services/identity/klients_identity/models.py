@@ -8,17 +8,13 @@ from datetime import UTC, date, datetime
 from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from klients_common.db import as_utc  # noqa: F401 - identity's modules import it from here
 from klients_common.outbox import outbox_table
 
 
 def utcnow() -> datetime:
     """Return the current time, timezone-aware UTC."""
     return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """Return ``value`` as aware UTC (SQLite hands back naive datetimes; everything stored is UTC)."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class IdentityBase(DeclarativeBase):

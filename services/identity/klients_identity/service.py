@@ -50,7 +50,7 @@ class IdentityService:
         token = self.auth.token
         strong = LOA_ORDER.get(token.acr or "", 0) >= LOA_ORDER[LOA_SUBSTANTIAL]
         result = contacts.update(self.db, person_id=token.subject, changes=changes if isinstance(changes, dict)
-                                 else {}, acr=token.acr, issuer_url=self.config["IDENTITY_ISSUER"], strong=strong)
+                                 else {}, issuer_url=self.config["IDENTITY_ISSUER"], strong=strong)
         relay_quietly(self.db, outbox, self.dispatch)
         return result
 
