@@ -23,7 +23,7 @@ from klients_common.outbox import enqueue
 
 from . import accounts, db, pages, passwords
 from .limits import limiter, login_limit
-from .login import _signed_in, service_token
+from .login import service_token, signed_in
 from .models import EmailToken, Grant, PasswordLogin, Person, as_utc, outbox, utcnow
 
 bp = Blueprint("email", __name__, url_prefix="/login/email")
@@ -70,7 +70,7 @@ def login() -> ResponseReturnValue:
     person = db().get(Person, row.person_id)
     login_session = accounts.start_login_session(db(), person, acr=LOW, amr=["pwd"], method="email")
     db().commit()
-    return _signed_in(login_session.sid)
+    return signed_in(login_session.sid)
 
 
 @bp.get("/register")
@@ -187,4 +187,4 @@ def set_password() -> ResponseReturnValue:
         accounts.audit(db(), actor=person.id, action="password_reset", subject=person.id)
     login_session = accounts.start_login_session(db(), person, acr=LOW, amr=["pwd"], method="email")
     db().commit()
-    return _signed_in(login_session.sid)
+    return signed_in(login_session.sid)

@@ -80,10 +80,11 @@ def finish_strong_login(identity: VerifiedIdentity) -> ResponseReturnValue:
     login = accounts.start_login_session(db(), person, acr=identity.acr, amr=list(identity.amr),
                                          method=identity.method)
     db().commit()
-    return _signed_in(login.sid)
+    return signed_in(login.sid)
 
 
-def _signed_in(sid: str) -> ResponseReturnValue:
+def signed_in(sid: str) -> ResponseReturnValue:
+    """Put the new login in a fresh session (new id) and resume the authorization request, if any."""
     pending = session.get("pending_authorize")
     lang = session.get("lang", "lv")
     csrf = session.get("csrf")
@@ -108,7 +109,7 @@ def failed(error: LoginFailed, retry_url: str) -> ResponseReturnValue:
 def smartid() -> Any:
     """Return the app's Smart-ID connector (built on first use from settings)."""
     if "klients_smartid" not in current_app.extensions:
-        from .verifier import smartid_client
+        from .providers import smartid_client
 
         current_app.extensions["klients_smartid"] = smartid_client(current_app.config["SETTINGS"])
     return current_app.extensions["klients_smartid"]

@@ -14,7 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from .connectors.banklink import BankConfig, BankLink
 from .connectors.eparaksts import EparakstsClient, EparakstsConfig
+from .connectors.smartid import SmartIdClient, SmartIdConfig
 from .models import UsedNonce
+from .settings import Settings
 
 
 class DatabaseNonceStore:
@@ -63,3 +65,13 @@ def bank(bank_id: str) -> BankLink | None:
     """Return the connector of a configured bank, or None."""
     config = bank_configs().get(bank_id)
     return BankLink(config, DatabaseNonceStore()) if config else None
+
+
+def smartid_client(settings: Settings) -> SmartIdClient:
+    """Return the Smart-ID connector configured from settings (trust anchors read from their files)."""
+    anchors = tuple(p.read_bytes() for p in settings.smartid_trust_anchors if p.exists())
+    return SmartIdClient(SmartIdConfig(
+        base_url=settings.smartid_url, relying_party_uuid=settings.smartid_rp_uuid,
+        relying_party_name=settings.smartid_rp_name, trust_anchors_pem=anchors,
+        certificate_level=settings.smartid_cert_level, scheme_name=settings.smartid_scheme,
+        poll_timeout_ms=1000))  # each page refresh waits at most a second
