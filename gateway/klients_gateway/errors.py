@@ -39,7 +39,11 @@ def _klients_error(exc: KlientsError) -> Response:
     response = problem(exc.status, exc.title, exc.detail, **exc.extra)
     if isinstance(exc, StepUpRequired):
         acr = exc.extra.get("acr_values", "")
-        response.headers["WWW-Authenticate"] = f'Bearer error="insufficient_user_authentication", acr_values="{acr}"'
+        challenge = f'Bearer error="insufficient_user_authentication", acr_values="{acr}"'
+        max_age = str(exc.extra.get("max_age", ""))  # nameko carries error arguments as text
+        if max_age.isdigit():  # RFC 9470: the login must also be this recent
+            challenge += f", max_age={max_age}"
+        response.headers["WWW-Authenticate"] = challenge
     elif isinstance(exc, Unauthenticated):
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     return response

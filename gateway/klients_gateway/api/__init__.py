@@ -25,4 +25,4 @@ def json_body(allowed: set[str], *, required: set[str], empty_allowed: bool = Fa
     return body
 
 
-from . import billing, me, metering, notifications  # noqa: E402,F401 - registers the routes on the blueprint
+from . import billing, me, metering, notifications, users  # noqa: E402,F401 - registers the routes on the blueprint

@@ -43,9 +43,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limits.init_app(app)
     app.register_blueprint(oidc.bp)
     app.register_blueprint(login.bp)
-    from . import email_login
+    from . import email_login, invite
 
     app.register_blueprint(email_login.bp)
+    app.register_blueprint(invite.bp)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

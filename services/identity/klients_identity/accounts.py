@@ -29,10 +29,12 @@ class NoContract(Exception):
 
 
 def audit(session: Session, *, actor: str | None, action: str, subject: str | None = None,
-          contract: str | None = None, **detail: Any) -> None:
-    """Record an audit event and announce it on the bus (``identity.<action>``)."""
+          contract: str | None = None, event_extra: dict[str, Any] | None = None, **detail: Any) -> None:
+    """Record an audit event and announce it on the bus (``identity.<action>``); ``event_extra`` goes into
+    the event only (e.g. where to send a notice), not into the audit log."""
     session.add(AuditEvent(actor=actor, action=action, subject=subject, contract=contract, detail=detail))
-    enqueue(session, outbox, action, {"actor": actor, "subject": subject, "contract": contract, **detail})
+    enqueue(session, outbox, action, {"actor": actor, "subject": subject, "contract": contract, **detail,
+                                      **(event_extra or {})})
 
 
 def find_or_create_person(session: Session, identity: VerifiedIdentity) -> tuple[Person, bool]:
@@ -60,7 +62,8 @@ def sync_owner_grants(session: Session, person: Person, held: list[str]) -> None
         if contract not in held:
             grant.status, grant.ended_at = "revoked", utcnow()
             audit(session, actor="register", action="grant_revoked", subject=person.id, contract=contract,
-                  role="owner", reason="no longer the holder in the client register")
+                  role="owner", reason="no longer the holder in the client register",
+                  event_extra={"revoked_at": utcnow().isoformat(), "notify": False})
 
 
 def complete_strong_login(session: Session, identity: VerifiedIdentity,

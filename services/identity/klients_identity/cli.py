@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from .service import IdentityService
 
-        run_services(nameko_config("identity", IDENTITY_ISSUER=settings.issuer), IdentityService)
+        run_services(nameko_config("identity", IDENTITY_ISSUER=settings.issuer,
+                                    INVITATION_TTL_HOURS=settings.invitation_ttl_hours), IdentityService)
         return 0
     factory = sessionmaker(make_engine(settings.database_url))
     if args.command == "migrate":

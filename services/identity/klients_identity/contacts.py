@@ -35,6 +35,24 @@ def contact_out(session: Session, person: Person) -> dict[str, Any]:
             "email_pending": pending, "phone": person.phone, "address": person.address, "language": person.language}
 
 
+def e164(value: object) -> str:
+    """Return a phone number (Latvian if no country code) in E.164; raise ValueError if it is not one."""
+    try:
+        number = phonenumbers.parse(str(value), "LV")
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def postal_address(value: object) -> str:
+    """Return a trimmed postal address of 1–300 characters; raise ValueError otherwise."""
+    if not isinstance(value, str) or not 0 < len(value.strip()) <= 300:
+        raise ValueError("bad address")
+    return value.strip()
+
+
 def _errors(field: str, code: str, message: str) -> dict[str, str]:
     return {"field": field, "code": code, "message": message}
 
@@ -49,17 +67,14 @@ def update(session: Session, *, person_id: str, changes: dict[str, Any], issuer_
     clean: dict[str, Any] = {}
     if "phone" in changes:
         try:
-            number = phonenumbers.parse(str(changes["phone"]), "LV")
-            if not phonenumbers.is_valid_number(number):
-                raise phonenumbers.NumberParseException(0, "invalid")
-            clean["phone"] = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        except phonenumbers.NumberParseException:
+            clean["phone"] = e164(changes["phone"])
+        except ValueError:
             errors.append(_errors("phone", "bad_phone", "give a phone number, e.g. +371 20000000"))
     if "address" in changes:
-        if not isinstance(changes["address"], str) or not 0 < len(changes["address"].strip()) <= 300:
+        try:
+            clean["address"] = postal_address(changes["address"])
+        except ValueError:
             errors.append(_errors("address", "bad_address", "the address is text of at most 300 characters"))
-        else:
-            clean["address"] = changes["address"].strip()
     if "language" in changes:
         if changes["language"] not in ("lv", "en"):
             errors.append(_errors("language", "bad_language", "language is lv or en"))

@@ -72,7 +72,12 @@ def contracts_of(personal_code: str) -> list[dict[str, Any]]:
 
 
 def finish_strong_login(identity: VerifiedIdentity) -> ResponseReturnValue:
-    """Register or find the person, open their login session, and resume the authorization request."""
+    """Register or find the person, open their login session, and resume the authorization request.
+    While an invitation is being taken up in this browser, the login confirms the invitee instead."""
+    if (session.get("invitation") or {}).get("ready"):
+        from .invite import strong_login_for_invitation
+
+        return strong_login_for_invitation(identity)
     try:
         person = accounts.complete_strong_login(db(), identity, contracts_of)
     except accounts.NoContract:

@@ -66,7 +66,8 @@ class Grant(IdentityBase):
     """A person's role on a contract (product.md §2)."""
 
     __tablename__ = "grants"
-    __table_args__ = (Index("ix_grants_person_status", "person_id", "status"),)
+    __table_args__ = (Index("ix_grants_person_status", "person_id", "status"),
+                      Index("ix_grants_contract_status", "contract", "status"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     person_id: Mapped[str | None] = mapped_column(ForeignKey("persons.id"), nullable=True)
@@ -74,10 +75,61 @@ class Grant(IdentityBase):
     role: Mapped[str] = mapped_column(String(12))  # owner, delegate, subuser
     level: Mapped[str | None] = mapped_column(String(16), nullable=True)  # sub-users: bills, bills_readings
     status: Mapped[str] = mapped_column(String(12))  # invited, active, expired, revoked
-    valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    valid_from: Mapped[date | None] = mapped_column(Date, nullable=True)
+    valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)  # last day (Riga) it is valid
+    invitee_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    invitee_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    expected_personal_code: Mapped[str | None] = mapped_column(String(12), nullable=True)  # strong login must match
     created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+class Invitation(IdentityBase):
+    """A single-use invitation link for a pending grant (≥128-bit random, stored hashed, with a deadline).
+    Resending replaces the link: the old one is cancelled."""
+
+    __tablename__ = "invitations"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Application(IdentityBase):
+    """A paper application recorded by an operator (a delegate's mandate or an additional user), with its
+    attachment (stored outside the database, by content hash) and the decision."""
+
+    __tablename__ = "applications"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))  # delegate, subuser
+    contract: Mapped[str] = mapped_column(String(32), index=True)
+    holder_name: Mapped[str | None] = mapped_column(String(200), nullable=True)  # from the register when recorded
+    name: Mapped[str] = mapped_column(String(200))
+    personal_code: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    email: Mapped[str] = mapped_column(String(254))
+    level: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    valid_from: Mapped[date | None] = mapped_column(Date, nullable=True)
+    valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    status: Mapped[str] = mapped_column(String(12), index=True)  # recorded, approved, rejected
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    attachment_name: Mapped[str] = mapped_column(String(200))
+    attachment_type: Mapped[str] = mapped_column(String(40))
+    attachment_size: Mapped[int] = mapped_column(Integer)
+    attachment_sha256: Mapped[str] = mapped_column(String(64))
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    grant_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
 class OAuthClient(IdentityBase):

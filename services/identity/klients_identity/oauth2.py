@@ -130,16 +130,19 @@ class Subject:
 
 
 def live_grants(session: Session, person_id: str, today: date | None = None) -> list[TokenGrant]:
-    """Return the person's active grants, as token grants."""
-    today = today or utcnow().date()
+    """Return the person's active grants within their dates (Riga days), as token grants."""
+    from .access import end_of_day_epoch, riga_today
+
+    today = today or riga_today()
     rows = session.scalars(select(Grant).where(Grant.person_id == person_id, Grant.status == "active"))
     result = []
     for row in rows:
-        if row.valid_until is not None and row.valid_until < today:
+        if (row.valid_until is not None and row.valid_until < today) or (
+                row.valid_from is not None and row.valid_from > today):
             continue
         role = Role(row.role)
         level = SubuserLevel(row.level) if row.level else None
-        until = int(time.mktime(row.valid_until.timetuple())) + 86400 if row.valid_until else None
+        until = end_of_day_epoch(row.valid_until) if row.valid_until else None
         result.append(TokenGrant(row.contract, role, rights_for(role, level), until))
     return result
 

@@ -39,6 +39,29 @@ TEXT: dict[str, dict[str, str]] = {
         "pw_too_short": "Parolei jābūt vismaz 12 rakstzīmēm.", "pw_too_long": "Parole ir pārāk gara.",
         "pw_too_common": "Šī parole ir pārāk vienkārša vai bieži lietota.",
         "pw_contains_email": "Parolē nedrīkst būt e-pasta adrese.", "pw_mismatch": "Paroles nesakrīt.",
+        "invitation": "Uzaicinājums", "invite_text": "Jūs esat uzaicināts piekļūt līgumam {contract}.",
+        "invite_subuser_bills": "Jūs varēsiet skatīt un apmaksāt rēķinus.",
+        "invite_subuser_bills_readings": "Jūs varēsiet skatīt un apmaksāt rēķinus, nodot skaitītāja rādījumus un "
+                                         "skatīt patēriņu.",
+        "invite_delegate": "Jūs būsiet līguma turētāja pilnvarotā persona ar visām tiesībām, arī lietotāju "
+                           "pārvaldību.",
+        "invite_until": "Piekļuve derīga līdz {date}.", "invite_deadline": "Uzaicinājums derīgs līdz {deadline}.",
+        "invite_password": "Izvēlieties paroli, ar kuru turpmāk pieslēgsieties ar e-pastu {email}.",
+        "invite_strong": "Tālāk apstipriniet savu identitāti ar internetbanku, eParakstu vai Smart-ID.",
+        "invite_continue": "Turpināt uz identitātes apstiprināšanu",
+        "invite_unknown": "Uzaicinājuma saite nav derīga. Pārbaudiet, vai atvērāt visu saiti no e-pasta.",
+        "invite_used": "Šis uzaicinājums jau ir izmantots. Pieslēdzieties ar savu e-pastu un paroli vai "
+                       "Smart-ID, eParakstu vai internetbanku.",
+        "invite_cancelled": "Šis uzaicinājums ir atsaukts vai aizstāts ar jaunāku. Izmantojiet jaunāko saņemto "
+                            "saiti vai lūdziet uzaicinātājam to nosūtīt vēlreiz.",
+        "invite_expired": "Uzaicinājuma termiņš ir beidzies. Lūdziet uzaicinātājam nosūtīt to vēlreiz.",
+        "invite_already": "Jums jau ir piekļuve šim līgumam.",
+        "invite_email_taken": "Ar šo e-pastu jau pieslēdzas cita persona. Sazinieties ar klientu apkalpošanu.",
+        "invite_wrong_person": "Uzaicinājums ir paredzēts citai personai: jūsu personas kods nesakrīt ar norādīto. "
+                               "Ja tā ir kļūda, lūdziet uzaicinātājam to izlabot un nosūtīt uzaicinājumu vēlreiz.",
+        "contact_form": "Jūsu kontaktinformācija", "email_label": "E-pasts", "phone": "Tālrunis",
+        "address": "Adrese", "bad_phone": "Norādiet tālruņa numuru, piemēram, +371 20000000.",
+        "bad_address": "Adresē var būt līdz 300 rakstzīmēm.", "finish": "Pabeigt",
     },
     "en": {
         "title": "Log in", "choose": "Choose how to log in", "smart_id": "Smart-ID", "eparaksts": "eParaksts",
@@ -69,6 +92,29 @@ TEXT: dict[str, dict[str, str]] = {
         "pw_too_common": "This password is too simple or too common.",
         "pw_contains_email": "The password must not contain your e-mail address.",
         "pw_mismatch": "The passwords do not match.",
+        "invitation": "Invitation", "invite_text": "You are invited to access contract {contract}.",
+        "invite_subuser_bills": "You will be able to view and pay bills.",
+        "invite_subuser_bills_readings": "You will be able to view and pay bills, submit meter readings and see "
+                                         "consumption.",
+        "invite_delegate": "You will be the holder's authorised person with all rights, including managing users.",
+        "invite_until": "Access is valid until {date}.", "invite_deadline": "The invitation is valid until {deadline}.",
+        "invite_password": "Choose the password you will log in with, with your e-mail {email}.",
+        "invite_strong": "Next, confirm who you are with an internet bank, eParaksts or Smart-ID.",
+        "invite_continue": "Continue to confirm your identity",
+        "invite_unknown": "The invitation link is not valid. Check that you opened the whole link from the e-mail.",
+        "invite_used": "This invitation has already been used. Log in with your e-mail and password, or with "
+                       "Smart-ID, eParaksts or an internet bank.",
+        "invite_cancelled": "This invitation was cancelled or replaced by a newer one. Use the newest link you "
+                            "received, or ask the person who invited you to send it again.",
+        "invite_expired": "The invitation has expired. Ask the person who invited you to send it again.",
+        "invite_already": "You already have access to this contract.",
+        "invite_email_taken": "Another person already logs in with this e-mail. Please contact customer service.",
+        "invite_wrong_person": "The invitation is meant for someone else: your personal code does not match the "
+                               "one given. If this is a mistake, ask the person who invited you to correct it and "
+                               "send the invitation again.",
+        "contact_form": "Your contact details", "email_label": "E-mail", "phone": "Phone", "address": "Address",
+        "bad_phone": "Give a phone number, e.g. +371 20000000.",
+        "bad_address": "The address may have at most 300 characters.", "finish": "Finish",
     },
 }
 

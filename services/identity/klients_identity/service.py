@@ -1,24 +1,32 @@
-"""Identity's nameko service (same package and database as the Flask app): the person's contact details
-over RPC, and identity's events published from the outbox. Grant management joins it with the
-access-management work."""
+"""Identity's nameko service (same package and database as the Flask app): the person's contact details,
+access management (users of a contract, invitations, the activity list) over RPC, and identity's events
+published from the outbox.
+
+Rights are checked twice: the token must give ``users:manage`` on the contract, and the caller's grant
+must still be active in identity's own database (a mandate that ended or was revoked a moment ago is
+refused even with a token minted before).
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 from nameko.rpc import rpc
 from nameko.timer import timer
+from sqlalchemy import select
 
 from klients_common.auth import LOA_ORDER, LOA_SUBSTANTIAL
-from klients_common.errors import NotFound
+from klients_common.errors import NotFound, ValidationFailed
+from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization
 from klients_common.nameko_db import Database
 from klients_common.outbox import relay, relay_quietly
 
-from . import contacts
-from .models import Person, outbox
+from . import access, contacts
+from .models import Grant, Person, outbox
 
 
 class IdentityService:
@@ -53,6 +61,83 @@ class IdentityService:
                                  else {}, issuer_url=self.config["IDENTITY_ISSUER"], strong=strong)
         relay_quietly(self.db, outbox, self.dispatch)
         return result
+
+    # --- access management ----------------------------------------------------------------------------
+
+    def _actor(self, contract: str, *, change: bool) -> access.Actor:
+        """Return the caller as an actor on ``contract``: ``users:manage`` in the token and an active grant
+        within its dates in the database; changes also need a substantial login (else step-up)."""
+        self.auth.require(contract, Right.USERS_MANAGE)
+        today = access.riga_today()
+        grant = self.db.scalar(select(Grant).where(
+            Grant.person_id == self.auth.person_id, Grant.contract == contract, Grant.status == "active",
+            Grant.role.in_(("owner", "delegate"))))
+        if grant is None or (grant.valid_until is not None and grant.valid_until < today) or (
+                grant.valid_from is not None and grant.valid_from > today):
+            raise NotFound(f"contract {contract} not found")
+        if change:
+            self.auth.require_acr(LOA_SUBSTANTIAL)
+        return access.Actor(id=self.auth.person_id, role=grant.role)
+
+    def _invitation_settings(self) -> dict[str, Any]:
+        person = self.db.get(Person, self.auth.person_id)
+        return {"link_base": self.config["IDENTITY_ISSUER"],
+                "ttl": timedelta(hours=float(self.config.get("INVITATION_TTL_HOURS", 72))),
+                "lang": person.language if person is not None else "lv"}
+
+    @rpc
+    def list_users(self, contract: str) -> list[dict[str, Any]]:
+        """Everyone with, or invited to, access on the contract (``users:manage``)."""
+        self._actor(contract, change=False)
+        return access.list_users(self.db, contract)
+
+    @rpc
+    def add_user(self, contract: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Invite an additional user (or, by the holder, a delegate); ``users:manage`` at substantial."""
+        actor = self._actor(contract, change=True)
+        if not isinstance(body, dict):
+            raise ValidationFailed("Send a JSON object.")
+        new = access.validate_new_user(body)
+        result = access.invite(self.db, actor, contract, new, auth_time=self.auth.token.claims.get("auth_time"),
+                               **self._invitation_settings())
+        relay_quietly(self.db, outbox, self.dispatch)
+        return result
+
+    @rpc
+    def change_user(self, contract: str, grant_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change a sub-user's level or an end date."""
+        actor = self._actor(contract, change=True)
+        result = access.change(self.db, actor, contract, grant_id, body if isinstance(body, dict) else {})
+        relay_quietly(self.db, outbox, self.dispatch)
+        return result
+
+    @rpc
+    def revoke_user(self, contract: str, grant_id: str) -> dict[str, Any]:
+        """Cancel an invitation or revoke access; every service refuses the person's tokens for it at once."""
+        actor = self._actor(contract, change=True)
+        result = access.revoke(self.db, actor, contract, grant_id)
+        relay_quietly(self.db, outbox, self.dispatch)
+        return result
+
+    @rpc
+    def resend_invitation(self, contract: str, grant_id: str) -> dict[str, Any]:
+        """Send a fresh invitation link; the previous one stops working."""
+        actor = self._actor(contract, change=True)
+        result = access.resend(self.db, actor, contract, grant_id, **self._invitation_settings())
+        relay_quietly(self.db, outbox, self.dispatch)
+        return result
+
+    @rpc
+    def contract_activity(self, contract: str) -> dict[str, Any]:
+        """Who can access the contract, with what rights, until when, last login, and what was done."""
+        self._actor(contract, change=False)
+        return access.activity(self.db, contract)
+
+    @timer(interval=60)
+    def end_ended_grants(self) -> None:
+        """Close grants whose end date passed and tell services and the person."""
+        if access.end_ended_grants(self.db):
+            relay_quietly(self.db, outbox, self.dispatch)
 
     @timer(interval=1)
     def relay_outbox(self) -> None:

@@ -19,7 +19,18 @@ from . import preferences
 from .mailer import MailerProvider, deliver_once
 from .models import ContractContact
 from .retry import Redelivery, is_temporary
-from .templates import ESTIMATED, FLAGGED, REJECTION_REASONS, local_date, money, render, riga_time
+from .templates import (
+    ESTIMATED,
+    FLAGGED,
+    REJECTION_REASONS,
+    access_ended_values,
+    invitation_accepted_values,
+    invitation_values,
+    local_date,
+    money,
+    render,
+    riga_time,
+)
 
 log = logging.getLogger(__name__)
 LINK_EVENTS = {"email_verification_requested": "email_verification", "password_reset_requested": "password_reset",
@@ -70,6 +81,27 @@ class NotificationsService:
         """Tell the old address that the e-mail was changed (a security message: never turned off)."""
         self._mail("contact_email_changed", payload, "to", ("new_email",),
                    lambda p, lang: {"new_email": p["new_email"]})
+
+    @event_handler("identity", "invitation_created", requeue_on_error=True)
+    def on_invitation_created(self, payload: Any) -> None:
+        """Send the invitation link to the invited address (an access message: never turned off)."""
+        self._mail("invitation", payload, "to", ("contract", "role", "link", "expires_at"), invitation_values)
+
+    @event_handler("identity", "invitation_accepted", requeue_on_error=True)
+    def on_invitation_accepted(self, payload: Any) -> None:
+        """Tell the inviter (or the holder) that the invited person has taken up the access (never turned off)."""
+        self._mail("invitation_accepted", payload, "to", ("invitee", "contract", "role"), invitation_accepted_values)
+
+    @event_handler("identity", "grant_revoked", requeue_on_error=True)
+    def on_grant_revoked(self, payload: Any) -> None:
+        """Tell a person their access to a contract has ended, when identity says they should hear of it (a
+        security message: never turned off). Services drop the access itself on their own broadcast handlers."""
+        if not isinstance(payload, dict) or payload.get("notify") is not True or \
+                not isinstance(payload.get("to"), str) or not payload["to"].strip():
+            log.info("access_ended for event %s: no notice asked for, nothing to send",
+                     payload.get("event_id") if isinstance(payload, dict) else None)
+            return
+        self._mail("access_ended", payload, "to", ("contract", "role", "reason", "revoked_at"), access_ended_values)
 
     @event_handler("billing", "invoice_issued", requeue_on_error=True)
     def on_invoice_issued(self, payload: Any) -> None:

@@ -97,6 +97,37 @@ TEMPLATES["reading_window_opened"] = {
            "Hello,\n\nYou can submit the gas meter reading for contract {contract} until {closes}:\n{link}\n\n"
            "To stop these reminders: {unsubscribe}"),
 }
+TEMPLATES["invitation"] = {
+    "lv": ("Uzaicinājums piekļūt līgumam {contract}",
+           "{greeting}\n\n{inviter} jūs uzaicināja piekļūt gāzes līgumam {contract} Klients portālā. {rights}{until}"
+           "\n\nLai pieņemtu uzaicinājumu, atveriet saiti līdz {deadline}:\n{link}\n\n{steps}\n\n"
+           "Ja šo uzaicinājumu negaidījāt, vēstuli varat neņemt vērā."),
+    "en": ("Invitation to access contract {contract}",
+           "{greeting}\n\n{inviter} has invited you to access gas contract {contract} in the Klients portal. "
+           "{rights}{until}\n\nTo accept the invitation, open the link before {deadline}:\n{link}\n\n{steps}\n\n"
+           "If you did not expect this invitation, you can ignore this e-mail."),
+}
+TEMPLATES["invitation_accepted"] = {
+    "lv": ("Uzaicinājums pieņemts: līgums {contract}",
+           "{greeting}\n\n{invitee} pieņēma uzaicinājumu un tagad var piekļūt līgumam {contract} Klients portālā.\n"
+           "Piekļuve: {access}.\n\nLietotājus un viņu tiesības varat pārskatīt, mainīt vai atsaukt portālā. "
+           "Ja šo piekļuvi negaidījāt, nekavējoties to atsauciet vai sazinieties ar klientu apkalpošanu."),
+    "en": ("Invitation accepted: contract {contract}",
+           "{greeting}\n\n{invitee} has accepted the invitation and can now access contract {contract} in the "
+           "Klients portal.\nAccess: {access}.\n\nYou can review, change or revoke users and their rights in the "
+           "portal. If you did not expect this, revoke the access at once or contact customer service."),
+}
+TEMPLATES["access_ended"] = {
+    "lv": ("Piekļuve līgumam {contract} ir beigusies",
+           "{greeting}\n\nJūsu piekļuve līgumam {contract} Klients portālā ({role}) beidzās {ended}: {cause}\n"
+           "Portālā šo līgumu vairs nevarat skatīt un ar to darboties.\n\n"
+           "Ja piekļuve jums joprojām ir nepieciešama vai uzskatāt, ka tā ir kļūda, sazinieties ar līguma turētāju "
+           "vai klientu apkalpošanu."),
+    "en": ("Your access to contract {contract} has ended",
+           "{greeting}\n\nYour access to contract {contract} in the Klients portal as {role} ended on {ended}: "
+           "{cause}\nYou can no longer see this contract or act on it in the portal.\n\n"
+           "If you still need access or think this is a mistake, contact the contract holder or customer service."),
+}
 REJECTION_REASONS = {
     "outside_window": {"lv": "rādījumus pieņem no mēneša 27. datuma līdz nākamā mēneša pirmajai darba dienai.",
                        "en": "readings are accepted from the 27th to the first working day of the next month."},
@@ -107,6 +138,50 @@ FLAGGED = {"lv": " Rādījums ir neparasti liels, tāpēc to vēl pārbaudīsim.
            "en": " The reading is unusually high, so we will check it."}
 ESTIMATED = {"lv": "Patēriņš aprēķināts, jo rādījums nav saņemts.", "en": "Consumption was estimated: no reading was "
                                                                           "received."}
+
+INVITED_BY_SUPPLIER = {"lv": "Piegādātāja klientu apkalpošana", "en": "The supplier's customer service"}
+INVITATION_RIGHTS = {
+    "bills": {"lv": "Jūs varēsiet skatīt un apmaksāt rēķinus.", "en": "You will be able to view and pay bills."},
+    "bills_readings": {"lv": "Jūs varēsiet skatīt un apmaksāt rēķinus, nodot skaitītāja rādījumus un skatīt "
+                             "patēriņu.",
+                       "en": "You will be able to view and pay bills, submit meter readings and see consumption."},
+    "delegate": {"lv": "Jūs varēsiet rīkoties kā līguma turētāja pilnvarotā persona ar visām tiesībām, arī "
+                       "pārvaldīt lietotājus.",
+                 "en": "You will be able to act as the holder's authorised person with all rights, including "
+                       "managing users."},
+}
+INVITATION_UNTIL = {"lv": " Piekļuve būs derīga līdz {date}.", "en": " The access will be valid until {date}."}
+INVITATION_STEPS = {
+    "subuser": {"lv": "Tur izvēlēsieties paroli un apstiprināsiet savu identitāti ar internetbanku, eParakstu vai "
+                      "Smart-ID.",
+                "en": "There you will choose a password and confirm your identity with your internet bank, "
+                      "eParaksts or Smart-ID."},
+    "delegate": {"lv": "Tur apstiprināsiet savu identitāti ar internetbanku, eParakstu vai Smart-ID.",
+                 "en": "There you will confirm your identity with your internet bank, eParaksts or Smart-ID."},
+}
+ACCESS = {
+    "bills": {"lv": "papildu lietotājs ar tiesībām skatīt un apmaksāt rēķinus",
+              "en": "an additional user who can view and pay bills"},
+    "bills_readings": {"lv": "papildu lietotājs ar tiesībām skatīt un apmaksāt rēķinus, nodot skaitītāja "
+                             "rādījumus un skatīt patēriņu",
+                       "en": "an additional user who can view and pay bills, submit meter readings and see "
+                             "consumption"},
+    "delegate": {"lv": "līguma turētāja pilnvarotā persona ar visām tiesībām, arī lietotāju pārvaldību",
+                 "en": "the holder's authorised person with all rights, including managing users"},
+}
+ENDED_ROLE = {"subuser": {"lv": "papildu lietotāja tiesības", "en": "an additional user"},
+              "delegate": {"lv": "pilnvarotās personas tiesības", "en": "the holder's authorised person"},
+              "owner": {"lv": "līguma turētāja tiesības", "en": "the contract holder"}}
+ENDED_CAUSE = {
+    "period": {"lv": "ir pagājis noteiktais piekļuves termiņš.", "en": "the period of your access is over."},
+    "self": {"lv": "jūs no tās atteicāties.", "en": "you gave it up."},
+    "owner": {"lv": "to atsauca līguma turētājs.", "en": "it was revoked by the contract holder."},
+    "delegate": {"lv": "to atsauca līguma turētāja pilnvarotā persona.",
+                 "en": "it was revoked by the holder's authorised person."},
+    "operator": {"lv": "to atsauca klientu apkalpošana.", "en": "it was revoked by customer service."},
+    "other": {"lv": "to atsauca līguma turētājs, pilnvarotā persona vai klientu apkalpošana.",
+              "en": "it was revoked by the contract holder, their authorised person or customer service."},
+}
 
 
 def money(amount: str, lang: str) -> str:
@@ -127,6 +202,54 @@ def local_date(value: str, lang: str) -> str:
 def riga_time(value: str) -> str:
     """Return an ISO timestamp as Riga local time, ``dd.mm.yyyy hh:mm``."""
     return datetime.fromisoformat(value).astimezone(RIGA).strftime("%d.%m.%Y %H:%M")
+
+
+def greeting(name: Any, lang: str) -> str:
+    """Return the salutation, by name when the event gives one."""
+    name = name.strip() if isinstance(name, str) else ""
+    if lang == "en":
+        return f"Hello {name}," if name else "Hello,"
+    return f"Labdien, {name}!" if name else "Labdien!"
+
+
+def access_kind(role: str, level: str | None) -> str:
+    """Return what a grant lets its person do: the sub-user's level, or ``delegate``; raise ValueError."""
+    if role == "delegate":
+        return "delegate"
+    if role == "subuser" and level in ("bills", "bills_readings"):
+        return str(level)
+    raise ValueError(f"unknown access {role!r}/{level!r}")
+
+
+def invitation_values(p: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Return the ``invitation`` template's values for an ``identity.invitation_created`` event."""
+    until = p.get("valid_until")
+    return {"greeting": greeting(p.get("name"), lang), "contract": p["contract"],
+            "inviter": str(p.get("invited_by") or "").strip() or INVITED_BY_SUPPLIER[lang],
+            "rights": INVITATION_RIGHTS[access_kind(p["role"], p.get("level"))][lang],
+            "until": INVITATION_UNTIL[lang].format(date=local_date(until, lang)) if until else "",
+            "link": p["link"], "deadline": riga_time(p["expires_at"]), "steps": INVITATION_STEPS[p["role"]][lang]}
+
+
+def invitation_accepted_values(p: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Return the ``invitation_accepted`` template's values for an ``identity.invitation_accepted`` event."""
+    return {"greeting": greeting(p.get("name"), lang), "invitee": p["invitee"], "contract": p["contract"],
+            "access": ACCESS[access_kind(p["role"], p.get("level"))][lang]}
+
+
+def access_ended_values(p: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Return the ``access_ended`` template's values for an ``identity.grant_revoked`` event: the end of the
+    access period reads differently from a revocation (by whom, as far as the event says)."""
+    actor, subject = p.get("actor"), p.get("subject")
+    if p["reason"] == "end date passed":
+        cause = "period"
+    elif isinstance(actor, str) and actor and actor == subject:
+        cause = "self"
+    else:
+        cause = p.get("as_role") if p.get("as_role") in ("owner", "delegate", "operator") else "other"
+    return {"greeting": greeting(p.get("name"), lang), "contract": p["contract"],
+            "role": ENDED_ROLE[p["role"]][lang], "ended": local_date(p["revoked_at"], lang),
+            "cause": ENDED_CAUSE[cause][lang]}
 
 
 def render(template: str, lang: str, values: dict[str, Any]) -> Message:

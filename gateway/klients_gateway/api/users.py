@@ -1,0 +1,75 @@
+"""Users of a contract (product.md §3.3, §5): additional users, authorised persons, invitations, and the
+contract's activity list. Identity decides (its RPC checks ``users:manage`` in the token, that the
+caller's grant is still live, and ``acr`` ≥ substantial for changes); the gateway checks the right first
+so a caller without it never reaches the bus."""
+
+from __future__ import annotations
+
+from flask import jsonify
+from flask.typing import ResponseReturnValue
+
+from klients_common.grants import Right
+
+from .. import rpc
+from ..auth import current_token, token_required
+from . import api, json_body
+
+NEW_USER_FIELDS = {"name", "email", "personal_code", "level", "valid_until", "valid_from", "role"}
+
+
+def _manage(contract: str, *, change: bool) -> None:
+    token = current_token()
+    token.require(contract, Right.USERS_MANAGE)
+    if change:
+        token.require_acr()
+
+
+@api.get("/contracts/<contract>/users")
+@token_required
+def list_users(contract: str) -> ResponseReturnValue:
+    """Everyone with, or invited to, access on the contract, with status."""
+    _manage(contract, change=False)
+    return jsonify({"items": rpc.call("identity", "list_users", contract)})
+
+
+@api.post("/contracts/<contract>/users")
+@token_required
+def add_user(contract: str) -> ResponseReturnValue:
+    """Invite an additional user (``level`` bills or bills_readings, optional personal code and end date);
+    the holder may also grant a mandate online (``role: delegate``, personal code and end date required)."""
+    _manage(contract, change=True)
+    body = json_body(NEW_USER_FIELDS, required={"name", "email"})
+    return jsonify(rpc.call("identity", "add_user", contract, body)), 201
+
+
+@api.patch("/contracts/<contract>/users/<grant>")
+@token_required
+def change_user(contract: str, grant: str) -> ResponseReturnValue:
+    """Change an additional user's level or an end date."""
+    _manage(contract, change=True)
+    body = json_body({"level", "valid_until"}, required=set())
+    return jsonify(rpc.call("identity", "change_user", contract, grant, body))
+
+
+@api.delete("/contracts/<contract>/users/<grant>")
+@token_required
+def revoke_user(contract: str, grant: str) -> ResponseReturnValue:
+    """Cancel an invitation or revoke access (at once, at every service)."""
+    _manage(contract, change=True)
+    return jsonify(rpc.call("identity", "revoke_user", contract, grant))
+
+
+@api.post("/contracts/<contract>/users/<grant>/resend")
+@token_required
+def resend_invitation(contract: str, grant: str) -> ResponseReturnValue:
+    """Send a fresh invitation link with a new deadline; the previous link stops working."""
+    _manage(contract, change=True)
+    return jsonify(rpc.call("identity", "resend_invitation", contract, grant))
+
+
+@api.get("/contracts/<contract>/activity")
+@token_required
+def activity(contract: str) -> ResponseReturnValue:
+    """Who can access the contract (rights, until when, last login) and what was done on it."""
+    _manage(contract, change=False)
+    return jsonify(rpc.call("identity", "contract_activity", contract))

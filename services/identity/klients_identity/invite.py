@@ -1,0 +1,172 @@
+"""The invitation pages (seed: "What the additional user must do"; product.md §3.2(4), §3.3(3)).
+
+The invitee opens the link (kept in the server-side session from then on, off the URL), sees what they
+are invited to, chooses a password (additional users: it becomes their e-mail + password login),
+confirms who they are with a strong method (bank, eParaksts, Smart-ID; the personal code must match
+when the inviter gave one), fills in the contact form, and the grant becomes active.
+
+Nothing is written until the last step, except the person record a matching strong login creates;
+a wrong person, a used, cancelled or expired link each get a page that says what to do next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, redirect, request, session, url_for
+from flask.typing import ResponseReturnValue
+
+from . import access, accounts, db, pages, passwords
+from .connectors.base import VerifiedIdentity
+from .contacts import e164, postal_address
+from .limits import limiter, login_limit
+from .models import Person, as_utc
+
+bp = Blueprint("invite", __name__, url_prefix="/invite")
+
+
+def _invalid(reason: str) -> ResponseReturnValue:
+    texts = pages.TEXT[pages.current_lang()]
+    session.pop("invitation", None)
+    status = 403 if reason in ("wrong_person", "email_taken") else 409 if reason == "already" else 400
+    return pages.problem_page(status, "invitation", texts[f"invite_{reason}"])
+
+
+def _current() -> tuple[Any, Any] | ResponseReturnValue:
+    """Return (invitation, grant) of the link opened in this browser, or the page explaining why not."""
+    state = session.get("invitation") or {}
+    try:
+        return access.open_invitation(db(), state.get("token", ""))
+    except access.InvitationInvalid as exc:
+        return _invalid(exc.reason)
+
+
+@bp.get("/<token>")
+@limiter.limit(login_limit)
+def open_link(token: str) -> ResponseReturnValue:
+    """Open an invitation link: remember it in this browser's session and show it."""
+    try:
+        access.open_invitation(db(), token)
+    except access.InvitationInvalid as exc:
+        return _invalid(exc.reason)
+    session["invitation"] = {"token": token}
+    return redirect(url_for("invite.show"))
+
+
+@bp.get("")
+def show() -> ResponseReturnValue:
+    """What the person is invited to, and the password form (additional users)."""
+    found = _current()
+    if not isinstance(found, tuple):
+        return found
+    invitation, grant = found
+    return pages.render("invite.html", grant=grant, email=invitation.email, deadline=as_utc(invitation.expires_at)
+                        .astimezone(access.RIGA).strftime("%d.%m.%Y %H:%M"))
+
+
+@bp.post("")
+@limiter.limit(login_limit)
+def choose_password() -> ResponseReturnValue:
+    """Keep the chosen password (hashed) for the end of the flow and send the person to a strong login."""
+    pages.check_csrf()
+    found = _current()
+    if not isinstance(found, tuple):
+        return found
+    invitation, grant = found
+    state = dict(session["invitation"])
+    if grant.role == "subuser":
+        password = request.form.get("password", "")
+        problems = passwords.problems(password, email=invitation.email)
+        if password != request.form.get("password2", ""):
+            problems.append("mismatch")
+        if problems:
+            texts = pages.TEXT[pages.current_lang()]
+            return pages.render("invite.html", 422, grant=grant, email=invitation.email,
+                                deadline=as_utc(invitation.expires_at).astimezone(access.RIGA)
+                                .strftime("%d.%m.%Y %H:%M"), errors=[texts[f"pw_{p}"] for p in problems])
+        state["password_hash"] = passwords.hash_password(password)
+    state["ready"] = True  # the next strong login in this browser is the invitee's
+    session["invitation"] = state
+    return redirect(url_for("login.choose", strong=1))
+
+
+def strong_login_for_invitation(identity: VerifiedIdentity) -> ResponseReturnValue:
+    """Called after any strong login while an invitation is open: check the person, then ask for contacts."""
+    from .login import contracts_of
+
+    found = _current()
+    if not isinstance(found, tuple):
+        return found
+    _invitation, grant = found
+    if grant.expected_personal_code and grant.expected_personal_code != identity.personal_code:
+        accounts.audit(db(), actor=None, action="invitation_wrong_person", contract=grant.contract, grant=grant.id)
+        db().commit()
+        return _invalid("wrong_person")
+    person, created = accounts.find_or_create_person(db(), identity)
+    if created:
+        accounts.audit(db(), actor=person.id, action="person_registered", subject=person.id, method=identity.method)
+    accounts.sync_owner_grants(db(), person, [c["number"] for c in contracts_of(identity.personal_code)])
+    db().commit()
+    session["invitation"] = {**session["invitation"], "person_id": person.id, "acr": identity.acr,
+                             "amr": list(identity.amr), "method": identity.method}
+    return redirect(url_for("invite.contact_page"))
+
+
+def _contact_values(person: Person, invitation: Any) -> dict[str, str]:
+    return {"email": person.email or invitation.email, "phone": person.phone or "", "address": person.address or ""}
+
+
+@bp.get("/contact")
+def contact_page() -> ResponseReturnValue:
+    """The contact form, after the strong login."""
+    found = _current()
+    if not isinstance(found, tuple):
+        return found
+    person = db().get(Person, session["invitation"].get("person_id", ""))
+    if person is None:
+        return redirect(url_for("invite.show"))
+    return pages.render("invite_contact.html", values=_contact_values(person, found[0]), errors={})
+
+
+@bp.post("/contact")
+@limiter.limit(login_limit)
+def finish() -> ResponseReturnValue:
+    """Save the contact details, activate the grant and sign the person in."""
+    pages.check_csrf()
+    found = _current()
+    if not isinstance(found, tuple):
+        return found
+    state = session["invitation"]
+    person = db().get(Person, state.get("person_id", ""))
+    if person is None:
+        return redirect(url_for("invite.show"))
+    texts = pages.TEXT[pages.current_lang()]
+    values = {k: request.form.get(k, "").strip() for k in ("phone", "address")}
+    contact: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    if values["phone"]:
+        try:
+            contact["phone"] = e164(values["phone"])
+        except ValueError:
+            errors["phone"] = texts["bad_phone"]
+    if values["address"]:
+        try:
+            contact["address"] = postal_address(values["address"])
+        except ValueError:
+            errors["address"] = texts["bad_address"]
+    if errors:
+        return pages.render("invite_contact.html", 422, values={**_contact_values(person, found[0]), **values},
+                            errors=errors)
+    try:
+        access.accept(db(), state["token"], person, password_hash=state.get("password_hash"), contact=contact)
+    except access.WrongPerson:
+        return _invalid("wrong_person")
+    except access.InvitationInvalid as exc:
+        db().rollback()
+        return _invalid(exc.reason)
+    session.pop("invitation", None)
+    login = accounts.start_login_session(db(), person, acr=state["acr"], amr=state["amr"], method=state["method"])
+    db().commit()
+    from .login import signed_in
+
+    return signed_in(login.sid)

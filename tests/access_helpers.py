@@ -1,0 +1,50 @@
+"""Test helpers for access management: persons with grants planted in identity's database (as a finished
+registration leaves them), and the invitation links notifications e-mailed."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+from klients_identity.models import Grant, Person
+from tests.conftest import identity_session
+from tests.helpers import mails
+from tests.stack import wait_until
+
+
+def plant_person(contract: str | None = None, role: str = "owner", level: str | None = None, *,
+                 email: str | None = None, personal_code: str | None = None, valid_until: date | None = None,
+                 given_name: str = "Ilze", family_name: str = "Liepa", language: str = "lv") -> tuple[str, str | None]:
+    """Create a person (and a grant on ``contract``); return (person id, grant id)."""
+    person_id = str(uuid.uuid4())
+    grant_id = str(uuid.uuid4()) if contract else None
+    with identity_session() as session:
+        session.add(Person(id=person_id, given_name=given_name, family_name=family_name, email=email,
+                           personal_code=personal_code, language=language))
+        session.flush()
+        if contract:
+            session.add(Grant(id=grant_id, person_id=person_id, contract=contract, role=role, level=level,
+                              status="active", valid_until=valid_until, created_by="test"))
+    return person_id, grant_id
+
+
+def unique_email(prefix: str = "user") -> str:
+    """Return an address no other test uses (mail lookups filter by recipient)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.lv"
+
+
+def invitation_link(maildir: Path, to: str, *, after: float | None = None, count: int = 1) -> str:
+    """Wait for the ``count``-th mail to ``to`` and return the invitation link in it."""
+    wait_until(f"mail to {to}", lambda: len(mails(maildir, to=to, after=after)) >= count, timeout=20)
+    text = mails(maildir, to=to, after=after)[count - 1].get_body(("plain",)).get_content()
+    match = re.search(r"(http://\S+/invite/[A-Za-z0-9_-]+)", text)
+    assert match, text
+    return match.group(1)
+
+
+def now() -> float:
+    """Return the time a mail must be written after (a second earlier, for file-time granularity)."""
+    return time.time() - 1

@@ -1,0 +1,257 @@
+"""Access management through the gateway and identity's RPC (product.md §3.2–3.3, §5): inviting additional
+users, listing them with status, changing the level, resending and cancelling invitations, revoking (which
+bites at once at every service), the holder's online mandate, and every refusal leaving nothing changed."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from klients_common.db import make_engine
+from klients_common.errors import NotFound
+from klients_common.grants import ALL_RIGHTS, Role
+from klients_common.grants import Grant as TokenGrant
+from klients_identity.access import end_ended_grants, end_of_day_epoch, riga_today
+from klients_identity.models import Grant, Invitation
+from klients_identity.tokens import issue_access_token
+from tests.access_helpers import invitation_link, now, plant_person, unique_email
+from tests.conftest import identity_session
+from tests.helpers import bearer, mails
+from tests.stack import wait_until
+
+LOW = "http://eidas.europa.eu/LoA/low"
+SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
+
+
+def grants_on(contract: str) -> int:
+    with identity_session() as session:
+        return session.scalar(select(func.count()).select_from(Grant).where(Grant.contract == contract))
+
+
+@pytest.fixture
+def holder(new_contract, mint):
+    """A contract, its holder as a person in identity (with an e-mail), and a fresh strong token."""
+    contract = new_contract().number
+    email = unique_email("holder")
+    person, _ = plant_person(contract, email=email, given_name="Ērika", family_name="Šķēle", language="en")
+    token = mint({contract: "owner"}, subject=person, acr=SUBSTANTIAL, auth_time=int(time.time()))
+    return {"contract": contract, "person": person, "email": email, "token": token}
+
+
+def test_owner_invites_lists_changes_resends_and_cancels(gateway, holder, maildir):
+    contract, token = holder["contract"], holder["token"]
+    invitee = unique_email("sub")
+    started = now()
+    created = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(token), json={
+        "name": "Pēteris Kalns", "email": invitee.upper(), "level": "bills", "valid_until": "2099-12-31"})
+    assert created.status_code == 201, created.get_json()
+    user = created.get_json()
+    assert (user["status"], user["role"], user["level"], user["email"]) == ("invited", "subuser", "bills", invitee)
+    first_link = invitation_link(maildir, invitee, after=started)
+
+    listed = gateway.get(f"/api/v1/contracts/{contract}/users", headers=bearer(token)).get_json()["items"]
+    assert [(u["role"], u["status"]) for u in listed] == [("owner", "active"), ("subuser", "invited")]
+
+    changed = gateway.patch(f"/api/v1/contracts/{contract}/users/{user['id']}", headers=bearer(token),
+                            json={"level": "bills_readings"})
+    assert changed.status_code == 200 and changed.get_json()["level"] == "bills_readings"
+
+    resent = gateway.post(f"/api/v1/contracts/{contract}/users/{user['id']}/resend", headers=bearer(token))
+    assert resent.status_code == 200
+    second_link = invitation_link(maildir, invitee, after=started, count=2)
+    assert second_link != first_link
+    old = requests.get(first_link, timeout=10)
+    assert old.status_code == 400 and "aizstāts" in old.text
+    assert requests.get(second_link, timeout=10, allow_redirects=False).status_code == 302
+
+    cancelled = gateway.delete(f"/api/v1/contracts/{contract}/users/{user['id']}", headers=bearer(token))
+    assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "revoked"
+    assert requests.get(second_link, timeout=10).status_code == 400
+    again = gateway.delete(f"/api/v1/contracts/{contract}/users/{user['id']}", headers=bearer(token))
+    assert again.status_code == 409 and again.content_type == "application/problem+json"
+
+    activity = gateway.get(f"/api/v1/contracts/{contract}/activity", headers=bearer(token)).get_json()
+    actions = [e["action"] for e in activity["events"]]
+    assert actions[:4] == ["invitation_cancelled", "invitation_resent", "user_changed", "user_invited"]
+    assert {e["actor"] for e in activity["events"][:4]} == {"Ērika Šķēle"}
+    assert {e["actor_role"] for e in activity["events"][:4]} == {"owner"}
+
+
+def test_bad_user_details_list_each_field_and_change_nothing(gateway, holder):
+    contract, token = holder["contract"], holder["token"]
+    before = grants_on(contract)
+    bad = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(token), json={
+        "name": "", "email": "not-an-address", "level": "everything", "personal_code": "010111-22341",
+        "valid_until": "2001-01-01"})
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.get_json()["errors"]} == {"name", "email", "level", "personal_code",
+                                                              "valid_until"}
+    for body in ({"name": "A", "email": unique_email(), "level": "bills", "contract": "LVG-100001"},
+                 {"name": "A", "email": unique_email(), "level": "bills", "role": "owner"},
+                 {"name": "A", "email": unique_email(), "level": "bills", "status": "active"}):
+        refused = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(token), json=body)
+        assert refused.status_code == 422, body
+    assert gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(token), data="[]",
+                        content_type="application/json").status_code == 422
+    assert grants_on(contract) == before
+
+
+def test_the_same_person_cannot_be_invited_twice(gateway, holder):
+    contract, token = holder["contract"], holder["token"]
+    body = {"name": "Anna", "email": unique_email(), "level": "bills"}
+    assert gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(token), json=body).status_code == 201
+    again = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(token), json=body)
+    assert again.status_code == 409
+
+
+def test_a_low_session_is_asked_to_step_up_and_nothing_changes(gateway, holder, mint):
+    contract = holder["contract"]
+    weak = mint({contract: "owner"}, subject=holder["person"], acr=LOW)
+    assert gateway.get(f"/api/v1/contracts/{contract}/users", headers=bearer(weak)).status_code == 200
+    before = grants_on(contract)
+    refused = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(weak),
+                           json={"name": "A", "email": unique_email(), "level": "bills"})
+    assert refused.status_code == 403
+    assert 'error="insufficient_user_authentication"' in refused.headers["WWW-Authenticate"]
+    assert refused.get_json()["acr_values"] == SUBSTANTIAL
+    assert grants_on(contract) == before
+
+
+def test_a_subuser_cannot_manage_users_and_nobody_sees_another_contract(gateway, holder, mint, new_contract):
+    contract = holder["contract"]
+    person, _ = plant_person(contract, "subuser", "bills_readings")
+    sub = mint({contract: ("subuser", "bills_readings")}, subject=person, acr=SUBSTANTIAL)
+    refused = gateway.get(f"/api/v1/contracts/{contract}/users", headers=bearer(sub))
+    assert refused.status_code == 403 and refused.get_json()["missing_right"] == "users:manage"
+    assert gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(sub),
+                        json={"name": "A", "email": unique_email(), "level": "bills"}).status_code == 403
+    other = new_contract().number
+    for method, path in (("get", f"/api/v1/contracts/{other}/users"), ("post", f"/api/v1/contracts/{other}/users"),
+                         ("get", f"/api/v1/contracts/{other}/activity")):
+        answer = getattr(gateway, method)(path, headers=bearer(holder["token"]),
+                                          json={"name": "A", "email": unique_email(), "level": "bills"})
+        assert answer.status_code == 404, (method, path)
+
+
+def test_a_token_claiming_a_grant_identity_does_not_have_is_refused_by_identity(rpc, holder, mint):
+    """Defence in depth: identity checks the caller's grant in its own database, not only the token."""
+    contract = holder["contract"]
+    forged_person, _ = plant_person(None)
+    token = mint({contract: "owner"}, subject=forged_person, acr=SUBSTANTIAL)
+    with pytest.raises(NotFound):
+        rpc.call("identity", "list_users", contract, context={"authorization": f"Bearer {token}"})
+
+
+def test_a_delegate_whose_mandate_ended_is_refused(gateway, holder, mint):
+    contract = holder["contract"]
+    yesterday = riga_today() - timedelta(days=1)
+    person, _ = plant_person(contract, "delegate", valid_until=yesterday)
+    # A token minted while the mandate stood (no end in it): identity still refuses, from its database.
+    stale = mint({contract: "delegate"}, subject=person, acr=SUBSTANTIAL)
+    assert gateway.get(f"/api/v1/contracts/{contract}/users", headers=bearer(stale)).status_code == 404
+    # And a token carrying the end is refused at the gateway and at billing alike.
+    ended = token_with_grants([TokenGrant(contract, Role.DELEGATE, ALL_RIGHTS, end_of_day_epoch(yesterday))],
+                              subject=person)
+    assert gateway.get(f"/api/v1/contracts/{contract}/balance", headers=bearer(ended)).status_code == 404
+
+
+def token_with_grants(grants: list[TokenGrant], *, subject: str) -> str:
+    """Mint a token whose grants carry end dates (``until``)."""
+    session = sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))()
+    try:
+        return issue_access_token(session, issuer=os.environ["IDENTITY_ISSUER"], audience="klients-api",
+                                  subject=subject, client_id="klients-portal", grants=grants, acr=SUBSTANTIAL,
+                                  amr=["smartid"])
+    finally:
+        session.close()
+
+
+def test_a_delegate_manages_subusers_but_not_other_mandates(gateway, holder, mint):
+    contract = holder["contract"]
+    delegate, _ = plant_person(contract, "delegate", valid_until=riga_today() + timedelta(days=30))
+    _, other_mandate = plant_person(contract, "delegate", valid_until=riga_today() + timedelta(days=30))
+    token = mint({contract: "delegate"}, subject=delegate, acr=SUBSTANTIAL, auth_time=int(time.time()))
+    added = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(token),
+                         json={"name": "Sub", "email": unique_email(), "level": "bills"})
+    assert added.status_code == 201
+    assert gateway.delete(f"/api/v1/contracts/{contract}/users/{other_mandate}",
+                          headers=bearer(token)).status_code == 403
+    assert gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(token), json={
+        "name": "D2", "email": unique_email(), "role": "delegate", "personal_code": "161175-19997",
+        "valid_until": "2099-01-01"}).status_code == 403
+    owner_grant = next(u for u in gateway.get(f"/api/v1/contracts/{contract}/users", headers=bearer(token))
+                       .get_json()["items"] if u["role"] == "owner")
+    assert gateway.delete(f"/api/v1/contracts/{contract}/users/{owner_grant['id']}",
+                          headers=bearer(token)).status_code == 403
+    activity = gateway.get(f"/api/v1/contracts/{contract}/activity", headers=bearer(token)).get_json()
+    assert activity["events"][0]["action"] == "user_invited" and activity["events"][0]["actor_role"] == "delegate"
+
+
+def test_the_holder_grants_a_mandate_online_signed_by_a_fresh_strong_login(gateway, holder, mint, maildir):
+    contract = holder["contract"]
+    body = {"name": "Laura Ozoliņa", "email": unique_email("mandate"), "role": "delegate",
+            "personal_code": "320000-00008", "valid_until": (riga_today() + timedelta(days=200)).isoformat()}
+    stale = mint({contract: "owner"}, subject=holder["person"], acr=SUBSTANTIAL,
+                 auth_time=int(time.time()) - 3600)
+    refused = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(stale), json=body)
+    assert refused.status_code == 403 and "max_age=900" in refused.headers["WWW-Authenticate"]
+    missing = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(holder["token"]),
+                           json={k: v for k, v in body.items() if k not in ("personal_code", "valid_until")})
+    assert {e["field"] for e in missing.get_json()["errors"]} == {"personal_code", "valid_until"}
+    started = now()
+    granted = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(holder["token"]), json=body)
+    assert granted.status_code == 201
+    assert (granted.get_json()["role"], granted.get_json()["status"]) == ("delegate", "invited")
+    assert invitation_link(maildir, body["email"], after=started)
+
+
+def test_revoking_an_active_subuser_refuses_their_token_at_billing_within_a_second(gateway, holder, mint, maildir):
+    contract = holder["contract"]
+    email = unique_email("revoked")
+    person, grant = plant_person(contract, "subuser", "bills", email=email, language="en")
+    sub = mint({contract: ("subuser", "bills")}, subject=person)
+    assert gateway.get(f"/api/v1/contracts/{contract}/balance", headers=bearer(sub)).status_code == 200
+    started = now()
+    revoked = gateway.delete(f"/api/v1/contracts/{contract}/users/{grant}", headers=bearer(holder["token"]))
+    assert revoked.status_code == 200 and revoked.get_json()["status"] == "revoked"
+    at = time.monotonic()
+    wait_until("billing to refuse the revoked grant", lambda: gateway.get(
+        f"/api/v1/contracts/{contract}/balance", headers=bearer(sub)).status_code == 404, timeout=5)
+    assert time.monotonic() - at < 1.0
+    wait_until("the notice to the person", lambda: mails(maildir, to=email, after=started), timeout=20)
+
+
+def test_end_dates_are_kept_and_ended_grants_are_closed_and_announced(gateway, holder, mint):
+    contract = holder["contract"]
+    _, grant = plant_person(contract, "subuser", "bills", valid_until=riga_today() - timedelta(days=1))
+    with identity_session() as session:
+        end_ended_grants(session)
+    with identity_session() as session:
+        row = session.get(Grant, grant)
+        assert (row.status, row.end_reason) == ("ended", "end date passed")
+    listed = gateway.get(f"/api/v1/contracts/{contract}/users", headers=bearer(holder["token"])).get_json()["items"]
+    assert next(u for u in listed if u["id"] == grant)["status"] == "ended"
+
+
+def test_an_expired_invitation_shows_as_expired_and_can_be_resent(gateway, holder, maildir):
+    contract, token = holder["contract"], holder["token"]
+    invitee = unique_email("late")
+    started = now()
+    user = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(token),
+                        json={"name": "Late", "email": invitee, "level": "bills"}).get_json()
+    link = invitation_link(maildir, invitee, after=started)
+    with identity_session() as session:
+        for row in session.scalars(select(Invitation).where(Invitation.grant_id == user["id"])):
+            row.expires_at = datetime.now(UTC) - timedelta(minutes=1)
+    expired = requests.get(link, timeout=10)
+    assert expired.status_code == 400 and ("expired" in expired.text or "termiņš" in expired.text)
+    listed = gateway.get(f"/api/v1/contracts/{contract}/users", headers=bearer(token)).get_json()["items"]
+    assert next(u for u in listed if u["id"] == user["id"])["status"] == "expired"
+    assert gateway.post(f"/api/v1/contracts/{contract}/users/{user['id']}/resend",
+                        headers=bearer(token)).get_json()["status"] == "invited"
