@@ -83,3 +83,21 @@ def refresh(refresh_token: str, client_id: str = PORTAL) -> requests.Response:
     """Use a refresh token."""
     return requests.post(f"{ISSUER}/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token,
                                                   "client_id": client_id}, timeout=10)
+
+
+def start_smartid(browser: requests.Session, **form: str) -> requests.Response:
+    """Start a Smart-ID login at identity (the form with its CSRF token)."""
+    from tests.helpers import csrf_of
+
+    page = browser.get(f"{ISSUER}/login/smart-id", timeout=10)
+    return browser.post(f"{ISSUER}/login/smart-id", data={"csrf": csrf_of(page), **form}, timeout=10)
+
+
+def finish(browser: requests.Session, first: requests.Response) -> requests.Response:
+    """Follow the Smart-ID wait page's refreshes until the login ends."""
+    response = first
+    for _ in range(40):
+        if 'http-equiv="refresh"' not in response.text:
+            return response
+        response = browser.get(f"{ISSUER}/login/smart-id/wait", timeout=15)
+    raise AssertionError("the Smart-ID login never ended")

@@ -12,27 +12,11 @@ import pytest
 import requests
 from kombu import Connection, Exchange, Queue
 
-from tests.helpers import csrf_of
-from tests.oidc_helpers import ISSUER, authorize, pkce, redirect_params
+from tests.oidc_helpers import authorize, finish, pkce, redirect_params, start_smartid
 from tests.stack import wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
 SIM = f"http://{os.environ.get('SIM_SMARTID_BIND', '127.0.0.1:18091')}"
-
-
-def start_smartid(browser: requests.Session, **form: str) -> requests.Response:
-    page = browser.get(f"{ISSUER}/login/smart-id", timeout=10)
-    return browser.post(f"{ISSUER}/login/smart-id", data={"csrf": csrf_of(page), **form}, timeout=10)
-
-
-def finish(browser: requests.Session, first: requests.Response) -> requests.Response:
-    """Follow the wait page's refreshes until the login ends."""
-    response = first
-    for _ in range(40):
-        if 'http-equiv="refresh"' not in response.text:
-            return response
-        response = browser.get(f"{ISSUER}/login/smart-id/wait", timeout=15)
-    raise AssertionError("the Smart-ID login never ended")
 
 
 def signed_in(browser: requests.Session) -> bool:

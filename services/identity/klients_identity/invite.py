@@ -11,8 +11,6 @@ a wrong person, a used, cancelled or expired link each get a page that says what
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
@@ -20,7 +18,7 @@ from . import access, accounts, db, pages, passwords
 from .connectors.base import VerifiedIdentity
 from .contacts import e164, postal_address
 from .limits import limiter, login_limit
-from .models import Person, as_utc
+from .models import Grant, Invitation, Person, as_utc
 
 bp = Blueprint("invite", __name__, url_prefix="/invite")
 
@@ -32,13 +30,17 @@ def _invalid(reason: str) -> ResponseReturnValue:
     return pages.problem_page(status, "invitation", texts[f"invite_{reason}"])
 
 
-def _current() -> tuple[Any, Any] | ResponseReturnValue:
-    """Return (invitation, grant) of the link opened in this browser, or the page explaining why not."""
+@bp.errorhandler(access.InvitationInvalid)
+def _invitation_invalid(exc: access.InvitationInvalid) -> ResponseReturnValue:
+    db().rollback()
+    return _invalid(exc.reason)
+
+
+def _current() -> tuple[Invitation, Grant]:
+    """Return (invitation, grant) of the link opened in this browser; raise InvitationInvalid (the page
+    explaining why is the blueprint's error handler)."""
     state = session.get("invitation") or {}
-    try:
-        return access.open_invitation(db(), state.get("token", ""))
-    except access.InvitationInvalid as exc:
-        return _invalid(exc.reason)
+    return access.open_invitation(db(), state.get("token", ""))
 
 
 @bp.get("/<token>")
@@ -56,10 +58,7 @@ def open_link(token: str) -> ResponseReturnValue:
 @bp.get("")
 def show() -> ResponseReturnValue:
     """What the person is invited to, and the password form (additional users)."""
-    found = _current()
-    if not isinstance(found, tuple):
-        return found
-    invitation, grant = found
+    invitation, grant = _current()
     return pages.render("invite.html", grant=grant, email=invitation.email, deadline=as_utc(invitation.expires_at)
                         .astimezone(access.RIGA).strftime("%d.%m.%Y %H:%M"))
 
@@ -69,10 +68,7 @@ def show() -> ResponseReturnValue:
 def choose_password() -> ResponseReturnValue:
     """Keep the chosen password (hashed) for the end of the flow and send the person to a strong login."""
     pages.check_csrf()
-    found = _current()
-    if not isinstance(found, tuple):
-        return found
-    invitation, grant = found
+    invitation, grant = _current()
     state = dict(session["invitation"])
     if grant.role == "subuser":
         password = request.form.get("password", "")
@@ -94,10 +90,7 @@ def strong_login_for_invitation(identity: VerifiedIdentity) -> ResponseReturnVal
     """Called after any strong login while an invitation is open: check the person, then ask for contacts."""
     from .login import contracts_of
 
-    found = _current()
-    if not isinstance(found, tuple):
-        return found
-    _invitation, grant = found
+    _invitation, grant = _current()
     if grant.expected_personal_code and grant.expected_personal_code != identity.personal_code:
         accounts.audit(db(), actor=None, action="invitation_wrong_person", contract=grant.contract, grant=grant.id)
         db().commit()
@@ -112,20 +105,18 @@ def strong_login_for_invitation(identity: VerifiedIdentity) -> ResponseReturnVal
     return redirect(url_for("invite.contact_page"))
 
 
-def _contact_values(person: Person, invitation: Any) -> dict[str, str]:
+def _contact_values(person: Person, invitation: Invitation) -> dict[str, str]:
     return {"email": person.email or invitation.email, "phone": person.phone or "", "address": person.address or ""}
 
 
 @bp.get("/contact")
 def contact_page() -> ResponseReturnValue:
     """The contact form, after the strong login."""
-    found = _current()
-    if not isinstance(found, tuple):
-        return found
+    invitation, _grant = _current()
     person = db().get(Person, session["invitation"].get("person_id", ""))
     if person is None:
         return redirect(url_for("invite.show"))
-    return pages.render("invite_contact.html", values=_contact_values(person, found[0]), errors={})
+    return pages.render("invite_contact.html", values=_contact_values(person, invitation), errors={})
 
 
 @bp.post("/contact")
@@ -133,9 +124,7 @@ def contact_page() -> ResponseReturnValue:
 def finish() -> ResponseReturnValue:
     """Save the contact details, activate the grant and sign the person in."""
     pages.check_csrf()
-    found = _current()
-    if not isinstance(found, tuple):
-        return found
+    invitation, _grant = _current()
     state = session["invitation"]
     person = db().get(Person, state.get("person_id", ""))
     if person is None:
@@ -155,15 +144,13 @@ def finish() -> ResponseReturnValue:
         except ValueError:
             errors["address"] = texts["bad_address"]
     if errors:
-        return pages.render("invite_contact.html", 422, values={**_contact_values(person, found[0]), **values},
+        return pages.render("invite_contact.html", 422, values={**_contact_values(person, invitation), **values},
                             errors=errors)
     try:
         access.accept(db(), state["token"], person, password_hash=state.get("password_hash"), contact=contact)
     except access.WrongPerson:
-        return _invalid("wrong_person")
-    except access.InvitationInvalid as exc:
         db().rollback()
-        return _invalid(exc.reason)
+        return _invalid("wrong_person")
     session.pop("invitation", None)
     login = accounts.start_login_session(db(), person, acr=state["acr"], amr=state["amr"], method=state["method"])
     db().commit()
