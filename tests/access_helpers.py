@@ -9,10 +9,15 @@ import uuid
 from datetime import date
 from pathlib import Path
 
+import requests
+
 from klients_identity.models import Grant, Person
 from tests.conftest import identity_session
-from tests.helpers import mails
+from tests.helpers import csrf_of, mails
+from tests.oidc_helpers import ISSUER, finish, start_smartid
 from tests.stack import wait_until
+
+PASSWORD = "kalnu-ozols-2026-rits"
 
 
 def plant_person(contract: str | None = None, role: str = "owner", level: str | None = None, *,
@@ -48,3 +53,18 @@ def invitation_link(maildir: Path, to: str, *, after: float | None = None, count
 def now() -> float:
     """Return the time a mail must be written after (a second earlier, for file-time granularity)."""
     return time.time() - 1
+
+
+def open_and_set_password(link: str, password: str = PASSWORD) -> tuple[requests.Session, requests.Response]:
+    """Open an invitation link in a new browser and choose the password."""
+    browser = requests.Session()
+    page = browser.get(link, timeout=10)
+    assert page.status_code == 200 and 'id="invite-text"' in page.text
+    chosen = browser.post(f"{ISSUER}/invite", data={"csrf": csrf_of(page), "password": password,
+                                                    "password2": password}, timeout=10, allow_redirects=False)
+    return browser, chosen
+
+
+def smartid_login(browser: requests.Session, personal_code: str) -> requests.Response:
+    """Log in with the Smart-ID simulator and return the page the login ends on."""
+    return finish(browser, start_smartid(browser, personal_code=personal_code))

@@ -13,14 +13,20 @@ import requests
 from sqlalchemy import select
 
 from klients_identity.models import Grant, Invitation, PasswordLogin
-from tests.access_helpers import invitation_link, now, plant_person, unique_email
+from tests.access_helpers import (
+    invitation_link,
+    now,
+    open_and_set_password,
+    plant_person,
+    smartid_login,
+    unique_email,
+)
 from tests.conftest import identity_session
 from tests.helpers import bearer, csrf_of, mails
-from tests.oidc_helpers import ISSUER, finish, start_smartid
+from tests.oidc_helpers import ISSUER
 from tests.stack import wait_until
 
 SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
-PASSWORD = "kalnu-ozols-2026-rits"
 
 
 @pytest.fixture
@@ -40,19 +46,6 @@ def invite(gateway, maildir, holder, **body) -> tuple[str, str, str]:
                            json={"name": "Ādolfs Ēvalds", "email": email, "level": "bills_readings", **body})
     assert created.status_code == 201, created.get_json()
     return created.get_json()["id"], email, invitation_link(maildir, email, after=started)
-
-
-def open_and_set_password(link: str, password: str = PASSWORD) -> tuple[requests.Session, requests.Response]:
-    browser = requests.Session()
-    page = browser.get(link, timeout=10)
-    assert page.status_code == 200 and 'id="invite-text"' in page.text
-    chosen = browser.post(f"{ISSUER}/invite", data={"csrf": csrf_of(page), "password": password,
-                                                    "password2": password}, timeout=10, allow_redirects=False)
-    return browser, chosen
-
-
-def smartid_login(browser: requests.Session, personal_code: str) -> requests.Response:
-    return finish(browser, start_smartid(browser, personal_code=personal_code))
 
 
 def grant_row(grant_id: str) -> tuple[str, str | None]:

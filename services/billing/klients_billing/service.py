@@ -76,6 +76,16 @@ class BillingService(RevocationAware):
         self.auth.require_scope(REGISTER_SCOPE)
         return register.email_on_file(db_session=self.db, contract=contract)
 
+    @rpc
+    def register_entry(self, contract: str) -> dict[str, Any]:
+        """Return the register's entry for a contract, holder included (identity's operator pages only:
+        scope ``register:read``)."""
+        self.auth.require_scope(REGISTER_SCOPE)
+        row = register.get_contract_or_raise(db_session=self.db, number=str(contract).strip().upper())
+        return {"number": row.number, "status": row.status, "holder_name": row.holder_name,
+                "holder_personal_code": row.holder_personal_code, "supply_address": row.supply_address,
+                "email": row.email, "start_date": row.start_date.isoformat() if row.start_date else None}
+
     # --- invoices and the amount due ----------------------------------------------------------------
 
     @rpc

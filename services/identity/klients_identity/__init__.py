@@ -43,10 +43,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limits.init_app(app)
     app.register_blueprint(oidc.bp)
     app.register_blueprint(login.bp)
-    from . import email_login, invite
+    from . import email_login, invite, operator
 
     app.register_blueprint(email_login.bp)
     app.register_blueprint(invite.bp)
+    app.register_blueprint(operator.bp)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -1,0 +1,416 @@
+"""Identity's operator pages (seed: "Registration of an authorised person"; product.md §3.2, §3.3(5)).
+
+Customer-service operators sign in through the Keycloak staff realm (code flow with PKCE S256 and a
+confidential client; the access token is verified like any other, audience ``klients-operator-pages``,
+realm role ``operator`` required). They record a paper application with its attachment, see the
+contract and holder from the client register beside it, and approve (which invites the delegate or
+additional user by e-mail) or reject it with a reason. A mandate longer than a year needs the
+``supervisor`` role to approve. Operators can also revoke access on a contract. Every action is audited as
+``operator:<username>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from datetime import timedelta
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import requests
+from flask import Blueprint, Response, current_app, redirect, request, session, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
+from klients_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+
+from . import access, attachments, db, pages
+from .accounts import audit
+from .login import service_token
+from .models import Application, as_utc, utcnow
+
+bp = Blueprint("operator", __name__, url_prefix="/operator")
+CLIENT_ID = "klients-operator-pages"
+SESSION_TTL = 8 * 3600
+SUPERVISOR_OVER_DAYS = 366  # approving a mandate longer than a year needs a supervisor
+F = TypeVar("F")
+
+TEXT = {
+    "lv": {
+        "op_title": "Klientu apkalpošana", "op_login": "Pieslēgties ar darbinieka kontu", "op_logout": "Iziet",
+        "op_applications": "Iesniegumi", "op_new": "Reģistrēt iesniegumu", "op_pending": "Neizskatīti",
+        "op_decided": "Izskatīti", "op_contract": "Līgums", "op_kind": "Veids", "op_delegate": "Pilnvarotā persona",
+        "op_subuser": "Papildu lietotājs", "op_name": "Vārds, uzvārds", "op_personal_code": "Personas kods",
+        "op_email": "E-pasts", "op_level": "Piekļuves līmenis", "op_level_bills": "Rēķini",
+        "op_level_bills_readings": "Rēķini un rādījumi", "op_valid_from": "Derīgs no",
+        "op_valid_until": "Derīgs līdz", "op_attachment": "Pielikums (PDF, JPEG vai PNG, līdz 10 MB)",
+        "op_save": "Saglabāt", "op_register": "Klientu reģistrā", "op_holder": "Līguma turētājs",
+        "op_address": "Piegādes adrese", "op_status": "Statuss", "op_approve": "Apstiprināt",
+        "op_reject": "Noraidīt", "op_reason": "Iemesls", "op_view_attachment": "Atvērt pielikumu",
+        "op_users": "Piekļuve līgumam", "op_revoke": "Atsaukt", "op_find": "Atrast līgumu",
+        "op_no_role": "Jūsu kontam nav operatora lomas. Vērsieties pie administratora.",
+        "op_supervisor_needed": "Pilnvaru, kas ilgāka par gadu, apstiprina vadītājs (loma supervisor).",
+        "op_unknown_contract": "Klientu reģistrā šāda līguma nav.",
+        "op_att_too_large": "Pielikums ir lielāks par 10 MB.",
+        "op_att_wrong_type": "Pielikumam jābūt PDF, JPEG vai PNG failam (pārbaudām saturu, ne nosaukumu).",
+        "op_att_empty": "Pievienojiet iesnieguma pielikumu.", "op_recorded": "reģistrēts",
+        "op_approved": "apstiprināts", "op_rejected": "noraidīts", "op_reason_needed": "Norādiet noraidījuma iemeslu.",
+        "op_already_decided": "Šis iesniegums jau ir izskatīts.", "op_signed_in_as": "Pieslēdzies",
+        "op_session_expired": "Darbinieka sesija beigusies. Pieslēdzieties vēlreiz.",
+    },
+    "en": {
+        "op_title": "Customer service", "op_login": "Sign in with your staff account", "op_logout": "Sign out",
+        "op_applications": "Applications", "op_new": "Record an application", "op_pending": "Waiting",
+        "op_decided": "Decided", "op_contract": "Contract", "op_kind": "Kind", "op_delegate": "Authorised person",
+        "op_subuser": "Additional user", "op_name": "Full name", "op_personal_code": "Personal code",
+        "op_email": "E-mail", "op_level": "Access level", "op_level_bills": "Bills",
+        "op_level_bills_readings": "Bills and readings", "op_valid_from": "Valid from",
+        "op_valid_until": "Valid until", "op_attachment": "Attachment (PDF, JPEG or PNG, up to 10 MB)",
+        "op_save": "Save", "op_register": "In the client register", "op_holder": "Contract holder",
+        "op_address": "Supply address", "op_status": "Status", "op_approve": "Approve", "op_reject": "Reject",
+        "op_reason": "Reason", "op_view_attachment": "Open the attachment", "op_users": "Access to the contract",
+        "op_revoke": "Revoke", "op_find": "Find a contract",
+        "op_no_role": "Your account does not have the operator role. Ask an administrator.",
+        "op_supervisor_needed": "A mandate longer than a year is approved by a supervisor (role supervisor).",
+        "op_unknown_contract": "The client register has no such contract.",
+        "op_att_too_large": "The attachment is larger than 10 MB.",
+        "op_att_wrong_type": "The attachment must be a PDF, JPEG or PNG file (we check the content, not the name).",
+        "op_att_empty": "Attach the application.", "op_recorded": "recorded", "op_approved": "approved",
+        "op_rejected": "rejected", "op_reason_needed": "Give the reason for the rejection.",
+        "op_already_decided": "This application has already been decided.", "op_signed_in_as": "Signed in as",
+        "op_session_expired": "Your staff session has ended. Sign in again.",
+    },
+}
+for _lang, _texts in TEXT.items():
+    pages.TEXT[_lang].update(_texts)
+
+
+# --- signing in through the staff realm ----------------------------------------------------------------
+
+def _realm() -> str:
+    return str(current_app.config["SETTINGS"].staff_issuer)
+
+
+def _verifier() -> TokenVerifier:
+    if "klients_staff_verifier" not in current_app.extensions:
+        issuer = _realm()
+        current_app.extensions["klients_staff_verifier"] = TokenVerifier([TrustedIssuer(
+            issuer=issuer, jwks_uri=f"{issuer}/protocol/openid-connect/certs", audience=CLIENT_ID,
+            token_types=("JWT",), client_id_claims=("azp",), payload_types=("Bearer",))])
+    verifier: TokenVerifier = current_app.extensions["klients_staff_verifier"]
+    return verifier
+
+
+def current_operator() -> dict[str, Any] | None:
+    """Return the signed-in operator of this browser (username, name, roles), if their session stands."""
+    operator = session.get("operator")
+    if not operator or operator.get("expires", 0) < time.time():
+        return None
+    return dict(operator)
+
+
+def operator_required(view: F) -> F:
+    """Let only a signed-in operator (realm role ``operator``) through; others go to sign in or get 403."""
+
+    @wraps(view)  # type: ignore[arg-type]
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        operator = current_operator()
+        if operator is None:
+            return redirect(url_for("operator.login", next=request.full_path if request.method == "GET" else None))
+        if "operator" not in operator["roles"]:
+            return pages.problem_page(403, "op_title", pages.TEXT[pages.current_lang()]["op_no_role"])
+        return view(*args, **kwargs)  # type: ignore[operator]
+
+    return wrapper  # type: ignore[return-value]
+
+
+@bp.get("/login")
+def login() -> ResponseReturnValue:
+    """Send the operator to the staff realm (code flow, PKCE S256, state and nonce)."""
+    verifier = secrets.token_urlsafe(48)
+    state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    next_page = request.args.get("next", "")
+    session["operator_login"] = {"state": state, "nonce": nonce, "verifier": verifier,
+                                 "next": next_page if next_page.startswith("/operator") else ""}
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return redirect(f"{_realm()}/protocol/openid-connect/auth?" + urlencode({
+        "client_id": CLIENT_ID, "response_type": "code", "scope": "openid",
+        "redirect_uri": url_for("operator.callback", _external=True), "state": state, "nonce": nonce,
+        "code_challenge": challenge, "code_challenge_method": "S256", "ui_locales": pages.current_lang()}))
+
+
+@bp.get("/callback")
+def callback() -> ResponseReturnValue:
+    """Exchange the code for the operator's tokens, verify the access token, open the staff session."""
+    attempt = session.pop("operator_login", None)
+    texts = pages.TEXT[pages.current_lang()]
+    if not attempt or not hmac.compare_digest(attempt["state"], request.args.get("state", "")) or \
+            not request.args.get("code"):
+        return pages.problem_page(400, "op_title", texts["op_session_expired"])
+    settings = current_app.config["SETTINGS"]
+    try:
+        answer = requests.post(f"{_realm()}/protocol/openid-connect/token", data={
+            "grant_type": "authorization_code", "code": request.args["code"], "code_verifier": attempt["verifier"],
+            "redirect_uri": url_for("operator.callback", _external=True)},
+            auth=(CLIENT_ID, settings.staff_client_secret), timeout=10)
+        answer.raise_for_status()
+        token = _verifier().verify(answer.json()["access_token"])
+    except (requests.RequestException, KeyError, ValueError, InvalidToken):
+        return pages.problem_page(502, "op_title", texts["op_session_expired"])
+    username = str(token.claims.get("preferred_username") or token.subject)
+    name = str(token.claims.get("name") or username)
+    lang, csrf = session.get("lang", "lv"), session.get("csrf")
+    session.clear()
+    session.rotate()  # type: ignore[attr-defined]
+    session.update({"lang": lang, "operator": {
+        "username": username, "name": name, "roles": sorted(token.roles() & {"operator", "supervisor"}),
+        "expires": time.time() + SESSION_TTL, "id_token": answer.json().get("id_token", "")}})
+    if csrf:
+        session["csrf"] = csrf
+    audit(db(), actor=f"operator:{username}", action="operator_signed_in")
+    db().commit()
+    return redirect(attempt["next"] or url_for("operator.home"))
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    """End the staff session here and at Keycloak."""
+    pages.check_csrf()
+    operator = session.pop("operator", None) or {}
+    return redirect(f"{_realm()}/protocol/openid-connect/logout?" + urlencode({
+        "client_id": CLIENT_ID, "id_token_hint": operator.get("id_token", ""),
+        "post_logout_redirect_uri": url_for("operator.home", _external=True)}))
+
+
+# --- pages ----------------------------------------------------------------------------------------------
+
+def _actor() -> access.Actor:
+    operator = current_operator() or {}
+    return access.Actor(id=f"operator:{operator.get('username')}", role="operator", name="")
+
+
+def _register(contract: str) -> dict[str, Any] | None:
+    try:
+        entry: dict[str, Any] = current_app.extensions["klients_rpc"].call(
+            "billing", "register_entry", contract, context={"authorization": f"Bearer {service_token()}"})
+    except NotFound:
+        return None
+    return entry
+
+
+def _render(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
+    return pages.render(template, status, operator=current_operator(), **context)
+
+
+@bp.get("/")
+@operator_required
+def home() -> ResponseReturnValue:
+    """Applications waiting for a decision, and the latest decided ones."""
+    pending = list(db().scalars(select(Application).where(Application.status == "recorded")
+                                .order_by(Application.recorded_at)))
+    decided = list(db().scalars(select(Application).where(Application.status != "recorded")
+                                .order_by(Application.decided_at.desc()).limit(20)))
+    return _render("operator_home.html", pending=pending, decided=decided)
+
+
+@bp.get("/find")
+@operator_required
+def find() -> ResponseReturnValue:
+    """Go to a contract's page."""
+    contract = request.args.get("contract", "").strip().upper()
+    return redirect(url_for("operator.contract_page", contract=contract) if contract else url_for("operator.home"))
+
+
+EMPTY_FORM = {"contract": "", "kind": "delegate", "name": "", "personal_code": "", "email": "", "level": "bills",
+              "valid_from": "", "valid_until": ""}
+
+
+@bp.get("/applications/new")
+@operator_required
+def new_application() -> ResponseReturnValue:
+    """The form for a paper application."""
+    return _render("operator_new.html", form={**EMPTY_FORM, "contract": request.args.get("contract", "")}, errors={})
+
+
+@bp.post("/applications/new")
+@operator_required
+def record_application() -> ResponseReturnValue:
+    """Record the application and its attachment (checked by content), after the register check."""
+    request.max_content_length = attachments.MAX_BYTES + 256 * 1024  # this form only: the file and the fields
+    pages.check_csrf()
+    texts = pages.TEXT[pages.current_lang()]
+    form = {k: request.form.get(k, "").strip() for k in EMPTY_FORM}
+    form["contract"] = form["contract"].upper()
+    errors: dict[str, str] = {}
+    entry = _register(form["contract"]) if form["contract"] else None
+    if entry is None:
+        errors["contract"] = texts["op_unknown_contract"]
+    body: dict[str, Any] = {"role": form["kind"], "name": form["name"], "email": form["email"],
+                            "personal_code": form["personal_code"] or None,
+                            "valid_from": form["valid_from"] or None, "valid_until": form["valid_until"] or None}
+    if form["kind"] == "subuser":
+        body["level"] = form["level"]
+    try:
+        new = access.validate_new_user(body)
+    except ValidationFailed as exc:
+        errors.update({e["field"]: e["message"] for e in exc.extra.get("errors", [])})  # type: ignore[union-attr]
+        new = None
+    upload = request.files.get("attachment")
+    stored = None
+    try:
+        stored = attachments.store(current_app.config["SETTINGS"].attachments_dir,
+                                   upload.read(attachments.MAX_BYTES + 1) if upload else b"")
+    except attachments.AttachmentRefused as exc:
+        errors["attachment"] = texts[f"op_att_{exc.code}"]
+    if errors or new is None or stored is None or entry is None:
+        return _render("operator_new.html", 413 if errors.get("attachment") == texts["op_att_too_large"] else 422,
+                       form=form, errors=errors)
+    application = Application(
+        id=str(uuid.uuid4()), kind=new.role, contract=entry["number"], holder_name=entry["holder_name"],
+        name=new.name, personal_code=new.personal_code, email=new.email, level=new.level, valid_from=new.valid_from,
+        valid_until=new.valid_until, status="recorded", attachment_name=(upload.filename or "")[:200] if upload else "",
+        attachment_type=stored.content_type, attachment_size=stored.size, attachment_sha256=stored.sha256,
+        recorded_by=_actor().id)
+    db().add(application)
+    audit(db(), actor=_actor().id, action="application_recorded", contract=entry["number"],
+                 as_role="operator", application=application.id, kind=new.role)
+    db().commit()
+    return redirect(url_for("operator.application_page", application_id=application.id), code=303)
+
+
+def _application(application_id: str) -> Application:
+    row = db().get(Application, application_id)
+    if row is None:
+        raise NotFound("no such application")
+    return row
+
+
+@bp.get("/applications/<application_id>")
+@operator_required
+def application_page(application_id: str) -> ResponseReturnValue:
+    """The application beside the register's entry for its contract."""
+    application = _application(application_id)
+    return _render("operator_application.html", application=application, entry=_register(application.contract),
+                   needs_supervisor=_needs_supervisor(application), error=request.args.get("error"))
+
+
+@bp.get("/applications/<application_id>/attachment")
+@operator_required
+def attachment(application_id: str) -> Response:
+    """The attachment, to operators only: a download, never rendered as a page of ours."""
+    application = _application(application_id)
+    path = attachments.path_of(current_app.config["SETTINGS"].attachments_dir, application.attachment_sha256)
+    response = Response(path.read_bytes(), mimetype=application.attachment_type)
+    extension = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}[application.attachment_type]
+    response.headers["Content-Disposition"] = f'attachment; filename="application-{application.id}.{extension}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _needs_supervisor(application: Application) -> bool:
+    start = application.valid_from or as_utc(application.recorded_at).astimezone(access.RIGA).date()
+    return application.kind == "delegate" and application.valid_until is not None and \
+        application.valid_until - start > timedelta(days=SUPERVISOR_OVER_DAYS)
+
+
+@bp.post("/applications/<application_id>/approve")
+@operator_required
+def approve(application_id: str) -> ResponseReturnValue:
+    """Approve: create the pending grant and e-mail its invitation (supervisor for mandates over a year)."""
+    pages.check_csrf()
+    texts = pages.TEXT[pages.current_lang()]
+    application = db().scalar(select(Application).where(Application.id == application_id).with_for_update())
+    if application is None:
+        raise NotFound("no such application")
+    if application.status != "recorded":
+        return pages.problem_page(409, "op_title", texts["op_already_decided"])
+    if _needs_supervisor(application) and "supervisor" not in (current_operator() or {}).get("roles", []):
+        return pages.problem_page(403, "op_title", texts["op_supervisor_needed"])
+    settings = current_app.config["SETTINGS"]
+    new = access.NewUser(name=application.name, email=application.email, role=application.kind,
+                         level=application.level, personal_code=application.personal_code,
+                         valid_from=application.valid_from, valid_until=application.valid_until)
+    actor = _actor()
+    application.status, application.decided_by, application.decided_at = "approved", actor.id, utcnow()
+    try:
+        created = access.invite(db(), access.Actor(id=actor.id, role="operator", name=texts["op_title"]),
+                                application.contract, new, link_base=settings.issuer,
+                                ttl=timedelta(hours=settings.invitation_ttl_hours), lang=pages.current_lang())
+    except (Conflict, Forbidden, ValidationFailed) as exc:
+        db().rollback()
+        return redirect(url_for("operator.application_page", application_id=application_id, error=exc.detail))
+    application = _application(application_id)
+    application.grant_id = created["id"]
+    audit(db(), actor=actor.id, action="application_approved", contract=application.contract,
+                 as_role="operator", application=application.id, grant=created["id"])
+    db().commit()
+    return redirect(url_for("operator.application_page", application_id=application_id), code=303)
+
+
+@bp.post("/applications/<application_id>/reject")
+@operator_required
+def reject(application_id: str) -> ResponseReturnValue:
+    """Reject with a reason (required)."""
+    pages.check_csrf()
+    texts = pages.TEXT[pages.current_lang()]
+    application = db().scalar(select(Application).where(Application.id == application_id).with_for_update())
+    if application is None:
+        raise NotFound("no such application")
+    reason = request.form.get("reason", "").strip()[:500]
+    if application.status != "recorded":
+        return pages.problem_page(409, "op_title", texts["op_already_decided"])
+    if not reason:
+        return redirect(url_for("operator.application_page", application_id=application_id,
+                                error=texts["op_reason_needed"]))
+    actor = _actor()
+    application.status, application.reason = "rejected", reason
+    application.decided_by, application.decided_at = actor.id, utcnow()
+    audit(db(), actor=actor.id, action="application_rejected", contract=application.contract,
+                 as_role="operator", application=application.id, reason=reason)
+    db().commit()
+    return redirect(url_for("operator.application_page", application_id=application_id), code=303)
+
+
+@bp.get("/contracts/<contract>")
+@operator_required
+def contract_page(contract: str) -> ResponseReturnValue:
+    """A contract's register entry, who has access, and its applications."""
+    entry = _register(contract)
+    if entry is None:
+        return pages.problem_page(404, "op_title", pages.TEXT[pages.current_lang()]["op_unknown_contract"])
+    applications = list(db().scalars(select(Application).where(Application.contract == entry["number"])
+                                     .order_by(Application.recorded_at.desc())))
+    return _render("operator_contract.html", entry=entry, users=access.list_users(db(), entry["number"]),
+                   applications=applications)
+
+
+@bp.post("/contracts/<contract>/users/<grant_id>/revoke")
+@operator_required
+def revoke(contract: str, grant_id: str) -> ResponseReturnValue:
+    """Revoke access or cancel an invitation on the holder's behalf (with a reason)."""
+    pages.check_csrf()
+    try:
+        access.revoke(db(), _actor(), contract, grant_id, reason=request.form.get("reason", "").strip()
+                      or "revoked by customer service")
+    except (Conflict, Forbidden) as exc:
+        db().rollback()
+        return pages.problem_page(409 if isinstance(exc, Conflict) else 403, "op_title", exc.detail)
+    return redirect(url_for("operator.contract_page", contract=contract), code=303)
+
+
+@bp.errorhandler(413)
+def _too_large(_exc: Exception) -> ResponseReturnValue:
+    return pages.problem_page(413, "op_title", pages.TEXT[pages.current_lang()]["op_att_too_large"])
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> ResponseReturnValue:
+    return pages.problem_page(404, "op_title", exc.detail)
