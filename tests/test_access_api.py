@@ -23,7 +23,7 @@ from klients_identity.tokens import issue_access_token
 from tests.access_helpers import invitation_link, now, plant_person, unique_email
 from tests.conftest import identity_session
 from tests.helpers import bearer, mails
-from tests.stack import wait_until
+from tests.stack import random_personal_code, wait_until
 
 LOW = "http://eidas.europa.eu/LoA/low"
 SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
@@ -255,3 +255,50 @@ def test_an_expired_invitation_shows_as_expired_and_can_be_resent(gateway, holde
     assert next(u for u in listed if u["id"] == user["id"])["status"] == "expired"
     assert gateway.post(f"/api/v1/contracts/{contract}/users/{user['id']}/resend",
                         headers=bearer(token)).get_json()["status"] == "invited"
+
+
+def test_a_transferred_contract_ends_the_previous_holders_access_and_what_they_granted(tmp_path, holder, gateway):
+    from tests.test_billing_register import HEADER, run_import
+
+    contract = holder["contract"]
+    with identity_session() as session:
+        from klients_identity.models import Person
+
+        session.get(Person, holder["person"]).personal_code = random_personal_code()
+    _, sub_grant = plant_person(contract, "subuser", "bills", email=unique_email("sub-of-old"))
+    new_code = random_personal_code()
+    new_holder, _ = plant_person(None, personal_code=new_code, given_name="Jaunais", family_name="Turētājs")
+    moved = run_import(tmp_path, HEADER + f"{contract},Jaunais Turētājs,{new_code},Ielas 2,,active,2020-01-01,\n")
+    assert moved.returncode == 0, moved.stderr
+
+    def settled() -> bool:
+        with identity_session() as session:
+            rows = {g.person_id: g.status for g in session.scalars(select(Grant).where(Grant.contract == contract))}
+        return rows.get(new_holder) == "active" and rows.get(holder["person"]) == "revoked"
+
+    wait_until("identity to follow the register", settled, timeout=15)
+    with identity_session() as session:
+        assert session.get(Grant, sub_grant).end_reason == "contract transferred to a new holder"
+    assert gateway.get(f"/api/v1/contracts/{contract}/users", headers=bearer(holder["token"])).status_code == 404
+
+
+def test_readings_and_payments_appear_on_the_activity_list_with_who_and_in_which_role(gateway, mint, new_meter):
+    from datetime import date
+
+    meter = new_meter([(date(2025, m, 28), 100 * m) for m in range(1, 13)], installed_on=date(2024, 12, 28))
+    contract = meter.contract
+    owner, _ = plant_person(contract, given_name="Ērika", family_name="Šķēle")
+    sub, _ = plant_person(contract, "subuser", "bills_readings", given_name="Pēteris", family_name="Kalns")
+    submitted = gateway.post(f"/api/v1/contracts/{contract}/meters/{meter.serial_number}/readings",
+                             json={"value": 1250},
+                             headers=bearer(mint({contract: ("subuser", "bills_readings")}, subject=sub)))
+    assert submitted.status_code == 201, submitted.get_json()
+    token = mint({contract: "owner"}, subject=owner, acr=SUBSTANTIAL)
+
+    def reading_listed() -> list:
+        events = gateway.get(f"/api/v1/contracts/{contract}/activity", headers=bearer(token)).get_json()["events"]
+        return [e for e in events if e["action"] == "reading_submitted"]
+
+    wait_until("the reading on the activity list", reading_listed, timeout=15)
+    entry = reading_listed()[0]
+    assert (entry["actor"], entry["actor_role"], entry["detail"]["value"]) == ("Pēteris Kalns", "subuser", 1250)

@@ -175,6 +175,10 @@ def transfer(*, db_session: Session, contract: Contract, holder_name: str, holde
                                   holder_personal_code=holder_personal_code, since=on))
     contract.holder_name = holder_name
     contract.holder_personal_code = holder_personal_code
+    # Identity ends the previous holder's access and everything they granted (delegates, additional users).
+    enqueue(db_session, outbox, "contract_transferred", {"contract": contract.number,
+                                                         "holder_personal_code": holder_personal_code,
+                                                         "on": on.isoformat()})
 
 
 def contracts_of(*, db_session: Session, personal_code: str) -> list[dict[str, Any]]:

@@ -149,7 +149,8 @@ def activity(session: Session, contract: str, limit: int = 200) -> dict[str, Any
                                else ""),
             "actor_role": e.detail.get("as_role"),
             "subject": names.get(e.subject or "", ""),
-            "detail": {k: v for k, v in e.detail.items() if k in ("role", "level", "reason", "valid_until", "method")},
+            "detail": {k: v for k, v in e.detail.items()
+                       if k in ("role", "level", "reason", "valid_until", "method", "meter", "value", "amount")},
         } for e in rows],
     }
 
@@ -496,3 +497,49 @@ def accept(session: Session, token: str, person: Person, *, password_hash: str |
             "role": grant.role, "level": grant.level, "grant": grant.id})
     session.commit()
     return grant
+
+
+# --- what other services tell identity -----------------------------------------------------------------------
+
+def contract_transferred(session: Session, contract: str, holder_personal_code: str) -> int:
+    """The register moved the contract to a new holder: the previous holder's access and everything they
+    granted (mandates, additional users, open invitations) ends; the new holder, if already a person here,
+    becomes the owner. Idempotent (a repeated event finds nothing left to end). Return how many ended."""
+    register = Actor(id="register", role="register")
+    ended = 0
+    for grant in session.scalars(select(Grant).where(Grant.contract == contract,
+                                                     Grant.status.in_(("invited", "active"))).with_for_update()):
+        person = session.get(Person, grant.person_id) if grant.person_id else None
+        if grant.role == "owner" and person is not None and person.personal_code == holder_personal_code:
+            continue
+        was = grant.status
+        grant.status, grant.ended_at, grant.ended_by = "revoked", utcnow(), "register"
+        grant.end_reason = "contract transferred to a new holder"
+        for open_link in session.scalars(select(Invitation).where(Invitation.grant_id == grant.id,
+                                                                  Invitation.used_at.is_(None),
+                                                                  Invitation.cancelled_at.is_(None))):
+            open_link.cancelled_at = utcnow()
+        if was == "active" and person is not None:
+            _announce_revocation(session, grant, register, reason=grant.end_reason, notify=grant.role != "owner")
+        else:
+            audit(session, actor="register", action="invitation_cancelled", contract=contract, grant=grant.id,
+                  role=grant.role, reason=grant.end_reason)
+        ended += 1
+    holder = session.scalar(select(Person).where(Person.personal_code == holder_personal_code))
+    if holder is not None and session.scalar(select(Grant.id).where(
+            Grant.contract == contract, Grant.person_id == holder.id, Grant.role == "owner",
+            Grant.status == "active")) is None:
+        session.add(Grant(id=str(uuid.uuid4()), person_id=holder.id, contract=contract, role="owner",
+                          status="active", created_by="register"))
+        audit(session, actor="register", action="grant_added", subject=holder.id, contract=contract, role="owner")
+    session.commit()
+    return ended
+
+
+def record_activity(session: Session, *, person: Any, contract: Any, action: str, role: Any,
+                    **detail: Any) -> None:
+    """Put what a person did at another service (a reading, a payment) on the contract's activity list."""
+    if not isinstance(person, str) or not isinstance(contract, str):
+        return  # operator entries, estimates and the like: no person acted
+    audit(session, actor=person, action=action, subject=person, contract=contract, publish=False,
+          as_role=role if isinstance(role, str) else None, **detail)

@@ -29,12 +29,14 @@ class NoContract(Exception):
 
 
 def audit(session: Session, *, actor: str | None, action: str, subject: str | None = None,
-          contract: str | None = None, event_extra: dict[str, Any] | None = None, **detail: Any) -> None:
-    """Record an audit event and announce it on the bus (``identity.<action>``); ``event_extra`` goes into
-    the event only (e.g. where to send a notice), not into the audit log."""
+          contract: str | None = None, event_extra: dict[str, Any] | None = None, publish: bool = True,
+          **detail: Any) -> None:
+    """Record an audit event and announce it on the bus (``identity.<action>``, unless ``publish`` is false);
+    ``event_extra`` goes into the event only (e.g. where to send a notice), not into the audit log."""
     session.add(AuditEvent(actor=actor, action=action, subject=subject, contract=contract, detail=detail))
-    enqueue(session, outbox, action, {"actor": actor, "subject": subject, "contract": contract, **detail,
-                                      **(event_extra or {})})
+    if publish:
+        enqueue(session, outbox, action, {"actor": actor, "subject": subject, "contract": contract, **detail,
+                                          **(event_extra or {})})
 
 
 def find_or_create_person(session: Session, identity: VerifiedIdentity) -> tuple[Person, bool]:

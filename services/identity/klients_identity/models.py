@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from klients_common.db import as_utc  # noqa: F401 - identity's modules import it from here
-from klients_common.outbox import outbox_table
+from klients_common.outbox import outbox_table, processed_events_table
 
 
 def utcnow() -> datetime:
@@ -239,6 +239,7 @@ class AuditEvent(IdentityBase):
 
 
 outbox = outbox_table(IdentityBase.metadata)
+processed_events = processed_events_table(IdentityBase.metadata)
 
 
 class BrowserSession(IdentityBase):

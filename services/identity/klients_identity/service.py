@@ -9,11 +9,12 @@ refused even with a token minted before).
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 from nameko.dependency_providers import Config
-from nameko.events import EventDispatcher
+from nameko.events import EventDispatcher, event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import select
@@ -23,10 +24,12 @@ from klients_common.errors import NotFound, ValidationFailed
 from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization
 from klients_common.nameko_db import Database
-from klients_common.outbox import relay, relay_quietly
+from klients_common.outbox import first_delivery, relay, relay_quietly
 
 from . import access, contacts
-from .models import Grant, Person, outbox
+from .models import Grant, Person, outbox, processed_events
+
+log = logging.getLogger(__name__)
 
 
 class IdentityService:
@@ -132,6 +135,40 @@ class IdentityService:
         """Who can access the contract, with what rights, until when, last login, and what was done."""
         self._actor(contract, change=False)
         return access.activity(self.db, contract)
+
+    # --- what other services tell identity --------------------------------------------------------------
+
+    @event_handler("billing", "contract_transferred", requeue_on_error=True)
+    def on_contract_transferred(self, payload: Any) -> None:
+        """End the previous holder's access and everything they granted; the new holder becomes owner."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("contract"), str) or \
+                not isinstance(payload.get("holder_personal_code"), str):
+            log.error("malformed contract_transferred event ignored")
+            return
+        access.contract_transferred(self.db, payload["contract"], payload["holder_personal_code"])
+        relay_quietly(self.db, outbox, self.dispatch)
+
+    @event_handler("metering", "reading_accepted", requeue_on_error=True)
+    def on_reading_accepted(self, payload: Any) -> None:
+        """A submitted reading goes on the contract's activity list (once per event)."""
+        self._activity(payload, "reading_submitted", "submitted_by", "submitted_role",
+                       meter=payload.get("meter") if isinstance(payload, dict) else None,
+                       value=payload.get("value") if isinstance(payload, dict) else None)
+
+    @event_handler("billing", "payment_received", requeue_on_error=True)
+    def on_payment_received(self, payload: Any) -> None:
+        """A payment goes on the contract's activity list (once per event)."""
+        self._activity(payload, "payment_made", "person", "role",
+                       amount=payload.get("amount") if isinstance(payload, dict) else None)
+
+    def _activity(self, payload: Any, action: str, person_key: str, role_key: str, **detail: Any) -> None:
+        if not isinstance(payload, dict) or not isinstance(payload.get("event_id"), str):
+            log.error("malformed %s event ignored", action)
+            return
+        if first_delivery(self.db, processed_events, payload["event_id"], action):
+            access.record_activity(self.db, person=payload.get(person_key), contract=payload.get("contract"),
+                                   action=action, role=payload.get(role_key), **detail)
+        self.db.commit()
 
     @timer(interval=60)
     def end_ended_grants(self) -> None:
