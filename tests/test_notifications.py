@@ -231,3 +231,34 @@ def test_reminders_can_be_turned_off_from_the_link_but_security_mail_still_comes
                                                 for m in mails(maildir, to=to)), timeout=15)
     time.sleep(1)
     assert len(reminders()) == 1
+
+
+@pytest.mark.parametrize("lang", ["lv", "en"])
+def test_access_events_become_mails_in_the_recipients_language(maildir, lang):
+    invitee, owner, former = address(), address(), address()
+    link = f"http://127.0.0.1:18001/invite/{uuid.uuid4().hex}"
+    publish({"event_id": str(uuid.uuid4()), "to": invitee, "lang": lang, "name": "Pēteris Kalns",
+             "contract": "LVG-100001", "role": "subuser", "level": "bills", "invited_by": "Ērika Šķēle",
+             "valid_until": "2027-01-31", "link": link, "expires_at": "2026-11-30T02:00:00+00:00"},
+            "invitation_created")
+    publish({"event_id": str(uuid.uuid4()), "to": owner, "lang": lang, "name": "Ērika Šķēle",
+             "invitee": "Pēteris Kalns", "contract": "LVG-100001", "role": "subuser", "level": "bills",
+             "grant": str(uuid.uuid4())}, "invitation_accepted")
+    revoked = {"actor": "p-1", "subject": "p-2", "contract": "LVG-100001", "role": "subuser", "reason": "revoked",
+               "revoked_at": datetime.now(UTC).isoformat(), "to": former, "lang": lang, "name": "Pēteris Kalns",
+               "grant": str(uuid.uuid4()), "as_role": "owner"}
+    publish({**revoked, "event_id": str(uuid.uuid4()), "notify": False}, "grant_revoked")  # e.g. rights narrowed
+    publish({**revoked, "event_id": str(uuid.uuid4()), "notify": True}, "grant_revoked")
+    for to in (invitee, owner, former):
+        wait_until(f"the mail to {to}", lambda t=to: mails(maildir, to=t), timeout=15)
+    time.sleep(1)
+    [invitation] = mails(maildir, to=invitee)
+    assert invitation["Subject"] == {"lv": "Uzaicinājums piekļūt līgumam LVG-100001",
+                                     "en": "Invitation to access contract LVG-100001"}[lang]
+    assert link in invitation.get_body(("plain",)).get_content()
+    assert f'href="{link}"' in invitation.get_body(("html",)).get_content()
+    assert {"lv": "30.11.2026", "en": "30"}[lang] in invitation.get_body(("plain",)).get_content()
+    [accepted] = mails(maildir, to=owner)
+    assert "Pēteris Kalns" in accepted.get_body(("plain",)).get_content()
+    [ended] = mails(maildir, to=former)  # the notify=False event sent nothing
+    assert "LVG-100001" in ended["Subject"]
