@@ -108,3 +108,29 @@ def test_someone_elses_contract_or_address_sends_nothing_and_says_the_same(maild
 def test_made_up_link_tells_what_to_do():
     response = requests.get(f"{ISSUER}/login/email/register/{'A' * 43}", timeout=10)
     assert response.status_code == 400 and "Pieprasiet jaunu saiti" in response.text
+
+
+def test_an_email_account_is_linked_to_the_holders_strong_login(maildir, new_contract):
+    """The e-mail account proved the register's address of a contract; a strong login of that contract's
+    holder takes its password login over, so e-mail + password afterwards reaches the same person."""
+    from klients_identity.models import Grant, PasswordLogin
+    from tests.access_helpers import smartid_login, unique_email
+    from tests.conftest import identity_session
+
+    address = unique_email("linked")
+    contract = new_contract(email=address, personal_code="329999-99901").number
+    started = time.time()
+    browser = requests.Session()
+    post_form(browser, "/login/email/register", email=address, contract=contract)
+    assert set_password(browser, link_in(mail_to(maildir, address, started)), "Saulains-rīts-2026").status_code == 200
+    with identity_session() as session:
+        email_person = session.get(PasswordLogin, address).person_id
+
+    assert 'id="signed-in"' in smartid_login(requests.Session(), "329999-99901").text
+    with identity_session() as session:
+        strong_person = session.get(PasswordLogin, address).person_id
+        assert strong_person != email_person
+        assert session.query(Grant).filter_by(person_id=email_person, status="active").count() == 0
+        assert session.query(Grant).filter_by(person_id=strong_person, contract=contract, status="active").count() == 1
+    ok = post_form(requests.Session(), "/login/email", email=address, password="Saulains-rīts-2026")
+    assert ok.status_code == 200 and 'id="signed-in"' in ok.text

@@ -84,7 +84,33 @@ def complete_strong_login(session: Session, identity: VerifiedIdentity,
     if created:
         audit(session, actor=person.id, action="person_registered", subject=person.id, method=identity.method)
     sync_owner_grants(session, person, held)
+    link_email_accounts(session, person, held)
     return person
+
+
+def link_email_accounts(session: Session, person: Person, held: list[str]) -> None:
+    """Fold into ``person`` the e-mail-only accounts of the same holder: an account registered by e-mail
+    proved the register's address of a contract this personal code holds. Its password logins move to
+    the strong person (so e-mail + password keeps working, with every grant), its own grants end."""
+    if not held:
+        return
+    from sqlalchemy import update
+
+    from .models import PasswordLogin
+
+    twins = list(session.scalars(select(Person).join(Grant, Grant.person_id == Person.id).where(
+        Person.personal_code.is_(None), Person.id != person.id, Grant.role == "owner", Grant.status == "active",
+        Grant.contract.in_(held)).distinct()))
+    for twin in twins:
+        session.execute(update(PasswordLogin).where(PasswordLogin.person_id == twin.id)
+                        .values(person_id=person.id))
+        for grant in session.scalars(select(Grant).where(Grant.person_id == twin.id, Grant.status == "active")):
+            grant.status, grant.ended_at, grant.ended_by = "revoked", utcnow(), "linking"
+            grant.end_reason = "account linked to the holder's strong login"
+        if not person.email and twin.email:
+            person.email = twin.email
+        end_sessions(session, twin.id)
+        audit(session, actor=person.id, action="accounts_linked", subject=person.id, linked=twin.id)
 
 
 def start_login_session(session: Session, person: Person, *, acr: str, amr: list[str], method: str) -> LoginSession:
