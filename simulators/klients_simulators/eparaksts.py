@@ -378,7 +378,8 @@ def create_app() -> Flask:
             return answer
         credentials = basic_credentials()
         client = state.clients.get(credentials[0]) if credentials else None
-        if credentials is None or client is None or not hmac.compare_digest(client["secret"], credentials[1]):
+        if credentials is None or client is None or \
+                not hmac.compare_digest(client["secret"].encode(), credentials[1].encode("utf-8", "replace")):
             return oauth_error("invalid_client", "client authentication failed", 401)
         if request.mimetype != "application/x-www-form-urlencoded":
             return oauth_error("invalid_request", "the body must be application/x-www-form-urlencoded")

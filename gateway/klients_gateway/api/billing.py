@@ -10,11 +10,14 @@ from flask.typing import ResponseReturnValue
 from klients_common.grants import Right
 
 from .. import rpc
+from .. import schemas as s
 from ..auth import current_token, token_required
-from . import api, json_body
+from ..openapi import operation, validated_body, validated_query
+from . import api
 
 
 @api.get("/contracts/<contract>/balance")
+@operation(summary="The current amount to pay", tag="bills", right="bills:read", response=s.BALANCE)
 @token_required
 def balance(contract: str) -> ResponseReturnValue:
     """Return the current amount to pay, the overdue part, credit and open invoices (``bills:read``)."""
@@ -23,6 +26,7 @@ def balance(contract: str) -> ResponseReturnValue:
 
 
 @api.get("/contracts/<contract>/invoices")
+@operation(summary="Invoices, newest first", tag="bills", right="bills:read", response=s.items(s.INVOICE))
 @token_required
 def invoices(contract: str) -> ResponseReturnValue:
     """Return the contract's invoices, newest first (``bills:read``)."""
@@ -31,6 +35,7 @@ def invoices(contract: str) -> ResponseReturnValue:
 
 
 @api.get("/contracts/<contract>/invoices/<number>")
+@operation(summary="One invoice with its lines", tag="bills", right="bills:read", response=s.INVOICE)
 @token_required
 def invoice(contract: str, number: str) -> ResponseReturnValue:
     """Return one invoice with its lines (``bills:read``)."""
@@ -39,23 +44,28 @@ def invoice(contract: str, number: str) -> ResponseReturnValue:
 
 
 @api.get("/contracts/<contract>/invoices/<number>/pdf")
+@operation(summary="An invoice as PDF", tag="bills", right="bills:read", query=s.PDF_QUERY, media="application/pdf")
 @token_required
 def invoice_pdf(contract: str, number: str) -> ResponseReturnValue:
     """Return the invoice as a PDF (``bills:read``); ``lang=lv`` (default) or ``en``."""
     current_token().require(contract, Right.BILLS_READ)
-    lang = "en" if request.args.get("lang") == "en" else "lv"
+    lang = validated_query()["lang"]
     document = base64.b64decode(rpc.call("billing", "invoice_pdf", contract, number, lang))
     return Response(document, mimetype="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
 
 
 @api.post("/contracts/<contract>/payments")
+@operation(summary="Start a payment", tag="bills", right="bills:pay", body=s.PAYMENT_START, body_optional=True,
+           headers={"Idempotency-Key": ({"type": "string", "minLength": 8, "maxLength": 200}, True,
+                                        "a key of your own; repeating it answers the first result again")},
+           response=s.PAYMENT, status=201, errors=(409,))
 @token_required
 def start_payment(contract: str) -> ResponseReturnValue:
     """Start a payment of the amount due, or of ``{"amount": "12.34"}`` (``bills:pay``). Requires an
     ``Idempotency-Key`` header: the same key answers the first result again."""
     current_token().require(contract, Right.BILLS_PAY)
-    body = json_body({"amount"}, required=set(), empty_allowed=True)
+    body = validated_body()
     payment = rpc.call("billing", "start_payment", contract, body, request.headers.get("Idempotency-Key", ""))
     replayed = payment.pop("replayed", False)
     response = jsonify(payment)
@@ -66,6 +76,7 @@ def start_payment(contract: str) -> ResponseReturnValue:
 
 
 @api.get("/contracts/<contract>/payments/<payment>")
+@operation(summary="A payment's state", tag="bills", right="bills:pay", response=s.PAYMENT)
 @token_required
 def payment(contract: str, payment: str) -> ResponseReturnValue:
     """Return a payment's state (``bills:pay``)."""
@@ -74,6 +85,9 @@ def payment(contract: str, payment: str) -> ResponseReturnValue:
 
 
 @api.post("/payment-callbacks")
+@operation(summary="The payment provider's signed callback", tag="provider", public=True,
+           headers={"Klients-Signature": ({"type": "string"}, True, "HMAC of the body with the merchant key")},
+           errors=(401, 404, 409, 413, 422))
 def payment_callback() -> ResponseReturnValue:
     """The payment provider's signed callback. No user token: billing checks the provider's signature."""
     body = request.get_data(cache=False, as_text=True)

@@ -8,11 +8,14 @@ from flask.typing import ResponseReturnValue
 from klients_common.grants import Right
 
 from .. import rpc
+from .. import schemas as s
 from ..auth import current_token, token_required
-from . import api, json_body
+from ..openapi import operation, validated_body
+from . import api
 
 
 @api.get("/me")
+@operation(summary="The caller and their grants", tag="me", response=s.ME)
 @token_required
 def me() -> ResponseReturnValue:
     """Return the caller and their live grants (from the verified token)."""
@@ -28,6 +31,7 @@ def me() -> ResponseReturnValue:
 
 
 @api.get("/contracts")
+@operation(summary="Contracts the caller may see", tag="contracts", response=s.items(s.CONTRACT))
 @token_required
 def contracts() -> ResponseReturnValue:
     """Return the contracts the caller may see, with their role."""
@@ -35,6 +39,7 @@ def contracts() -> ResponseReturnValue:
 
 
 @api.get("/contracts/<contract>")
+@operation(summary="One contract", tag="contracts", right="bills:read", response=s.CONTRACT)
 @token_required
 def contract(contract: str) -> ResponseReturnValue:
     """Return one contract (``bills:read``)."""
@@ -43,6 +48,7 @@ def contract(contract: str) -> ResponseReturnValue:
 
 
 @api.get("/me/contact")
+@operation(summary="The caller's contact details", tag="me", response=s.CONTACT)
 @token_required
 def contact() -> ResponseReturnValue:
     """Return the caller's contact details (and an e-mail change waiting for its link)."""
@@ -50,9 +56,11 @@ def contact() -> ResponseReturnValue:
 
 
 @api.patch("/me/contact")
+@operation(summary="Change contact details", tag="me", body=s.CONTACT_PATCH, response=s.CONTACT,
+           errors=(403,))
 @token_required
 def update_contact() -> ResponseReturnValue:
     """Change e-mail, phone (any format, stored E.164), postal address or language; a new e-mail is used
     only after the link sent to it is opened."""
-    changes = json_body({"email", "phone", "address", "language"}, required=set())
+    changes = validated_body()
     return jsonify(rpc.call("identity", "update_contact", changes))

@@ -8,15 +8,17 @@ import io
 from flask import Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from klients_common.errors import ValidationFailed
 from klients_common.grants import Right
 
 from .. import rpc
+from .. import schemas as s
 from ..auth import current_token, token_required
-from . import api, json_body
+from ..openapi import operation, validated_body, validated_query
+from . import api
 
 
 @api.get("/contracts/<contract>/meters")
+@operation(summary="A contract's meters", tag="meters", right="meters:read", response=s.items(s.METER))
 @token_required
 def meters(contract: str) -> ResponseReturnValue:
     """Return a contract's meters (``meters:read``)."""
@@ -25,6 +27,7 @@ def meters(contract: str) -> ResponseReturnValue:
 
 
 @api.get("/contracts/<contract>/meters/<meter>/readings")
+@operation(summary="A meter's readings", tag="meters", right="meters:read", response=s.items(s.READING))
 @token_required
 def readings(contract: str, meter: str) -> ResponseReturnValue:
     """Return a meter's readings, replaced ones included (``meters:read``)."""
@@ -33,16 +36,14 @@ def readings(contract: str, meter: str) -> ResponseReturnValue:
 
 
 @api.post("/contracts/<contract>/meters/<meter>/readings")
+@operation(summary="Submit a reading", tag="meters", right="readings:submit", body=s.READING_SUBMIT,
+           response=s.READING, status=201)
 @token_required
 def submit_reading(contract: str, meter: str) -> ResponseReturnValue:
     """Submit a reading (``readings:submit``): ``{"value": 12345}``, with ``confirm_rollover`` or
     ``confirm_unusual`` set to true when the first answer asked for that confirmation."""
     current_token().require(contract, Right.READINGS_SUBMIT)
-    body = json_body({"value", "confirm_rollover", "confirm_unusual"}, required={"value"})
-    for flag in ("confirm_rollover", "confirm_unusual"):
-        if not isinstance(body.get(flag, False), bool):
-            raise ValidationFailed("The request has errors.", {"errors": [
-                {"field": flag, "code": "not_boolean", "message": f"{flag} must be true or false"}]})
+    body = validated_body()
     reading = rpc.call("metering", "submit_reading", contract, meter, body["value"],
                        confirm_rollover=body.get("confirm_rollover", False),
                        confirm_unusual=body.get("confirm_unusual", False))
@@ -50,14 +51,15 @@ def submit_reading(contract: str, meter: str) -> ResponseReturnValue:
 
 
 @api.get("/contracts/<contract>/consumption")
+@operation(summary="Consumption by month, quarter or year", tag="meters", right="consumption:read",
+           query=s.CONSUMPTION_QUERY, response=s.CONSUMPTION)
 @token_required
 def consumption(contract: str) -> ResponseReturnValue:
     """Return consumption per month, quarter or year (``consumption:read``); ``format=csv`` for a file."""
     current_token().require(contract, Right.CONSUMPTION_READ)
-    args = request.args
-    history = rpc.call("metering", "consumption", contract, args.get("period_from", ""), args.get("period_to", ""),
-                       args.get("group_by", "month"))
-    if args.get("format") == "csv" or request.accept_mimetypes.best == "text/csv":
+    args = validated_query()
+    history = rpc.call("metering", "consumption", contract, args["period_from"], args["period_to"], args["group_by"])
+    if args["format"] == "csv" or request.accept_mimetypes.best == "text/csv":
         return _consumption_csv(contract, history)
     return jsonify(history)
 

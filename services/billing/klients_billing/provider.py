@@ -24,6 +24,7 @@ from typing import Any
 
 import requests
 
+from klients_common import constant_time
 from klients_common.errors import Unauthenticated, ValidationFailed
 
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -82,7 +83,7 @@ def verify_callback(secret: str, body: bytes, header: str, *, now: float | None 
     except (KeyError, ValueError) as exc:
         raise Unauthenticated("callback signature missing or malformed") from exc
     expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-    if not hmac.compare_digest(expected, given):
+    if not constant_time.equal(expected, given):
         raise Unauthenticated("callback signature does not match")
     if abs((now or time.time()) - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
         raise Unauthenticated("callback signature too old")

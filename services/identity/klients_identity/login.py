@@ -4,7 +4,6 @@ and what happens after any strong login (registration against the client registe
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import time
 from datetime import timedelta
@@ -13,6 +12,7 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
+from klients_common import constant_time
 from klients_common.personal_code import normalise_personal_code
 from klients_common.rpc import RpcClient
 
@@ -194,7 +194,7 @@ def eparaksts_callback() -> ResponseReturnValue:
     from .providers import eparaksts
 
     expected = session.pop("eparaksts_state", "")
-    if not expected or not hmac.compare_digest(expected, request.args.get("state", "")):
+    if not expected or not constant_time.equal(expected, request.args.get("state", "")):
         return pages.problem_page(400, "failed", pages.TEXT[pages.current_lang()]["expired"])
     try:
         identity = eparaksts().finish(code=request.args.get("code"), error=request.args.get("error"),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
 import time
 import uuid
@@ -27,6 +26,7 @@ from flask import Blueprint, Response, current_app, redirect, request, session, 
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from klients_common import constant_time
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
 from klients_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
@@ -150,7 +150,7 @@ def callback() -> ResponseReturnValue:
     """Exchange the code for the operator's tokens, verify the access token, open the staff session."""
     attempt = session.pop("operator_login", None)
     texts = pages.TEXT[pages.current_lang()]
-    if not attempt or not hmac.compare_digest(attempt["state"], request.args.get("state", "")) or \
+    if not attempt or not constant_time.equal(attempt["state"], request.args.get("state", "")) or \
             not request.args.get("code"):
         return pages.problem_page(400, "op_title", texts["op_session_expired"])
     settings = current_app.config["SETTINGS"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from typing import Any
 
 from flask import abort, render_template, request, session
 from flask.typing import ResponseReturnValue
+
+from klients_common import constant_time
 
 TEXT: dict[str, dict[str, str]] = {
     "lv": {
@@ -143,7 +144,7 @@ def csrf_token() -> str:
 def check_csrf() -> None:
     """Refuse a form POST without the session's CSRF token (400)."""
     sent = request.form.get("csrf", "")
-    if not sent or not hmac.compare_digest(sent, str(session.get("csrf", ""))):
+    if not sent or not constant_time.equal(str(session.get("csrf", "")), sent):
         abort(400, "The form has expired. Go back and try again.")
 
 

@@ -11,6 +11,8 @@ from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
+from klients_common import constant_time
+
 from .models import Preference
 
 REMINDER_TEMPLATES = frozenset({"reading_window_opened"})
@@ -37,7 +39,7 @@ def wants(session: Session, template: str, email: str) -> bool:
 
 def turn_off_reminders(session: Session, secret: str, email: str, sig: str) -> bool:
     """Turn reminders off for ``email`` if ``sig`` is right; return whether it was."""
-    if not hmac.compare_digest(signature(secret, email), sig or ""):
+    if not constant_time.equal(signature(secret, email), sig):
         return False
     row = session.get(Preference, email.lower()) or Preference(email=email.lower())
     row.reminders, row.updated_at = False, datetime.now(UTC)

@@ -1,0 +1,205 @@
+"""The API's description is its enforcement: each view declares its operation (summary, right, request
+schemas, response) with ``@operation``; requests are validated against those schemas
+(``validated_body``, ``validated_query``), and ``/api/v1/openapi.json`` is built from the same
+declarations and Flask's URL map. Nothing is kept by hand beside the code, so nothing can drift."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import jsonschema
+from flask import Flask, request
+
+from klients_common.errors import ValidationFailed
+
+from . import schemas
+
+F = TypeVar("F", bound=Callable[..., Any])
+FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one endpoint does, needs and answers."""
+
+    summary: str
+    tag: str
+    right: str | None = None  # the right needed on the path's contract; None: any valid token
+    public: bool = False  # no token (signed links, the provider's callback, the description itself)
+    step_up: bool = False  # changes need acr >= substantial
+    body: schemas.Schema | None = None
+    body_optional: bool = False
+    query: dict[str, tuple[schemas.Schema, bool]] = field(default_factory=dict)
+    headers: dict[str, tuple[schemas.Schema, bool, str]] = field(default_factory=dict)
+    response: schemas.Schema | None = None
+    status: int = 200
+    media: str = "application/json"
+    errors: tuple[int, ...] = ()
+
+
+OPERATIONS: dict[str, Operation] = {}
+
+
+def operation(**spec: Any) -> Callable[[F], F]:
+    """Declare the operation of an ``api`` view (register it under ``api.<function name>``)."""
+
+    def register(view: F) -> F:
+        OPERATIONS[f"api.{view.__name__}"] = Operation(**spec)
+        return view
+
+    return register
+
+
+def _field_errors(schema: schemas.Schema, instance: Any) -> list[dict[str, str]]:
+    """Return every violation as ``{field, code, message}`` (unknown and missing fields by name)."""
+    found: list[dict[str, str]] = []
+    validator = jsonschema.Draft202012Validator(schema, format_checker=FORMATS)
+    for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
+        path = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = set(error.schema.get("properties", {}))
+            found += [{"field": ".".join(filter(None, (path, k))), "code": "unknown_field",
+                       "message": f"{k} is not accepted here"} for k in sorted(set(error.instance) - known)]
+        elif error.validator == "required" and isinstance(error.instance, dict):
+            found += [{"field": ".".join(filter(None, (path, k))), "code": "required", "message": f"{k} is required"}
+                      for k in error.schema.get("required", []) if k not in error.instance]
+        else:
+            found.append({"field": path or "(body)", "code": str(error.validator),
+                          "message": error.message if len(error.message) < 200 else f"{path} is not valid"})
+    return found
+
+
+def validated_body() -> dict[str, Any]:
+    """Return the request's JSON body once it satisfies the operation's schema; else ValidationFailed
+    listing each bad field."""
+    spec = OPERATIONS[str(request.endpoint)]
+    assert spec.body is not None, "the operation declares no body"
+    errors = _header_errors(spec)
+    body: Any = {}
+    if not (spec.body_optional and not request.get_data(cache=True)):
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            errors.append({"field": "(body)", "code": "type", "message": "send a JSON object "
+                                                                        "(Content-Type: application/json)"})
+        else:
+            errors += _field_errors(spec.body, body)
+    if errors:
+        raise ValidationFailed("The request has errors.", {"errors": errors})
+    return dict(body)
+
+
+def _header_errors(spec: Operation) -> list[dict[str, str]]:
+    errors = []
+    for name, (schema, required, _text) in spec.headers.items():
+        value = request.headers.get(name)
+        if value is None:
+            if required:
+                errors.append({"field": name, "code": "required", "message": f"the {name} header is required"})
+        else:
+            errors += [{**p, "field": name} for p in _field_errors(schema, value)]
+    return errors
+
+
+def validated_query() -> dict[str, str]:
+    """Return the query parameters the operation declares (defaults filled in), checked against their schemas."""
+    spec = OPERATIONS[str(request.endpoint)]
+    values: dict[str, str] = {}
+    errors: list[dict[str, str]] = []
+    for name, (schema, required) in spec.query.items():
+        value = request.args.get(name)
+        if value is None:
+            if required:
+                errors.append({"field": name, "code": "required", "message": f"{name} is required"})
+            elif "default" in schema:
+                values[name] = schema["default"]
+            continue
+        problems = _field_errors(schema, value)
+        errors += [{**p, "field": name} for p in problems]
+        values[name] = value
+    if errors:
+        raise ValidationFailed("The query has errors.", {"errors": errors})
+    return values
+
+
+# --- the OpenAPI description ------------------------------------------------------------------------------
+
+ERROR_TEXT = {
+    400: "Bad request", 401: "No valid access token (see WWW-Authenticate)",
+    403: "The grant lacks the right (`missing_right`), or a stronger login is needed (`acr_values`, RFC 9470)",
+    404: "No such object, or no grant on the contract (never told apart)", 409: "Conflicts with the current state",
+    413: "Too large", 415: "Unsupported media type", 422: "Validation failed: `errors` lists each bad field",
+    429: "Too many requests (see Retry-After)", 503: "A service is not answering (see Retry-After)",
+}
+
+
+def _path(rule: str) -> tuple[str, list[str]]:
+    names = re.findall(r"<(?:[a-z]+:)?([a-z_]+)>", rule)
+    return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule), names
+
+
+def _operation_object(endpoint: str, method: str, spec: Operation, path_params: list[str],
+                      doc: str) -> dict[str, Any]:
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    statuses = set(spec.errors) | {429}
+    if not spec.public:
+        statuses |= {401, 503}
+        if "contract" in path_params:
+            statuses |= {403, 404}
+    if spec.body is not None or spec.query:
+        statuses.add(422)
+    if spec.step_up:
+        statuses.add(403)
+    description = doc
+    if spec.right:
+        description += f"\n\nNeeds `{spec.right}` on the contract" + (
+            " and a login of `acr` ≥ substantial (else 403 with a step-up challenge)." if spec.step_up else ".")
+    result: dict[str, Any] = {
+        "operationId": endpoint.removeprefix("api."), "summary": spec.summary, "tags": [spec.tag],
+        "description": description.strip(),
+        "parameters": [{"name": p, "in": "path", "required": True,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 64}} for p in path_params]
+        + [{"name": n, "in": "query", "required": req, "schema": s} for n, (s, req) in spec.query.items()]
+        + [{"name": n, "in": "header", "required": req, "schema": s, "description": text}
+           for n, (s, req, text) in spec.headers.items()],
+        "responses": {str(spec.status): {"description": "OK", "content": {
+            spec.media: {"schema": spec.response or {}}} if spec.media == "application/json"
+            else {spec.media: {"schema": {"type": "string", "format": "binary"}}}},
+            **{str(s): {"description": ERROR_TEXT[s], "content": problem} for s in sorted(statuses)}},
+    }
+    if spec.body is not None:
+        result["requestBody"] = {"required": not spec.body_optional,
+                                 "content": {"application/json": {"schema": spec.body}}}
+    result["security"] = [] if spec.public else [{"bearer": []}]
+    return result
+
+
+def build(app: Flask) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 description of every declared ``/api/v1`` operation."""
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():
+        spec = OPERATIONS.get(rule.endpoint)
+        if spec is None:
+            continue
+        path, params = _path(rule.rule)
+        doc = (app.view_functions[rule.endpoint].__doc__ or "").strip()
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation_object(rule.endpoint, method, spec, params, doc)
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {"title": "Klients public API", "version": "1.0.0",
+                 "description": "The client portal's API: bills and payments, meters and readings, consumption, "
+                                "contact details, and the users of a contract. JSON in and out; errors are RFC 9457 "
+                                "problem details. A contract the caller has no grant on answers 404."},
+        "servers": [{"url": "/"}],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                           "description": "An RFC 9068 access token from identity (or the "
+                                                          "configured Keycloak realm); see docs/tokens.md"}},
+            "schemas": {"Problem": schemas.PROBLEM},
+        },
+    }
