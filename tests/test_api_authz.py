@@ -1,0 +1,116 @@
+"""The authorisation matrix, for every operation the OpenAPI description lists (so a new endpoint is covered
+the day it is declared): no token, an expired token, a token for another audience, no grant on the contract
+(404, never 403), a grant lacking the right (403 naming it), a mandate that ended, a low-assurance session
+on changes (step-up), client-supplied identity headers ignored, body fields trying to set role or contract
+refused."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+from sqlalchemy.orm import sessionmaker
+
+from klients_common.db import make_engine
+from klients_common.grants import ALL_RIGHTS, Right, Role
+from klients_common.grants import Grant as TokenGrant
+from klients_gateway import create_app
+from klients_gateway.openapi import OPERATIONS, Operation
+from klients_identity.tokens import issue_access_token
+
+LOW = "http://eidas.europa.eu/LoA/low"
+HIGH = "http://eidas.europa.eu/LoA/high"
+CONTRACT = "LVG-100001"
+SAMPLE_BODY = {"name": "A", "email": "a@example.lv", "level": "bills", "value": 1, "amount": "1.00",
+               "phone": "+37120000000"}
+
+
+def _operations() -> list[tuple[str, str, str, Operation]]:
+    app = create_app()
+    found = []
+    for rule in app.url_map.iter_rules():
+        spec = OPERATIONS.get(rule.endpoint)
+        if spec is None or spec.public:
+            continue
+        path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda m: CONTRACT if m.group(1) == "contract" else "x1", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            found.append((f"{method} {rule.rule}", method, path, spec))
+    app.extensions["klients_rpc"].close()
+    return found
+
+
+OPS = _operations()
+CONTRACT_OPS = [op for op in OPS if "/contracts/" + CONTRACT in op[2]]
+ids = [op[0] for op in OPS]
+
+
+def token(grants: list[TokenGrant], *, acr: str = HIGH, audience: str = "klients-api", ttl: int = 300,
+          now: float | None = None) -> str:
+    session = sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))()
+    try:
+        return issue_access_token(session, issuer=os.environ["IDENTITY_ISSUER"], audience=audience,
+                                  subject="p-authz", client_id="klients-portal", grants=grants, acr=acr,
+                                  amr=["smartid"], ttl=ttl, now=now, auth_time=int(time.time()))
+    finally:
+        session.close()
+
+
+def send(gateway, method: str, path: str, spec: Operation, bearer: str | None, *, body: dict | None = None,
+         headers: dict | None = None):
+    sent = {"Idempotency-Key": "authz-key-1", **(headers or {})}
+    if bearer:
+        sent["Authorization"] = f"Bearer {bearer}"
+    payload = body if body is not None else ({k: v for k, v in SAMPLE_BODY.items()
+                                              if k in spec.body.get("properties", {})} if spec.body else None)
+    return gateway.open(path, method=method, headers=sent, json=payload, query_string={
+        "period_from": "2026-01-01", "period_to": "2026-02-01"})
+
+
+def owner(contract: str = CONTRACT, **kwargs) -> str:
+    return token([TokenGrant(contract, Role.OWNER, ALL_RIGHTS)], **kwargs)
+
+
+@pytest.mark.parametrize(("label", "method", "path", "spec"), OPS, ids=ids)
+def test_no_expired_or_foreign_token_is_401(gateway, stack, label, method, path, spec):
+    for bearer in (None, "not-a-jwt", owner(now=time.time() - 3600),  # expired an hour ago
+                   owner(audience="another-api")):
+        answer = send(gateway, method, path, spec, bearer)
+        assert answer.status_code == 401, (label, bearer and bearer[:10])
+        assert answer.mimetype == "application/problem+json" and answer.headers["WWW-Authenticate"].startswith(
+            "Bearer")
+
+
+@pytest.mark.parametrize(("label", "method", "path", "spec"), CONTRACT_OPS, ids=[op[0] for op in CONTRACT_OPS])
+def test_contract_rights(gateway, stack, label, method, path, spec):
+    # No grant on this contract (one on another): 404, and identity headers a client adds change nothing.
+    other = owner("LVG-100002")
+    answer = send(gateway, method, path, spec, other, headers={
+        "X-Person-Id": "p-authz", "X-User": CONTRACT, "X-Forwarded-User": "owner", "X-Contract": CONTRACT,
+        "X-Roles": "owner"})
+    assert answer.status_code == 404, label
+    # A mandate that ended yesterday: 404 as well.
+    ended = token([TokenGrant(CONTRACT, Role.DELEGATE, ALL_RIGHTS, int(time.time()) - 86400)])
+    assert send(gateway, method, path, spec, ended).status_code == 404, label
+    if spec.right:
+        # Every right but the one needed: 403 naming it.
+        lacking = token([TokenGrant(CONTRACT, Role.SUBUSER, ALL_RIGHTS - {Right(spec.right)})])
+        refused = send(gateway, method, path, spec, lacking)
+        assert refused.status_code == 403 and refused.get_json()["missing_right"] == spec.right, label
+    if spec.step_up:
+        weak = send(gateway, method, path, spec, owner(acr=LOW))
+        assert weak.status_code == 403 and 'error="insufficient_user_authentication"' in \
+            weak.headers["WWW-Authenticate"], label
+
+
+@pytest.mark.parametrize(("label", "method", "path", "spec"), [op for op in OPS if op[3].body],
+                         ids=[op[0] for op in OPS if op[3].body])
+def test_body_fields_setting_role_contract_or_person_are_refused(gateway, stack, label, method, path, spec):
+    base = {k: v for k, v in SAMPLE_BODY.items() if k in spec.body.get("properties", {})}
+    for extra in ({"contract": "LVG-100002"}, {"role": "owner"}, {"person_id": "someone-else"},
+                  {"rights": ["users:manage"]}):
+        answer = send(gateway, method, path, spec, owner(), body={**base, **extra})
+        assert answer.status_code == 422, (label, extra)
+        fields = {e["field"] for e in answer.get_json()["errors"]}
+        assert set(extra) <= fields, (label, extra, fields)
