@@ -3,6 +3,8 @@ problem+json for unknown routes and methods."""
 
 from __future__ import annotations
 
+from tests.helpers import bearer
+
 
 def test_cors_only_for_configured_portal_origins(gateway, mint):
     token = mint({"LVG-100001": "owner"})
@@ -38,3 +40,25 @@ def test_unknown_routes_and_methods_are_problem_json(gateway):
     assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
     wrong = gateway.delete("/api/v1/me")
     assert wrong.status_code == 405 and wrong.mimetype == "application/problem+json"
+
+
+def test_access_logs_are_json_with_the_request_id_and_nothing_secret(gateway, mint, caplog):
+    import json
+    import logging
+
+    from klients_common.jsonlog import JsonFormatter
+
+    token = mint({"LVG-100001": "owner"}, subject="p-logs")
+    with caplog.at_level(logging.INFO):
+        gateway.get("/api/v1/contracts/LVG-100001/balance", headers={**bearer(token), "X-Request-Id": "req-logs-0001"})
+        gateway.get("/api/v1/notifications/unsubscribe?email=secret.person@example.lv&sig=abc",
+                    headers={"X-Request-Id": "bad id with spaces {}"})
+    lines = [JsonFormatter().format(r) for r in caplog.records]
+    access = [json.loads(line) for line in lines if '"logger": "klients_gateway.access"' in line]
+    first = next(a for a in access if a["request_id"] == "req-logs-0001")
+    assert (first["route"], first["status"], first["person"]) == ("/api/v1/contracts/<contract>/balance", 200, "p-logs")
+    second = access[-1]
+    assert second["route"] == "/api/v1/notifications/unsubscribe" and " " not in second["request_id"]
+    everything = "\n".join(lines)
+    assert token not in everything and token.split(".")[2] not in everything
+    assert "secret.person@example.lv" not in everything

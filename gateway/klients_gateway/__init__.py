@@ -16,13 +16,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
-    from . import auth, errors, http, probes, rpc
+    from . import auth, errors, http, limits, probes, rpc
     from .api import api
 
     errors.init_app(app)
     auth.init_app(app)
     rpc.init_app(app)
     http.init_app(app)
+    limits.init_app(app)
     app.register_blueprint(probes.probes)
     app.register_blueprint(api)
     return app
+
+
+def serve_app() -> Flask:
+    """The gateway as gunicorn serves it: JSON logs (``LOG_FORMAT``) on stderr, then the app."""
+    import os
+
+    from klients_common.jsonlog import configure
+
+    configure(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "json"))
+    return create_app()

@@ -16,8 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default=os.environ.get("GATEWAY_THREADS", "16"))
     args = parser.parse_args(argv)
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers", str(args.workers),
-                               "--threads", str(args.threads), "--access-logfile", "-",
-                               "klients_gateway:create_app()"])
+                               "--threads", str(args.threads), "klients_gateway:serve_app()"])
 
 
 if __name__ == "__main__":

@@ -7,12 +7,14 @@ multiprocess mode) or scrape each worker.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+ACCESS_LOG = logging.getLogger("klients_gateway.access")
 REQUESTS = Counter("klients_gateway_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram("klients_gateway_request_seconds", "HTTP request latency", ["route"])
 RPC_LATENCY = Histogram("klients_gateway_rpc_seconds", "RPC latency by service and method", ["service", "method"])
@@ -41,8 +43,13 @@ def init_app(app: Flask) -> None:
         response.vary.add("Origin")
         route = request.url_rule.rule if request.url_rule else "unmatched"
         REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        if "started" in g:
-            LATENCY.labels(route).observe(time.perf_counter() - g.started)
+        elapsed = time.perf_counter() - g.started if "started" in g else 0.0
+        LATENCY.labels(route).observe(elapsed)
+        token = g.get("token")
+        ACCESS_LOG.info("request", extra={  # the route template, never the raw URL (queries hold addresses)
+            "method": request.method, "route": route, "status": response.status_code,
+            "duration_ms": round(elapsed * 1000, 2), "person": token.subject if token is not None else None,
+            "request_id": g.get("request_id")})
         return response
 
     @app.get("/metrics")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 from flask import Flask, current_app, g, request
 
+from klients_common.jsonlog import REQUEST_ID
 from klients_common.rpc import RpcClient
 
 from .http import RPC_LATENCY
+
+REQUEST_ID_FORMAT = re.compile(r"[A-Za-z0-9._:-]{8,64}")  # a caller's id is kept only if it is this harmless
 
 
 def init_app(app: Flask) -> None:
@@ -20,7 +24,8 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _request_id() -> None:
         supplied = request.headers.get("X-Request-Id", "")
-        g.request_id = supplied if 8 <= len(supplied) <= 64 and supplied.isascii() else str(uuid.uuid4())
+        g.request_id = supplied if REQUEST_ID_FORMAT.fullmatch(supplied) else str(uuid.uuid4())
+        REQUEST_ID.set(g.request_id)
 
     @app.after_request
     def _echo_request_id(response: Any) -> Any:

@@ -6,7 +6,11 @@
 | ``TOKEN_ISSUERS`` | identity at ``IDENTITY_ISSUER`` (``http://127.0.0.1:8001``), audience ``klients-api`` | whose access tokens are accepted (JSON list) |
 | ``TOKEN_LEEWAY`` | ``30`` | clock skew allowed, seconds |
 | ``RPC_TIMEOUT`` | ``5`` | seconds to wait for a service before answering 503 |
-| ``READY_SERVICES`` | ``billing,metering,notifications`` | services ``/readyz`` asks |
+| ``READY_SERVICES`` | ``billing,metering,notifications,identity`` | services ``/readyz`` asks |
+| ``RATE_LIMIT_IP`` / ``RATE_LIMIT_PERSON`` | ``600/minute`` / ``300/minute`` | API requests per client address and per person (token ``sub``), all routes together |
+| ``RATE_LIMIT_STORAGE`` | ``memory://`` | where counts live; ``redis://host:6379`` when several gateway instances run |
+| ``TRUSTED_PROXIES`` | ``0`` | reverse proxies in front whose ``X-Forwarded-For`` is believed |
+| ``LOG_FORMAT`` | ``json`` | ``json`` (one object per line) or ``text`` |
 | ``CORS_ORIGINS`` | ``http://127.0.0.1:3000,http://localhost:3000`` | portal origins browsers may call the API from (nothing else gets CORS headers) |
 """
 
@@ -28,6 +32,11 @@ class Settings:
     rpc_timeout: float
     ready_services: tuple[str, ...]
     cors_origins: tuple[str, ...]
+    rate_limit_ip: str
+    rate_limit_person: str
+    rate_limit_storage: str
+    trusted_proxies: int
+    log_format: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -38,7 +47,12 @@ class Settings:
             token_leeway=env_int("TOKEN_LEEWAY", 30),
             rpc_timeout=env_float("RPC_TIMEOUT", 5.0),
             ready_services=tuple(
-                s for s in env_str("READY_SERVICES", "billing,metering,notifications").split(",") if s),
+                s for s in env_str("READY_SERVICES", "billing,metering,notifications,identity").split(",") if s),
             cors_origins=tuple(o.strip() for o in env_str(
                 "CORS_ORIGINS", "http://127.0.0.1:3000,http://localhost:3000").split(",") if o.strip()),
+            rate_limit_ip=env_str("RATE_LIMIT_IP", "600/minute"),
+            rate_limit_person=env_str("RATE_LIMIT_PERSON", "300/minute"),
+            rate_limit_storage=env_str("RATE_LIMIT_STORAGE", "memory://"),
+            trusted_proxies=env_int("TRUSTED_PROXIES", 0),
+            log_format=env_str("LOG_FORMAT", "json"),
         )

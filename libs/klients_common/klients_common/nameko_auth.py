@@ -25,6 +25,7 @@ from nameko.extensions import DependencyProvider
 from .auth import AccessToken, TokenVerifier
 from .errors import KlientsError, NotFound
 from .grants import Grant, Right
+from .jsonlog import REQUEST_ID
 from .revocations import REVOCATIONS
 
 CONTEXT_KEY = "authorization"
@@ -95,3 +96,8 @@ class Authorization(DependencyProvider):
     def get_dependency(self, worker_ctx: Any) -> Caller:
         """Return the caller of this worker."""
         return Caller(self.verifier, worker_ctx)
+
+    def worker_setup(self, worker_ctx: Any) -> None:
+        """Put the caller's request id on this worker's log records (the worker's own green thread)."""
+        request_id = worker_ctx.data.get("request_id")
+        REQUEST_ID.set(request_id if isinstance(request_id, str) and len(request_id) <= 64 else None)

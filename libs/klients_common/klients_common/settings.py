@@ -78,8 +78,12 @@ def nameko_config(service: str, **extra: Any) -> dict[str, Any]:
         "LOGGING": {
             "version": 1,
             "disable_existing_loggers": False,
-            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s [" + service + "] %(name)s: %(message)s"}},
-            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+            "formatters": {
+                "plain": {"format": "%(asctime)s %(levelname)s [" + service + "] %(name)s: %(message)s"},
+                "json": {"()": "klients_common.jsonlog.JsonFormatter"},
+            },
+            "handlers": {"console": {"class": "logging.StreamHandler",
+                                     "formatter": "json" if env_str("LOG_FORMAT", "json") == "json" else "plain"}},
             "root": {"level": env_str("LOG_LEVEL", "INFO"), "handlers": ["console"]},
         },
     }

@@ -1,0 +1,51 @@
+"""Rate limits on the public API (flask-limiter): per client address and per person, shared by every route.
+
+A person is the verified token's ``sub``; requests without a valid token count against their address only.
+Behind ``TRUSTED_PROXIES`` reverse proxies the address is the one they report. Counts live in memory by
+default (one process); production points ``RATE_LIMIT_STORAGE`` at a shared store (``redis://host:6379``)
+so every gateway instance counts together. A refusal is a 429 problem+json with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from klients_common.auth import InvalidToken
+
+
+def client_address() -> str:
+    """Return the key of the client's address."""
+    return f"ip:{get_remote_address()}"
+
+
+def person_or_address() -> str:
+    """Return the key of the verified person, or of the address when no valid token came."""
+    from flask import current_app
+
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        try:
+            token = current_app.extensions["klients_verifier"].verify(value.strip())
+        except InvalidToken:
+            return client_address()
+        g.verified = (value.strip(), token)  # token_required reuses it: one verification per request
+        return f"person:{token.subject}"
+    return client_address()
+
+
+def init_app(app: Flask) -> None:
+    """Limit the ``api`` blueprint per address and per person."""
+    from .api import api
+
+    settings = app.config["SETTINGS"]
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]
+                                x_proto=settings.trusted_proxies)
+    limiter = Limiter(client_address, app=app, storage_uri=settings.rate_limit_storage, headers_enabled=True,
+                      strategy="moving-window")
+    limiter.shared_limit(settings.rate_limit_ip, scope="api-address", key_func=client_address)(api)
+    limiter.shared_limit(settings.rate_limit_person, scope="api-person", key_func=person_or_address)(api)
+    app.extensions["klients_limiter"] = limiter

@@ -1,0 +1,46 @@
+"""Structured logs: one JSON object per line, with the request id of the request (or RPC call) being
+served, for every service and the gateway.
+
+Nothing secret goes in: records carry what the code logs (which never includes tokens, passwords or
+personal codes) plus ``request_id``; the gateway's access lines name the route template, not the raw URL
+(query strings can hold e-mail addresses and signatures).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON line: time (UTC), level, logger, message, request id, extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
+        if request_id:
+            entry["request_id"] = request_id
+        entry.update({k: v for k, v in record.__dict__.items() if k not in STANDARD and k != "request_id"})
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure(level: str = "INFO", fmt: str = "json") -> None:
+    """Send the root logger's records to stderr, as JSON lines (``fmt="json"``) or plain text."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
