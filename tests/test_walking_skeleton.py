@@ -125,4 +125,4 @@ def test_gateway_answers_503_when_a_service_does_not_answer(stack, gateway, mint
         impatient.extensions["klients_rpc"].close()
         stack.start_service("metering", rpc)
     assert gateway.get("/readyz").get_json() == {
-        "status": "ready", "services": {"billing": True, "metering": True, "notifications": True}}
+        "status": "ready", "services": {"billing": True, "metering": True, "notifications": True, "identity": True}}
