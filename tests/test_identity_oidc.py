@@ -271,3 +271,47 @@ def test_login_attempts_are_rate_limited_per_address():
 def test_login_form_without_csrf_token_is_refused():
     response = requests.post(f"{ISSUER}/login/smart-id", data={"personal_code": "040404-10003"}, timeout=10)
     assert response.status_code == 400
+
+
+def test_a_property_manager_gets_contract_scoped_tokens(gateway, new_contract):
+    """More grants than a token carries: the plain token has the first 12 and says so; RFC 8707 ``resource``
+    asks for a token scoped to chosen contracts (at the code exchange or a refresh); /me lists them all."""
+    from tests.helpers import bearer
+
+    real = new_contract().number
+    numbers = sorted([real] + [f"PM-{i:03d}" for i in range(19)])
+    browser, _, _ = logged_in_browser(grants=tuple((n, "owner") for n in numbers))
+    verifier, challenge = pkce()
+    plain = exchange(code_for(browser, (verifier, challenge)), verifier).json()
+    claims = decode(plain["access_token"])
+    assert len(claims["grants"]) == 12 and claims["grants_complete"] is False
+    me = gateway.get("/api/v1/me", headers=bearer(plain["access_token"])).get_json()
+    assert [g["contract"] for g in me["grants"]] == numbers and me["token_grants_complete"] is False
+    listed = gateway.get("/api/v1/contracts", headers=bearer(plain["access_token"])).get_json()["items"]
+    assert sorted(i["number"] for i in listed if i["number"] in numbers) == numbers
+
+    scoped = refresh_with(plain["refresh_token"], resource=f"urn:klients:contract:{real}")
+    assert scoped.status_code == 200, scoped.text
+    scoped_claims = decode(scoped.json()["access_token"])
+    assert list(scoped_claims["grants"]) == [real] and scoped_claims["grants_complete"] is False
+    assert gateway.get(f"/api/v1/contracts/{real}/balance",
+                       headers=bearer(scoped.json()["access_token"])).status_code == 200
+
+    verifier, challenge = pkce()
+    two = exchange(code_for(browser, (verifier, challenge)), verifier,
+                   resource=[f"urn:klients:contract:{numbers[-1]}", f"urn:klients:contract:{numbers[-2]}"]).json()
+    assert set(decode(two["access_token"])["grants"]) == {numbers[-1], numbers[-2]}
+    for bad in ("urn:klients:contract:LVG-100004", "https://evil.example/", "urn:klients:contract:"):
+        verifier, challenge = pkce()
+        refused = exchange(code_for(browser, (verifier, challenge)), verifier, resource=bad)
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_target", bad
+
+
+def refresh_with(refresh_token: str, **extra: str):
+    return requests.post(f"{ISSUER}/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token,
+                                                  "client_id": PORTAL, **extra}, timeout=10)
+
+
+def decode(token: str) -> dict:
+    """Return a token's claims, verified (the JWKS of identity)."""
+    return TokenVerifier([TrustedIssuer(ISSUER, f"{ISSUER}/jwks.json", "klients-api")]).verify(token).claims

@@ -92,7 +92,9 @@ PROBLEM = obj({
 
 GRANT = obj({"contract": {"type": "string"}, "role": ROLE, "rights": {"type": "array", "items": RIGHT},
              "until": {"type": ["integer", "null"], "description": "epoch seconds the grant ends"}}, closed=False)
-ME = obj({"id": {"type": "string"}, "acr": {"type": "string"}, "grants": {"type": "array", "items": GRANT}},
+ME = obj({"id": {"type": "string"}, "acr": {"type": "string"}, "grants": {"type": "array", "items": GRANT},
+          "token_grants_complete": {"type": "boolean", "description": "false: the token carries some of these "
+                                                                      "(ask for contract-scoped tokens)"}},
          closed=False)
 CONTACT = obj({"given_name": {"type": "string"}, "family_name": {"type": "string"}, "email": NULLABLE_STRING,
                "email_pending": NULLABLE_STRING, "phone": NULLABLE_STRING, "address": NULLABLE_STRING,

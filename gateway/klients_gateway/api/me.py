@@ -20,22 +20,26 @@ from . import api
 def me() -> ResponseReturnValue:
     """Return the caller and their live grants (from the verified token)."""
     token = current_token()
-    return jsonify({
-        "id": token.subject,
-        "acr": token.acr,
-        "grants": [
-            {"contract": g.contract, "role": g.role.value, "rights": sorted(g.rights), "until": g.until}
-            for g in sorted(token.live_grants(), key=lambda g: g.contract)
-        ],
-    })
+    complete = token.claims.get("grants_complete", True) is not False
+    grants = [{"contract": g.contract, "role": g.role.value, "rights": sorted(g.rights), "until": g.until}
+              for g in sorted(token.live_grants(), key=lambda g: g.contract)] if complete else \
+        rpc.call("identity", "list_my_grants")  # more than a token carries: identity has them all
+    return jsonify({"id": token.subject, "acr": token.acr, "grants": grants, "token_grants_complete": complete})
 
 
 @api.get("/contracts")
 @operation(summary="Contracts the caller may see", tag="contracts", response=s.items(s.CONTRACT))
 @token_required
 def contracts() -> ResponseReturnValue:
-    """Return the contracts the caller may see, with their role."""
-    return jsonify({"items": rpc.call("billing", "list_contracts")})
+    """Return the contracts the caller may see, with their role. For a person with more grants than a token
+    carries (``grants_complete: false``), the ones beyond the token are listed by number and role only: ask
+    for a contract-scoped token (``resource=urn:klients:contract:<number>``) to see one in full."""
+    items = rpc.call("billing", "list_contracts")
+    if current_token().claims.get("grants_complete", True) is False:
+        shown = {item["number"] for item in items}
+        items += [{"number": g["contract"], "role": g["role"], "details": "ask for a contract-scoped token"}
+                  for g in rpc.call("identity", "list_my_grants") if g["contract"] not in shown]
+    return jsonify({"items": items})
 
 
 @api.get("/contracts/<contract>")

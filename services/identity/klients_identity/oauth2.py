@@ -18,11 +18,11 @@ from typing import Any, ClassVar
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, InvalidRequestError, OAuth2Error, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,7 @@ from klients_common.grants import Role, SubuserLevel, rights_for
 
 from . import db, keys
 from .models import AuthorizationCode, Grant, LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
-from .tokens import issue_access_token
+from .tokens import MAX_GRANTS_IN_TOKEN, issue_access_token
 
 CODE_TTL = timedelta(seconds=60)
 REFRESH_TTL = timedelta(hours=8)
@@ -338,17 +338,44 @@ def user_info(person: Person, scope: str, *, sid: str | None = None) -> UserInfo
 
 # --- tokens -------------------------------------------------------------------------------------------
 
+CONTRACT_RESOURCE = "urn:klients:contract:"
+
+
+class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
+    """RFC 8707: the requested resource is unknown or not the caller's."""
+
+    error = "invalid_target"
+
+
+def requested_contracts(resources: list[str]) -> set[str] | None:
+    """Return the contracts a token request asks to be scoped to (RFC 8707 ``resource``), or None."""
+    if not resources:
+        return None
+    if len(resources) > MAX_GRANTS_IN_TOKEN or not all(
+            r.startswith(CONTRACT_RESOURCE) and 0 < len(r) - len(CONTRACT_RESOURCE) <= 32 for r in resources):
+        raise InvalidTargetError(f"resource is {CONTRACT_RESOURCE}<contract>, at most {MAX_GRANTS_IN_TOKEN} of them")
+    return {r.removeprefix(CONTRACT_RESOURCE) for r in resources}
+
 def generate_token(grant_type: str, client: Client, user: Subject | None = None, scope: str | None = None,
                    expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
     """Return the token response: an RFC 9068 access token and, for code and refresh grants, a new refresh token."""
     settings = current_app.config["SETTINGS"]
     if user is None:
         raise ValueError("tokens are issued to persons only")
+    grants = live_grants(db(), user.person_id)
+    wanted = requested_contracts(request.form.getlist("resource"))
+    partial = False
+    if wanted is not None:
+        held = {g.contract for g in grants}
+        if not wanted <= held:
+            raise InvalidTargetError("a requested resource is not a contract you have access to")
+        partial = len(wanted) < len(held)
+        grants = [g for g in grants if g.contract in wanted]
     access = issue_access_token(
         db(), issuer=settings.issuer, audience=settings.api_audience, subject=user.person_id,
-        client_id=client.get_client_id(), grants=live_grants(db(), user.person_id), acr=user.acr,
+        client_id=client.get_client_id(), grants=grants, acr=user.acr,
         amr=user.amr, scope=scope or "", auth_time=int(user.auth_time.timestamp()), sid=user.sid,
-        ttl=settings.access_token_ttl)
+        ttl=settings.access_token_ttl, partial=partial)
     token = {"token_type": "Bearer", "access_token": access, "expires_in": settings.access_token_ttl,
              "scope": scope or ""}
     if include_refresh_token and "refresh_token" in client.row.grant_types.split():

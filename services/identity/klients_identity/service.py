@@ -65,6 +65,15 @@ class IdentityService:
         relay_quietly(self.db, outbox, self.dispatch)
         return result
 
+    @rpc
+    def list_my_grants(self) -> list[dict[str, Any]]:
+        """The caller's live grants from the database: all of them, also when there are more than a token
+        carries (``grants_complete: false``)."""
+        from .oauth2 import live_grants
+
+        return [{"contract": g.contract, "role": g.role.value, "rights": sorted(g.rights), "until": g.until}
+                for g in sorted(live_grants(self.db, self.auth.person_id), key=lambda g: g.contract)]
+
     # --- access management ----------------------------------------------------------------------------
 
     def _actor(self, contract: str, *, change: bool) -> access.Actor:
