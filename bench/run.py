@@ -7,6 +7,8 @@ gateway under gunicorn, then measures, in one run:
 * nameko RPC through the gateway's persistent client (billing.get_contract, token verified in the service);
 * the gateway's authorised read ``GET /api/v1/contracts/{c}`` sequentially (p50/p99) and with 32
   concurrent clients (requests/s);
+* the balance endpoint under 32 clients with tokens of a person with one grant and of one with 500
+  (``bench/gateway.py``);
 * metering: reading submissions end to end, consumption history over ten years (``bench/metering.py``);
 * identity: code-exchange latency, refresh grants per second beside Keycloak's on the same machine
   (``bench/identity.py``);
@@ -38,6 +40,7 @@ from tests.stack import load_env, mint_token, start_system  # noqa: E402
 
 load_env()
 os.environ["RATE_LIMIT_TOKEN"] = "1000000/minute"  # measure the server, not its abuse protection
+os.environ["RATE_LIMIT_IP"] = os.environ["RATE_LIMIT_PERSON"] = "100000000/minute"
 os.environ["IDENTITY_WORKERS"] = "2"  # one per core, as in production
 
 import pika  # noqa: E402
@@ -157,6 +160,11 @@ def main() -> None:
             elapsed = time.perf_counter() - started
         results["gateway_authorised_read_32_clients"] = {
             **percentiles(samples), "requests_per_s": round(CONCURRENT_REQUESTS / elapsed, 1)}
+
+        import gateway as gateway_bench
+
+        for name, numbers in gateway_bench.balance(gateway, percentiles).items():
+            results[f"balance_32_clients_{name}"] = numbers
 
         import metering
 
