@@ -77,10 +77,11 @@ class Stack:
         self.logs = Path(os.environ["KLIENTS_VAR_DIR"]) / "log"
         self.logs.mkdir(parents=True, exist_ok=True)
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """Start one process, its output in var/test/log/NAME.log."""
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start one process (``env`` added to ours), its output in var/test/log/NAME.log."""
         with (self.logs / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=os.environ.copy())
+            proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                    env={**os.environ, **(env or {})})
         self.procs[name] = proc
         return proc
 

@@ -32,6 +32,24 @@ def ensure_portal_client(session, settings: Settings) -> None:  # type: ignore[n
                                 grant_types="authorization_code refresh_token"))
 
 
+def ensure_broker_client(session, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """Keycloak-fronted mode: Keycloak's confidential client at identity, kept as configured."""
+    from .models import OAuthClient
+    from .oauth2 import hasher
+
+    row = session.get(OAuthClient, "keycloak-broker") or OAuthClient(client_id="keycloak-broker")
+    row.name, row.redirect_uris = "Keycloak portal realm", [settings.broker_redirect_uri]
+    row.post_logout_redirect_uris = [f"{settings.keycloak_url}/realms/{settings.portal_realm}/"]
+    row.scopes, row.grant_types = "openid profile email grants", "authorization_code"
+    try:
+        current = row.secret_hash is not None and hasher.verify(row.secret_hash, settings.keycloak_broker_secret)
+    except Exception:  # noqa: BLE001 - argon2 raises on a mismatch: the secret was changed
+        current = False
+    if not current:
+        row.secret_hash = hasher.hash(settings.keycloak_broker_secret)
+    session.add(row)
+
+
 def add_client(session, args: argparse.Namespace) -> str | None:  # type: ignore[no-untyped-def]
     """Register a client; return its secret (shown once) for a confidential one."""
     from .models import OAuthClient
@@ -79,8 +97,15 @@ def main(argv: list[str] | None = None) -> int:
 
         from .service import IdentityService
 
+        services: list[type] = [IdentityService]
+        if settings.keycloak_fronted:
+            from .keycloak_sync import KeycloakSyncService
+
+            services.append(KeycloakSyncService)
         run_services(nameko_config("identity", IDENTITY_ISSUER=settings.issuer,
-                                    INVITATION_TTL_HOURS=settings.invitation_ttl_hours), IdentityService)
+                                    INVITATION_TTL_HOURS=settings.invitation_ttl_hours,
+                                    KEYCLOAK_URL=settings.keycloak_url, PORTAL_REALM=settings.portal_realm,
+                                    KEYCLOAK_SYNC_SECRET=settings.keycloak_sync_secret), *services)
         return 0
     factory = sessionmaker(make_engine(settings.database_url))
     if args.command == "migrate":
@@ -88,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         with transaction(factory) as session:
             keys.ensure_key(session, token_ttl=settings.access_token_ttl)
             ensure_portal_client(session, settings)
+            if settings.keycloak_fronted:
+                ensure_broker_client(session, settings)
     elif args.command == "rotate-keys":
         with transaction(factory) as session:
             key = keys.rotate(session, publish_ahead=0 if args.now else settings.key_publish_ahead,

@@ -9,6 +9,7 @@ rotate on every use and a reused one revokes its whole family; no implicit or pa
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from klients_common.grants import Grant as TokenGrant
-from klients_common.grants import Role, SubuserLevel, rights_for
+from klients_common.grants import Role, SubuserLevel, grants_claim, rights_for
 
 from . import db, keys
 from .models import AuthorizationCode, Grant, LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
@@ -319,8 +320,15 @@ class OpenIDConnect(OpenIDCode):  # type: ignore[misc]
         return {"iss": settings.issuer, "aud": [client.get_client_id()], "exp": int(time.time()) + 300}
 
     def generate_user_info(self, user: Subject, scope: str) -> UserInfo:
-        """Return the ID token's claims about the person."""
-        return user_info(user.person, scope, sid=user.sid)
+        """Return the ID token's claims about the person: also ``acr``/``amr``, and with scope ``grants``
+        (Keycloak brokering to identity) the person's grants as JSON text in ``klients_grants`` (an
+        identity-provider mapper stores a string claim as it is; Keycloak's token mapper parses it back)."""
+        info = user_info(user.person, scope, sid=user.sid)
+        info.update(acr=user.acr, amr=user.amr)
+        if "grants" in scope.split():
+            info["klients_grants"] = json.dumps(grants_claim(live_grants(db(), user.person_id)[:MAX_GRANTS_IN_TOKEN]),
+                                                separators=(",", ":"), sort_keys=True)
+        return info
 
 
 def user_info(person: Person, scope: str, *, sid: str | None = None) -> UserInfo:

@@ -19,7 +19,7 @@ from .models import LoginSession, OAuthClient, Person, RefreshToken, RevokedAcce
 from .oauth2 import Client, Subject, digest, query_client, revoke_family, server, user_info
 
 bp = Blueprint("oidc", __name__)
-SCOPES = ["openid", "profile", "email", "offline_access"]
+SCOPES = ["openid", "profile", "email", "offline_access", "grants"]  # grants: for Keycloak brokering
 
 
 @bp.get("/.well-known/openid-configuration")

@@ -24,6 +24,10 @@
 | ``ATTACHMENTS_DIR`` | ``var/attachments`` | where operators' application attachments are stored (operators only) |
 | ``KEYCLOAK_URL`` / ``STAFF_REALM`` | ``http://127.0.0.1:8080`` / ``klients-staff`` | the Keycloak staff realm operators sign in with |
 | ``OPERATOR_CLIENT_SECRET`` | dev secret | identity's client ``klients-operator-pages`` in that realm (``deploy/keycloak/staff_realm.py``) |
+| ``PORTAL_TOKEN_ISSUER`` | ``identity`` | ``identity`` (embedded: identity issues the portal's tokens) or ``keycloak`` (Keycloak-fronted: a portal realm brokers to identity and issues them; identity keeps the realm's ``grants`` attributes in step) |
+| ``PORTAL_REALM`` | ``klients-portal`` | the Keycloak portal realm (Keycloak-fronted mode) |
+| ``KEYCLOAK_BROKER_SECRET`` | dev secret | Keycloak's client secret at identity (``keycloak-broker``), as in ``deploy/keycloak/portal_realm.py`` |
+| ``KEYCLOAK_SYNC_SECRET`` | dev secret | identity's service account ``klients-identity-sync`` in the portal realm |
 | ``PORTAL_REDIRECT_URIS`` | ``http://127.0.0.1:3000/callback`` | redirect URIs of the public portal client created by ``migrate`` |
 """
 
@@ -76,6 +80,21 @@ class Settings:
     attachments_dir: Path
     staff_issuer: str
     staff_client_secret: str
+    portal_token_issuer: str
+    keycloak_url: str
+    portal_realm: str
+    keycloak_broker_secret: str
+    keycloak_sync_secret: str
+
+    @property
+    def keycloak_fronted(self) -> bool:
+        """Whether Keycloak issues the portal's tokens (identity is its identity provider)."""
+        return self.portal_token_issuer == "keycloak"
+
+    @property
+    def broker_redirect_uri(self) -> str:
+        """Where identity sends the browser back to Keycloak's portal realm."""
+        return f"{self.keycloak_url}/realms/{self.portal_realm}/broker/klients-identity/endpoint"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -113,4 +132,9 @@ class Settings:
             staff_issuer=(env_str("KEYCLOAK_URL", "http://127.0.0.1:8080").rstrip("/") + "/realms/"
                           + env_str("STAFF_REALM", "klients-staff")),
             staff_client_secret=env_str("OPERATOR_CLIENT_SECRET", "operator-pages-dev-secret"),
+            portal_token_issuer=env_str("PORTAL_TOKEN_ISSUER", "identity"),
+            keycloak_url=env_str("KEYCLOAK_URL", "http://127.0.0.1:8080").rstrip("/"),
+            portal_realm=env_str("PORTAL_REALM", "klients-portal"),
+            keycloak_broker_secret=env_str("KEYCLOAK_BROKER_SECRET", "keycloak-broker-dev-secret"),
+            keycloak_sync_secret=env_str("KEYCLOAK_SYNC_SECRET", "identity-sync-dev-secret"),
         )

@@ -1,0 +1,134 @@
+"""Keycloak-fronted mode: identity keeps each brokered person's ``grants`` attribute in Keycloak's portal
+realm in step with their grants here, so the next Keycloak token (a login or a refresh) carries them.
+
+The ``KeycloakSyncService`` listens to identity's own grant events (on its own queues, so nothing is
+lost while Keycloak or this service is down: an event stays on the bus until its sync succeeds). Each
+event recomputes the person's current grants from identity's database and writes them whole, so
+repeated, late or reordered deliveries converge. A person Keycloak has never seen has nothing to update
+(their first brokered login brings the grants in identity's ID token).
+
+Keycloak silently drops attributes its user profile does not declare, so every write is read back; an
+undeclared attribute is reported (``UndeclaredAttribute``) instead of passing for a success.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import eventlet
+from keycloak import KeycloakAdmin
+from keycloak.exceptions import KeycloakError
+from nameko.dependency_providers import Config
+from nameko.events import event_handler
+from nameko.extensions import DependencyProvider
+from requests.exceptions import RequestException
+
+from klients_common.grants import grants_claim
+from klients_common.nameko_db import Database
+
+from .tokens import MAX_GRANTS_IN_TOKEN
+
+log = logging.getLogger(__name__)
+SYNC_CLIENT = "klients-identity-sync"
+GRANT_EVENTS = ("grant_added", "grant_revoked", "invitation_accepted", "user_changed", "accounts_linked")
+RETRY_PAUSE = 2.0  # seconds before an event whose sync failed goes back on its queue
+
+
+class UndeclaredAttribute(RuntimeError):
+    """Keycloak accepted a write but did not keep the attribute: its user profile does not declare it."""
+
+
+def write_attribute(admin: KeycloakAdmin, user_id: str, name: str, value: str) -> None:
+    """Set one attribute of a user and read it back; raise UndeclaredAttribute if Keycloak dropped it."""
+    user = admin.get_user(user_id)
+    attributes = dict(user.get("attributes") or {})
+    attributes[name] = [value]
+    admin.update_user(user_id, {"attributes": attributes, "username": user["username"],
+                                "email": user.get("email"), "firstName": user.get("firstName"),
+                                "lastName": user.get("lastName")})
+    stored = (admin.get_user(user_id).get("attributes") or {}).get(name)
+    if stored != [value]:
+        raise UndeclaredAttribute(f"Keycloak did not keep the attribute {name!r}: declare it in the realm's "
+                                  "user profile (deploy/keycloak/portal_realm.py does)")
+
+
+def grants_value(session: Any, person_id: str) -> str:
+    """Return the person's live grants as the JSON the portal realm's token mapper parses."""
+    from .oauth2 import live_grants
+
+    grants = sorted(live_grants(session, person_id), key=lambda g: g.contract)[:MAX_GRANTS_IN_TOKEN]
+    return json.dumps(grants_claim(grants), separators=(",", ":"), sort_keys=True)
+
+
+def sync_person(admin: KeycloakAdmin, session: Any, person_id: str) -> bool:
+    """Write the person's grants to their Keycloak user; False if Keycloak has no such user yet."""
+    user_id = admin.get_user_id(person_id)
+    if user_id is None:
+        return False
+    write_attribute(admin, user_id, "grants", grants_value(session, person_id))
+    return True
+
+
+class KeycloakAdminProvider(DependencyProvider):
+    """One admin client per service instance, signed in as the service account (client credentials)."""
+
+    admin: KeycloakAdmin | None = None
+
+    def setup(self) -> None:
+        config = self.container.config
+        self.options = {"server_url": config["KEYCLOAK_URL"].rstrip("/") + "/", "realm_name": config["PORTAL_REALM"],
+                        "client_id": SYNC_CLIENT, "client_secret_key": config["KEYCLOAK_SYNC_SECRET"],
+                        "user_realm_name": config["PORTAL_REALM"], "timeout": 10}
+
+    def get_dependency(self, worker_ctx: Any) -> KeycloakAdmin:
+        if self.admin is None:
+            self.admin = KeycloakAdmin(**self.options)
+        return self.admin
+
+
+class KeycloakSyncService:
+    """Grant changes in identity → the ``grants`` attribute of the person's Keycloak user."""
+
+    name = "identity_keycloak_sync"
+
+    db = Database()
+    keycloak = KeycloakAdminProvider()
+    config = Config()
+
+    def _sync(self, payload: Any) -> None:
+        person = payload.get("subject") if isinstance(payload, dict) else None
+        if not isinstance(person, str) or person in ("", "register", "system"):
+            return  # not about a person (malformed events are logged by nobody else: say so)
+        try:
+            synced = sync_person(self.keycloak, self.db, person)
+        except (KeycloakError, RequestException, UndeclaredAttribute) as exc:
+            log.warning("grants sync for an event %s failed (%s); it goes back on the queue",
+                        payload.get("event_id"), type(exc).__name__)
+            eventlet.sleep(RETRY_PAUSE)
+            raise
+        finally:
+            self.db.rollback()
+        log.info("grants synced to Keycloak for event %s" if synced else
+                 "event %s: the person has no Keycloak user yet", payload.get("event_id"))
+
+    @event_handler("identity", "grant_added", requeue_on_error=True)
+    def on_grant_added(self, payload: Any) -> None:
+        """A grant appeared (register sync, operator)."""
+        self._sync(payload)
+
+    @event_handler("identity", "grant_revoked", requeue_on_error=True)
+    def on_grant_revoked(self, payload: Any) -> None:
+        """A grant was revoked or ended."""
+        self._sync(payload)
+
+    @event_handler("identity", "invitation_accepted", requeue_on_error=True)
+    def on_invitation_accepted(self, payload: Any) -> None:
+        """An invitation became an active grant."""
+        self._sync(payload)
+
+    @event_handler("identity", "user_changed", requeue_on_error=True)
+    def on_user_changed(self, payload: Any) -> None:
+        """A level or an end date changed."""
+        self._sync(payload)

@@ -1,0 +1,263 @@
+"""Keycloak-fronted mode against a real Keycloak: a portal realm brokers to identity (Smart-ID simulator
+behind it) and issues the portal's tokens; their grants claim is accepted by the gateway and the services;
+grant changes in identity reach the next Keycloak token; an operator's console actions take effect; the
+realm script is idempotent and repairs hand edits; an undeclared attribute is caught; a Keycloak restart
+does not lose a grant sync."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urljoin, urlparse
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from klients_common.auth import TokenVerifier, TrustedIssuer
+from klients_identity import access
+from klients_identity.models import Invitation, Person
+from tests.conftest import identity_session
+from tests.helpers import bearer, csrf_of
+from tests.oidc_helpers import ISSUER, REDIRECT, pkce
+from tests.stack import BIN, ROOT, wait_until
+
+sys.path.insert(0, str(ROOT / "deploy" / "keycloak"))
+import portal_realm
+import staff_realm
+
+KEYCLOAK = os.environ["KEYCLOAK_URL"]
+SPEC = portal_realm.PortalRealm.from_env()
+REALM_URL = SPEC.issuer(KEYCLOAK)
+OIDC = f"{REALM_URL}/protocol/openid-connect"
+HOLDER = "050405-10009"  # Smart-ID DEMO "QUALIFIED OK1"
+
+
+@pytest.fixture(scope="module")
+def fronted(stack, rpc):
+    """The portal realm provisioned, Keycloak registered at identity, and the grants sync running."""
+    from sqlalchemy.orm import sessionmaker
+
+    from klients_common.db import make_engine, transaction
+    from klients_identity.cli import ensure_broker_client
+    from klients_identity.settings import Settings
+
+    admin = staff_realm.admin_client(KEYCLOAK)
+    portal_realm.provision(admin, SPEC)
+    settings = replace(Settings.from_env(), portal_token_issuer="keycloak")
+    with transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))) as session:
+        ensure_broker_client(session, settings)
+    stack.start("identity-keycloak-sync", str(BIN / "klients-identity"), "run",
+                env={"PORTAL_TOKEN_ISSUER": "keycloak"})
+    admin.change_current_realm(SPEC.realm)
+    yield admin
+    stack.stop("identity-keycloak-sync")
+
+
+def _follow(browser: requests.Session, response: requests.Response) -> requests.Response | str:
+    """Follow redirects by hand until a page, or until the portal's callback (returned as a URL)."""
+    while response.status_code in (301, 302, 303, 307):
+        location = urljoin(response.url, response.headers["Location"])
+        if location.startswith(REDIRECT):
+            return location
+        for cookie in browser.cookies:  # Keycloak's cookies are Secure; browsers send them to 127.0.0.1
+            cookie.secure = False
+        response = browser.get(location, allow_redirects=False, timeout=15)
+    return response
+
+
+def brokered_login(personal_code: str = HOLDER) -> tuple[requests.Session, dict[str, str]]:
+    """The portal → Keycloak → identity → Smart-ID simulator → back; return Keycloak's token response."""
+    browser = requests.Session()
+    verifier, challenge = pkce()
+    state = secrets.token_urlsafe(12)
+    page = _follow(browser, browser.get(f"{OIDC}/auth?" + urlencode({
+        "client_id": portal_realm.PORTAL_CLIENT, "redirect_uri": REDIRECT, "response_type": "code",
+        "scope": "openid", "state": state, "code_challenge": challenge, "code_challenge_method": "S256",
+        "kc_idp_hint": portal_realm.IDP_ALIAS}), allow_redirects=False, timeout=15))
+    assert not isinstance(page, str) and page.url.startswith(f"{ISSUER}/login"), getattr(page, "url", page)
+    form = browser.get(f"{ISSUER}/login/smart-id", timeout=10)
+    answer: requests.Response | str = browser.post(f"{ISSUER}/login/smart-id", data={
+        "csrf": csrf_of(form), "personal_code": personal_code}, allow_redirects=False, timeout=10)
+    for _ in range(40):
+        answer = _follow(browser, answer)
+        if isinstance(answer, str) or 'http-equiv="refresh"' not in answer.text:
+            break
+        answer = browser.get(f"{ISSUER}/login/smart-id/wait", allow_redirects=False, timeout=15)
+    assert isinstance(answer, str), answer.text[:500]
+    query = {k: v[0] for k, v in parse_qs(urlparse(answer).query).items()}
+    assert query["state"] == state and query["iss"] == REALM_URL
+    token = requests.post(f"{OIDC}/token", data={
+        "grant_type": "authorization_code", "code": query["code"], "redirect_uri": REDIRECT,
+        "client_id": portal_realm.PORTAL_CLIENT, "code_verifier": verifier}, timeout=15)
+    assert token.status_code == 200, token.text
+    return browser, token.json()
+
+
+def keycloak_claims(token: str) -> dict:
+    issuer = TrustedIssuer(issuer=REALM_URL, jwks_uri=f"{OIDC}/certs", audience="klients-api",
+                           token_types=("JWT",), client_id_claims=("azp",), payload_types=("Bearer",))
+    return TokenVerifier([issuer]).verify(token).claims
+
+
+def refresh(token: str) -> requests.Response:
+    return requests.post(f"{OIDC}/token", data={"grant_type": "refresh_token", "refresh_token": token,
+                                                "client_id": portal_realm.PORTAL_CLIENT}, timeout=15)
+
+
+def person_id(personal_code: str = HOLDER) -> str:
+    with identity_session() as session:
+        return session.scalar(select(Person.id).where(Person.personal_code == personal_code))
+
+
+def test_a_brokered_login_ends_with_a_keycloak_token_the_gateway_and_services_accept(fronted, new_contract,
+                                                                                     gateway):
+    contract = new_contract(personal_code=HOLDER).number
+    _, tokens = brokered_login()
+    claims = keycloak_claims(tokens["access_token"])
+    assert claims["iss"] == REALM_URL and claims["sub"] == person_id()
+    assert claims["grants"][contract]["role"] == "owner" and "users:manage" in claims["grants"][contract]["rights"]
+    assert claims["acr"] == "http://eidas.europa.eu/LoA/substantial"
+    balance = gateway.get(f"/api/v1/contracts/{contract}/balance", headers=bearer(tokens["access_token"]))
+    assert balance.status_code == 200 and balance.get_json()["currency"] == "EUR"  # billing verified it too
+    assert gateway.get("/api/v1/contracts/LVG-100003/balance",
+                       headers=bearer(tokens["access_token"])).status_code == 404
+
+
+def _give_and_take(contract: str, person: str) -> tuple[str, Callable[[], None]]:
+    """Give the person a sub-user grant on ``contract`` through identity's own rules; return its id and a
+    function that revokes it."""
+    operator = access.Actor(id="operator:test", role="operator", name="Klientu apkalpošana")
+    with identity_session() as session:
+        new = access.NewUser(name="Brokered", email=f"b-{secrets.token_hex(4)}@example.lv", role="subuser",
+                             level="bills", personal_code=HOLDER, valid_from=None, valid_until=None)
+        invited = access.invite(session, operator, contract, new, link_base=ISSUER)
+        invitation = session.scalar(select(Invitation).where(Invitation.grant_id == invited["id"]))
+        token = secrets.token_urlsafe(32)
+        invitation.token_hash = access.token_hash(token)  # a link we know (the mailed one is hashed)
+        session.commit()
+        access.accept(session, token, session.get(Person, person), password_hash=None, contact={})
+
+    def take() -> None:
+        with identity_session() as session:
+            access.revoke(session, operator, contract, invited["id"])
+
+    return invited["id"], take
+
+
+def test_grant_changes_in_identity_reach_the_next_keycloak_token(fronted, new_contract):
+    own = new_contract(personal_code=HOLDER).number
+    other = new_contract().number
+    _, tokens = brokered_login()
+    assert other not in keycloak_claims(tokens["access_token"])["grants"]
+    _, take = _give_and_take(other, person_id())
+
+    def has_other(current: dict) -> bool:
+        answer = refresh(current["refresh_token"])
+        assert answer.status_code == 200, answer.text
+        current.update(answer.json())
+        return other in keycloak_claims(current["access_token"])["grants"]
+
+    wait_until("the new grant in Keycloak's token", lambda: has_other(tokens), timeout=20)
+    assert keycloak_claims(tokens["access_token"])["grants"][other]["role"] == "subuser"
+    take()
+    wait_until("the revoked grant gone from Keycloak's token", lambda: not has_other(tokens), timeout=20)
+    assert own in keycloak_claims(tokens["access_token"])["grants"]
+
+
+def test_a_user_disabled_or_logged_out_in_the_console_cannot_refresh(fronted, new_contract):
+    new_contract(personal_code=HOLDER)
+    _, tokens = brokered_login()
+    user_id = fronted.get_user_id(person_id())
+    fronted.user_logout(user_id)  # "Sign out" in the console
+    assert refresh(tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    _, tokens = brokered_login()
+    fronted.update_user(user_id, {"enabled": False})  # "Enabled: off" in the console
+    try:
+        assert refresh(tokens["refresh_token"]).json()["error"] == "invalid_grant"
+        # Logging in again passes identity (the person is fine there) but Keycloak issues no token:
+        with pytest.raises(AssertionError):
+            brokered_login()
+    finally:
+        fronted.update_user(user_id, {"enabled": True})
+
+
+def test_an_undeclared_attribute_is_detected_not_silently_dropped(fronted, new_contract):
+    from klients_identity.keycloak_sync import UndeclaredAttribute, write_attribute
+
+    new_contract(personal_code=HOLDER)
+    brokered_login()
+    user_id = fronted.get_user_id(person_id())
+    write_attribute(fronted, user_id, "grants", '{"X-1":{"role":"owner","rights":["bills:read"]}}')  # declared
+    with pytest.raises(UndeclaredAttribute):
+        write_attribute(fronted, user_id, "contract_ids", "X-1")  # Keycloak answers 204 and keeps nothing
+
+
+def test_the_realm_script_is_idempotent_and_repairs_hand_edits(fronted):
+    assert portal_realm.provision(fronted, SPEC) == []
+    fronted.change_current_realm(SPEC.realm)
+    portal = fronted.get_client_id(portal_realm.PORTAL_CLIENT)
+    mapper = next(m for m in fronted.get_mappers_from_client(portal) if m["name"] == "grants")
+    fronted.update_client_mapper(portal, mapper["id"], {**mapper, "config": {**mapper["config"],
+                                                                             "claim.name": "stolen"}})
+    fronted.update_realm(SPEC.realm, {"bruteForceProtected": False})
+    repaired = portal_realm.provision(fronted, SPEC)
+    assert "mapper grants settings" in repaired and "realm settings" in repaired
+    assert portal_realm.provision(fronted, SPEC) == []
+    fronted.change_current_realm(SPEC.realm)
+
+
+def test_a_keycloak_restart_mid_sync_loses_no_grant_change(fronted, new_contract):
+    new_contract(personal_code=HOLDER)
+    _, tokens = brokered_login()
+    other = new_contract().number
+    pid, var = running_keycloak()
+    subprocess.run(["kill", str(pid)], check=True)
+    _wait_down()
+    try:
+        _give_and_take(other, person_id())  # the sync fails while Keycloak is down and is retried
+        time.sleep(3)
+    finally:
+        subprocess.run(["bash", str(ROOT / "deploy" / "keycloak.sh")], check=True, capture_output=True,
+                       env={**os.environ, "KLIENTS_VAR_DIR": str(var)})
+    fronted.change_current_realm(SPEC.realm)
+
+    def synced() -> bool:
+        answer = refresh(tokens["refresh_token"])
+        if answer.status_code != 200:
+            return False
+        tokens.update(answer.json())
+        return other in keycloak_claims(tokens["access_token"])["grants"]
+
+    wait_until("the grant to reach Keycloak after its restart", synced, timeout=60)
+
+
+def running_keycloak() -> tuple[int, Path]:
+    """Return the running Keycloak's process id and the var/ folder it was installed in (whichever checkout
+    started it: ``$VAR/keycloak/keycloak-<version>``)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        home = next((a.decode()[len("-Dkc.home.dir="):] for a in args if a.startswith(b"-Dkc.home.dir=")), None)
+        if home and b"start-dev" in args:
+            return int(proc.name), Path(home).resolve().parents[1]
+    raise AssertionError("no Keycloak process found")
+
+
+def _wait_down() -> None:
+    def down() -> bool:
+        try:
+            requests.get(f"{KEYCLOAK}/realms/master", timeout=1)
+        except requests.ConnectionError:
+            return True
+        return False
+
+    wait_until("Keycloak to stop", down, timeout=60)
