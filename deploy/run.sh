@@ -30,6 +30,19 @@ if [ "${KLIENTS_KEYCLOAK:-1}" = 1 ]; then
   bash deploy/keycloak.sh
   "$PY" deploy/keycloak/staff_realm.py
 fi
+# Keycloak-fronted mode (PORTAL_TOKEN_ISSUER=keycloak, docs/keycloak-fronted.md): the portal realm brokers to
+# identity and issues the portal's tokens, which the gateway and services must then trust as well.
+if [ "${PORTAL_TOKEN_ISSUER:-identity}" = keycloak ]; then
+  "$PY" deploy/keycloak/portal_realm.py
+  if [ -z "${TOKEN_ISSUERS:-}" ]; then
+    TOKEN_ISSUERS="$("$PY" -c 'import json, os
+realm = "http://127.0.0.1:8080/realms/" + os.environ.get("PORTAL_REALM", "klients-portal")
+print(json.dumps([{"issuer": os.environ.get("IDENTITY_ISSUER", "http://127.0.0.1:8001"), "audience": "klients-api"},
+                  {"issuer": realm, "jwks_uri": realm + "/protocol/openid-connect/certs", "audience": "klients-api",
+                   "token_types": ["JWT"], "client_id_claims": ["azp"], "payload_types": ["Bearer"]}]))')"
+    export TOKEN_ISSUERS
+  fi
+fi
 if ! port_open 8025; then start smtp "$PY" deploy/devsmtp.py --port 8025 --maildir "$VAR/mail"; fi
 
 say "migrating and seeding"
