@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 
-.PHONY: run stop test lint bench env services-for-tests clean
+.PHONY: run stop test lint bench env services-for-tests clean screenshots
 
 run:            ## run the whole system on this machine (Ctrl-C or `make stop` stops it)
 	@bash deploy/run.sh
@@ -26,6 +26,9 @@ lint: env       ## ruff on everything, mypy (strict) on the shared auth module
 
 bench: services-for-tests  ## benchmarks; numbers go to bench/results and docs/performance.md
 	$(PY) bench/run.py
+
+screenshots: services-for-tests  ## the operator guide's pictures (docs/img), taken by the browser tests
+	SCREENSHOTS_DIR=docs/img $(PY) -m pytest -q tests/test_access_browser.py tests/test_keycloak_console.py
 
 clean:          ## remove local state (databases, logs, mail); keeps the Keycloak download
 	@bash deploy/stop.sh; rm -rf var/log var/run var/mail var/*.db*
