@@ -102,3 +102,35 @@ def keycloak_refresh() -> dict[str, Any]:
         return str(response.json()["refresh_token"])
 
     return _hammer(once, tokens)
+
+
+def keycloak_fronted(percentiles: Any, stack: Any, logins: int = 20) -> dict[str, Any]:
+    """The full brokered login (portal → Keycloak → identity → Smart-ID simulator → back, code exchanged at
+    Keycloak) and Keycloak's refresh grants per second in the portal realm, on tokens from those logins."""
+    from sqlalchemy.orm import sessionmaker
+
+    from klients_common.db import make_engine, transaction
+    from klients_identity.cli import ensure_broker_client
+    from klients_identity.settings import Settings
+    from tests.stack import BIN
+    from tests.test_keycloak_fronted import OIDC, PORTAL_CLIENT_ID, SPEC, brokered_login, portal_realm, staff_realm
+
+    portal_realm.provision(staff_realm.admin_client(os.environ["KEYCLOAK_URL"]), SPEC)
+    with transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))) as session:
+        ensure_broker_client(session, replace(Settings.from_env(), portal_token_issuer="keycloak"))  # noqa: S106
+    stack.start("identity-keycloak-sync", str(BIN / "klients-identity"), "run",
+                env={"PORTAL_TOKEN_ISSUER": "keycloak"})
+    samples, tokens = [], []
+    for _ in range(max(logins, CLIENTS)):
+        started = time.perf_counter()
+        tokens.append(brokered_login()[1]["refresh_token"])
+        samples.append(time.perf_counter() - started)
+
+    def once(session: requests.Session, token: str) -> str:
+        response = session.post(f"{OIDC}/token", data={"grant_type": "refresh_token", "refresh_token": token,
+                                                       "client_id": PORTAL_CLIENT_ID}, timeout=30)
+        if response.status_code != 200:
+            raise RuntimeError(f"keycloak refresh answered {response.status_code}: {response.text[:200]}")
+        return str(response.json()["refresh_token"])
+
+    return {"brokered_login": percentiles(samples), "refresh": _hammer(once, tokens[:CLIENTS])}

@@ -10,8 +10,8 @@ gateway under gunicorn, then measures, in one run:
 * the balance endpoint under 32 clients with tokens of a person with one grant and of one with 500
   (``bench/gateway.py``);
 * metering: reading submissions end to end, consumption history over ten years (``bench/metering.py``);
-* identity: code-exchange latency, refresh grants per second beside Keycloak's on the same machine
-  (``bench/identity.py``);
+* identity: code-exchange latency, refresh grants per second beside Keycloak's on the same machine, and the
+  Keycloak-fronted mode's full brokered login and portal-realm refreshes (``bench/identity.py``);
 * notifications: e-mails per second to the local SMTP server from a burst of events;
 * billing: the amount-due RPC on a register of ``BENCH_CONTRACTS`` (default 1,000,000) contracts with
   twelve invoices each, and payment initiations per second (``bench/billing.py``).
@@ -177,6 +177,9 @@ def main() -> None:
         results["identity_code_exchange"] = identity.code_exchange_latency(percentiles)
         results["identity_refresh_grants_16_clients"] = identity.identity_refresh()
         results["keycloak_refresh_grants_16_clients"] = identity.keycloak_refresh()
+        fronted = identity.keycloak_fronted(percentiles, stack)
+        results["keycloak_fronted_full_brokered_login"] = fronted["brokered_login"]
+        results["keycloak_fronted_portal_refresh_16_clients"] = fronted["refresh"]
 
         import notifications
 

@@ -36,6 +36,7 @@ KEYCLOAK = os.environ["KEYCLOAK_URL"]
 SPEC = portal_realm.PortalRealm.from_env()
 REALM_URL = SPEC.issuer(KEYCLOAK)
 OIDC = f"{REALM_URL}/protocol/openid-connect"
+PORTAL_CLIENT_ID = portal_realm.PORTAL_CLIENT
 HOLDER = "050405-10009"  # Smart-ID DEMO "QUALIFIED OK1"
 
 

@@ -18,7 +18,8 @@ what differs (it prints what it changed: nothing on a second run); a realm edite
 
 | variable | default |
 |---|---|
-| ``KEYCLOAK_URL`` / ``KEYCLOAK_ADMIN_USER`` / ``KEYCLOAK_ADMIN_PASSWORD`` | ``http://127.0.0.1:8080`` / ``admin`` / ``admin`` |
+| ``KEYCLOAK_URL`` | ``http://127.0.0.1:8080`` |
+| ``KEYCLOAK_ADMIN_USER`` / ``KEYCLOAK_ADMIN_PASSWORD`` | ``admin`` / ``admin`` |
 | ``PORTAL_REALM`` | ``klients-portal`` |
 | ``IDENTITY_ISSUER`` | ``http://127.0.0.1:8001`` (identity as Keycloak's identity provider) |
 | ``KEYCLOAK_BROKER_SECRET`` | dev secret of Keycloak's client ``keycloak-broker`` at identity |
@@ -37,7 +38,7 @@ from typing import Any
 from keycloak import KeycloakAdmin
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from staff_realm import admin_client  # noqa: E402
+from staff_realm import admin_client
 
 IDP_ALIAS = "klients-identity"
 PORTAL_CLIENT = "klients-portal"

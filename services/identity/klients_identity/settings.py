@@ -89,7 +89,7 @@ class Settings:
     @property
     def keycloak_fronted(self) -> bool:
         """Whether Keycloak issues the portal's tokens (identity is its identity provider)."""
-        return self.portal_token_issuer == "keycloak"
+        return self.portal_token_issuer == "keycloak"  # noqa: S105 - a mode, not a secret
 
     @property
     def broker_redirect_uri(self) -> str:
