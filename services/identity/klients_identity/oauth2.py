@@ -24,14 +24,14 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from flask import Flask, current_app, request
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from klients_common.grants import Grant as TokenGrant
 from klients_common.grants import Role, SubuserLevel, grants_claim, rights_for
 
 from . import db, keys
-from .models import AuthorizationCode, Grant, LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
+from .models import AuthorizationCode, Grant, OAuthClient, Person, RefreshToken, as_utc, utcnow
 from .tokens import MAX_GRANTS_IN_TOKEN, issue_access_token
 
 CODE_TTL = timedelta(seconds=60)
@@ -130,21 +130,24 @@ class Subject:
         return person
 
 
+LIVE_GRANTS = select(Grant.contract, Grant.role, Grant.level, Grant.valid_from, Grant.valid_until).where(
+    Grant.person_id == bindparam("person"), Grant.status == "active")  # built once: it runs on every token
+
+
 def live_grants(session: Session, person_id: str, today: date | None = None) -> list[TokenGrant]:
     """Return the person's active grants within their dates (Riga days), as token grants."""
     from .access import end_of_day_epoch, riga_today
 
     today = today or riga_today()
-    rows = session.scalars(select(Grant).where(Grant.person_id == person_id, Grant.status == "active"))
+    rows = session.execute(LIVE_GRANTS, {"person": person_id})
     result = []
-    for row in rows:
-        if (row.valid_until is not None and row.valid_until < today) or (
-                row.valid_from is not None and row.valid_from > today):
+    for contract, role_name, level_name, valid_from, valid_until in rows:
+        if (valid_until is not None and valid_until < today) or (valid_from is not None and valid_from > today):
             continue
-        role = Role(row.role)
-        level = SubuserLevel(row.level) if row.level else None
-        until = end_of_day_epoch(row.valid_until) if row.valid_until else None
-        result.append(TokenGrant(row.contract, role, rights_for(role, level), until))
+        role = Role(role_name)
+        level = SubuserLevel(level_name) if level_name else None
+        until = end_of_day_epoch(valid_until) if valid_until else None
+        result.append(TokenGrant(contract, role, rights_for(role, level), until))
     return result
 
 
@@ -236,55 +239,6 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         subject = Subject(person.id, row.acr, list(row.amr), as_utc(row.auth_time), row.sid)
         row.family_id = subject.family_id
         return subject
-
-
-@dataclass
-class Refresh:
-    """A stored refresh token as authlib sees it."""
-
-    row: RefreshToken
-
-    def check_client(self, client: Client) -> bool:
-        """Return whether the token belongs to ``client``."""
-        return self.row.client_id == client.get_client_id()
-
-    def get_scope(self) -> str:
-        """Return the granted scope."""
-        return self.row.scope
-
-
-class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
-    """refresh_token with rotation and reuse detection."""
-
-    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post", "none"]
-    INCLUDE_NEW_REFRESH_TOKEN = True
-
-    def authenticate_refresh_token(self, refresh_token: str) -> Refresh | None:
-        """Return a live refresh token; a rotated one being reused revokes its whole family."""
-        # One query: the token (locked: of two concurrent uses the second waits and then sees it rotated)
-        # and whether its login still stands.
-        found = db().execute(
-            select(RefreshToken, LoginSession.ended_at).join(LoginSession, LoginSession.sid == RefreshToken.sid)
-            .where(RefreshToken.token_hash == digest(refresh_token or "")).with_for_update(of=RefreshToken)).first()
-        if found is None or found[0].revoked:
-            return None
-        row, ended_at = found
-        if row.rotated_at is not None:
-            revoke_family(db(), row.family_id)
-            db().commit()
-            return None
-        if as_utc(row.expires_at) < utcnow() or ended_at is not None:
-            return None
-        return Refresh(row)
-
-    def authenticate_user(self, refresh_token: Refresh) -> Subject | None:
-        """Return whom the token was issued for."""
-        row = refresh_token.row
-        return Subject(row.person_id, row.acr, list(row.amr), as_utc(row.auth_time), row.sid, row.family_id)
-
-    def revoke_old_credential(self, refresh_token: Refresh) -> None:
-        """Rotate: the used token may never be used again (committed with the new one by the token view)."""
-        refresh_token.row.rotated_at = utcnow()
 
 
 def revoke_family(session: Session, family_id: str) -> None:
@@ -428,4 +382,3 @@ def config_oauth(app: Flask) -> None:
     server.init_app(app, query_client=query_client, save_token=save_token)
     server.register_token_generator("default", generate_token)
     server.register_grant(CodeGrant, [S256Only(required=True), OpenIDConnect(require_nonce=False)])
-    server.register_grant(RefreshGrant)

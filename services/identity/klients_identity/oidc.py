@@ -161,6 +161,10 @@ def _subject(login: LoginSession) -> Subject:
 @limiter.limit(token_limit)
 def token() -> ResponseReturnValue:
     """The token endpoint: authorization_code and refresh_token only."""
+    if request.form.get("grant_type") == "refresh_token":
+        from .refresh import grant
+
+        return grant()
     response: Response = server.create_token_response()
     db().commit()  # one transaction: the code or old refresh token used up, the new refresh token stored
     response.headers["Cache-Control"] = "no-store"
