@@ -7,6 +7,7 @@ does not lose a grant sync."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -37,7 +38,8 @@ SPEC = portal_realm.PortalRealm.from_env()
 REALM_URL = SPEC.issuer(KEYCLOAK)
 OIDC = f"{REALM_URL}/protocol/openid-connect"
 PORTAL_CLIENT_ID = portal_realm.PORTAL_CLIENT
-HOLDER = "050405-10009"  # Smart-ID DEMO "QUALIFIED OK1"
+HOLDER = "050405-10009"
+TAGS = re.compile(r"<[^>]+>|\s+")  # Smart-ID DEMO "QUALIFIED OK1"
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +96,7 @@ def brokered_login(personal_code: str = HOLDER) -> tuple[requests.Session, dict[
         if isinstance(answer, str) or 'http-equiv="refresh"' not in answer.text:
             break
         answer = browser.get(f"{ISSUER}/login/smart-id/wait", allow_redirects=False, timeout=15)
-    assert isinstance(answer, str), answer.text[:500]
+    assert isinstance(answer, str), f"{answer.status_code}: {TAGS.sub(' ', answer.text)[-300:]}"
     query = {k: v[0] for k, v in parse_qs(urlparse(answer).query).items()}
     assert query["state"] == state and query["iss"] == REALM_URL
     token = requests.post(f"{OIDC}/token", data={

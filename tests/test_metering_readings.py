@@ -38,7 +38,8 @@ def stored(session, meter):
 
 
 def events(session, meter, event_type):
-    rows = session.execute(select(outbox.c.payload).where(outbox.c.event_type == event_type)).scalars()
+    rows = session.execute(select(outbox.c.payload).where(outbox.c.event_type == event_type)
+                           .order_by(outbox.c.created_at)).scalars()  # oldest first: [-1] is the latest
     return [p for p in rows if p.get("meter") == meter.serial_number]
 
 

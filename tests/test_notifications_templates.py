@@ -38,6 +38,7 @@ VALUES = {
     "contact_email_verification": {"link": "http://127.0.0.1:8001/login/email/contact/abc",
                                    "deadline": riga_time("2026-11-27T22:30:00+00:00")},
     "contact_email_changed": {"new_email": "new@example.lv"},
+    "contact_email_changed_sms": {"new_email": "new@example.lv"},
     "invoice_issued": {"contract": "LVG-100001", "invoice": "202611-LVG-100001", "period": "2026-11",
                        "total": "1234.56", "due_date": "2026-12-20", "estimated": "x"},
     "payment_received": {"contract": "LVG-100001", "amount": "12.34", "received": "2026-11-27T10:00:00+00:00"},
@@ -104,3 +105,10 @@ def test_access_ended_tells_a_lapsed_period_from_a_revocation(lang):
 def test_access_messages_cannot_be_turned_off():
     assert not {"invitation", "invitation_accepted", "access_ended"} & preferences.REMINDER_TEMPLATES
     assert preferences.wants(None, "access_ended", "anna@example.lv")  # decided before the database is asked
+
+
+@pytest.mark.parametrize("lang", ["lv", "en"])
+def test_a_text_message_fits_one_sms(lang):
+    """160 characters of the GSM 7-bit alphabet (Latvian letters would make it a three-part UCS-2 message)."""
+    text = render("contact_email_changed_sms", lang, {"new_email": "a.very.long.name@example.lv"}).text
+    assert len(text) <= 160 and text.isascii()

@@ -45,7 +45,9 @@ CONTACT_PATCH = obj({
               "description": "used only after the link sent to it is opened; the old address is told"},
     "phone": {"type": "string", "maxLength": 40, "description": "any format; stored as E.164 (Latvian if no +)"},
     "address": {"type": "string", "minLength": 1, "maxLength": 300},
-    "language": {"type": "string", "enum": ["lv", "en"]},
+    "language": {"type": "string", "enum": ["lv", "en"], "description": "of the portal and every message"},
+    "reminders": {"type": "boolean", "description": "reading-window reminders by e-mail (security messages "
+                                                    "always come)"},
 }, description="Only the fields to change.")
 
 PAYMENT_START = obj({"amount": {"type": "string", "pattern": r"^\d{1,9}(\.\d{1,2})?$", "examples": ["12.34"],
@@ -98,7 +100,7 @@ ME = obj({"id": {"type": "string"}, "acr": {"type": "string"}, "grants": {"type"
          closed=False)
 CONTACT = obj({"given_name": {"type": "string"}, "family_name": {"type": "string"}, "email": NULLABLE_STRING,
                "email_pending": NULLABLE_STRING, "phone": NULLABLE_STRING, "address": NULLABLE_STRING,
-               "language": {"type": "string"}}, closed=False)
+               "language": {"type": "string"}, "reminders": {"type": "boolean"}}, closed=False)
 CONTRACT = obj({"number": {"type": "string"}, "holder_name": {"type": "string"},
                 "supply_address": {"type": "string"}, "status": {"type": "string"}, "role": ROLE}, closed=False)
 BALANCE = obj({

@@ -49,6 +49,26 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(invite.bp)
     app.register_blueprint(operator.bp)
 
+    import logging
+    import time
+
+    from flask import request
+
+    access_log = logging.getLogger("klients_identity.access")
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _access_line(response: Any) -> Any:
+        # The route template only: query strings here carry codes, states and login hints.
+        access_log.info("request", extra={
+            "method": request.method, "route": request.url_rule.rule if request.url_rule else "unmatched",
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2)})
+        return response
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -67,3 +87,13 @@ def db() -> Session:
     if "db" not in g:
         g.db = current_app.extensions["klients_db"]()
     return g.db
+
+
+def serve_app() -> Flask:
+    """Identity as gunicorn serves it: JSON logs (``LOG_FORMAT``) on stderr, then the app."""
+    import os
+
+    from klients_common.jsonlog import configure
+
+    configure(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "json"))
+    return create_app()

@@ -87,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers",
                                    str(args.workers), "--threads", os.environ.get("IDENTITY_THREADS", "8"),
-                                   *(["--access-logfile", "-"] if os.environ.get("IDENTITY_ACCESS_LOG", "1") == "1"
-                                     else []),
-                                   "klients_identity:create_app()"])
+                                   "klients_identity:serve_app()"])  # its own access lines: no query strings
     if args.command == "run":
         from klients_common.green import patch
 

@@ -22,7 +22,7 @@ from klients_common.outbox import enqueue
 from .accounts import audit
 from .models import EmailToken, PasswordLogin, Person, as_utc, outbox, utcnow
 
-FIELDS = {"email", "phone", "address", "language"}
+FIELDS = {"email", "phone", "address", "language", "reminders"}
 LINK_TTL = timedelta(hours=24)
 
 
@@ -32,7 +32,8 @@ def contact_out(session: Session, person: Person) -> dict[str, Any]:
         EmailToken.person_id == person.id, EmailToken.purpose == "contact", EmailToken.used_at.is_(None),
         EmailToken.expires_at > utcnow()).order_by(EmailToken.created_at.desc()).limit(1))
     return {"given_name": person.given_name, "family_name": person.family_name, "email": person.email,
-            "email_pending": pending, "phone": person.phone, "address": person.address, "language": person.language}
+            "email_pending": pending, "phone": person.phone, "address": person.address, "language": person.language,
+            "reminders": person.reminders}
 
 
 def e164(value: object) -> str:
@@ -80,6 +81,11 @@ def update(session: Session, *, person_id: str, changes: dict[str, Any], issuer_
             errors.append(_errors("language", "bad_language", "language is lv or en"))
         else:
             clean["language"] = changes["language"]
+    if "reminders" in changes:
+        if not isinstance(changes["reminders"], bool):
+            errors.append(_errors("reminders", "bad_reminders", "reminders is true or false"))
+        else:
+            clean["reminders"] = changes["reminders"]
     new_email = None
     if "email" in changes:
         try:
@@ -103,8 +109,18 @@ def update(session: Session, *, person_id: str, changes: dict[str, Any], issuer_
         setattr(person, name, value)
     if clean:
         audit(session, actor=person.id, action="contact_updated", subject=person.id, fields=sorted(clean))
+    if {"language", "reminders"} & set(clean):
+        tell_preferences(session, person, person.email)
     session.commit()
     return contact_out(session, person)
+
+
+def tell_preferences(session: Session, person: Person, email: str | None) -> None:
+    """Tell notifications the language and reminder choice for the person's address."""
+    if email:
+        enqueue(session, outbox, "contact_preferences_changed", {
+            "email": email, "language": person.language, "reminders": person.reminders,
+            "changed_at": utcnow().isoformat()})
 
 
 def confirm_email(session: Session, token: str) -> Person | None:
@@ -125,7 +141,8 @@ def confirm_email(session: Session, token: str) -> Person | None:
         session.delete(login)
     if old:
         enqueue(session, outbox, "contact_email_changed", {"to": old, "new_email": row.email,
-                                                          "lang": person.language})
+                                                          "lang": person.language, "phone": person.phone})
+    tell_preferences(session, person, row.email)
     audit(session, actor=person.id, action="contact_email_changed", subject=person.id)
     session.commit()
     return person

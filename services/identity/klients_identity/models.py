@@ -48,6 +48,7 @@ class Person(IdentityBase):
     phone: Mapped[str | None] = mapped_column(String(20), nullable=True)
     address: Mapped[str | None] = mapped_column(String(300), nullable=True)
     language: Mapped[str] = mapped_column(String(2), default="lv")
+    reminders: Mapped[bool] = mapped_column(Boolean, default=True)  # reading-window reminders by e-mail
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

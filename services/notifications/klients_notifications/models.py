@@ -65,4 +65,5 @@ class Preference(NotificationsBase):
 
     email: Mapped[str] = mapped_column(String(254), primary_key=True)
     reminders: Mapped[bool] = mapped_column(default=True)
+    language: Mapped[str | None] = mapped_column(String(2), nullable=True)  # the person's, from identity
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

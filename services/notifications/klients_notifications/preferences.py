@@ -46,3 +46,31 @@ def turn_off_reminders(session: Session, secret: str, email: str, sig: str) -> b
     session.add(row)
     session.commit()
     return True
+
+
+def language_of(session: Session, email: str) -> str | None:
+    """Return the language the person at ``email`` chose in the portal, if identity told us."""
+    row = session.get(Preference, email.lower())
+    return row.language if row is not None else None
+
+
+def apply_contact(session: Session, email: str, *, language: str | None, reminders: bool | None,
+                  changed_at: datetime) -> bool:
+    """Record a person's language and reminder choice for ``email``, unless a later change is already
+    recorded (events may arrive out of order); return whether it was applied."""
+    row = session.get(Preference, email.lower())
+    if row is not None and row.updated_at is not None and as_aware(row.updated_at) > changed_at:
+        return False
+    row = row or Preference(email=email.lower(), reminders=True)
+    if language in ("lv", "en"):
+        row.language = language
+    if isinstance(reminders, bool):
+        row.reminders = reminders
+    row.updated_at = changed_at
+    session.add(row)
+    return True
+
+
+def as_aware(value: datetime) -> datetime:
+    """Return ``value`` timezone-aware (SQLite gives naive UTC back)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -19,6 +19,7 @@ from . import preferences
 from .mailer import MailerProvider, deliver_once
 from .models import ContractContact
 from .retry import Redelivery, is_temporary
+from .sms import SmsProviderDependency
 from .templates import (
     ESTIMATED,
     FLAGGED,
@@ -44,6 +45,7 @@ class NotificationsService:
 
     db = Database()
     mailer = MailerProvider()
+    sms = SmsProviderDependency()
     retry = Redelivery()
     config = Config()
 
@@ -78,9 +80,37 @@ class NotificationsService:
 
     @event_handler("identity", "contact_email_changed", requeue_on_error=True)
     def on_contact_email_changed(self, payload: Any) -> None:
-        """Tell the old address that the e-mail was changed (a security message: never turned off)."""
+        """Tell the old address that the e-mail was changed, and the phone too if there is one (a security
+        message: never turned off; out of band, since the mailbox may be what was taken over)."""
         self._mail("contact_email_changed", payload, "to", ("new_email",),
                    lambda p, lang: {"new_email": p["new_email"]})
+        if isinstance(payload, dict) and isinstance(payload.get("phone"), str) and payload["phone"]:
+            self._text("contact_email_changed_sms", payload, {"new_email": str(payload.get("new_email", ""))})
+
+    def _text(self, template: str, payload: dict[str, Any], values: dict[str, Any]) -> None:
+        """Send a text message once per event through the configured provider (if SMS are on)."""
+        if self.sms is None or not isinstance(payload.get("event_id"), str):
+            return
+        message = render(template, "en" if payload.get("lang") == "en" else "lv", values)
+        try:
+            deliver_once(self.db, self.sms, event_id=payload["event_id"], template=template, to=payload["phone"],
+                         message=message)
+        except OSError:
+            if not self.retry.later(payload):
+                self.retry.dead_letter(self.db, payload, "retries_exhausted", "sms provider")
+
+    @event_handler("identity", "contact_preferences_changed", requeue_on_error=True)
+    def on_contact_preferences_changed(self, payload: Any) -> None:
+        """Remember the language and the reminder choice a person made in the portal, for their address."""
+        try:
+            changed_at = datetime.fromisoformat(payload["changed_at"])
+            email = str(payload["email"])
+        except (KeyError, TypeError, ValueError) as exc:
+            self.retry.dead_letter(self.db, payload, "malformed", exc)
+            return
+        preferences.apply_contact(self.db, email, language=payload.get("language"),
+                                  reminders=payload.get("reminders"), changed_at=changed_at)
+        self.db.commit()
 
     @event_handler("identity", "invitation_created", requeue_on_error=True)
     def on_invitation_created(self, payload: Any) -> None:
@@ -181,7 +211,8 @@ class NotificationsService:
             if not isinstance(payload, dict) or not all(payload.get(k) not in (None, "") for k in
                                                         ("event_id", recipient, *fields)):
                 raise ValueError("fields missing")
-            lang = "en" if payload.get("lang") == "en" else "lv"
+            lang = payload.get("lang") or preferences.language_of(self.db, payload[recipient])
+            lang = "en" if lang == "en" else "lv"  # the event's, else the person's choice, else Latvian
             message = render(template, lang, values(payload, lang))
         except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
             log.error("malformed event for %s dead-lettered: %s", template, exc)

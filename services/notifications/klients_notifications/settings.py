@@ -12,6 +12,7 @@
 | ``SMTP_USER`` / ``SMTP_PASSWORD`` | unset | SMTP authentication |
 | ``PORTAL_URL`` | ``http://127.0.0.1:3000`` | the portal, for links in reminders |
 | ``PUBLIC_API_URL`` | ``http://127.0.0.1:8000`` | the gateway as people reach it (unsubscribe links) |
+| ``SMS_PROVIDER`` | ``log`` | ``log`` (development: the log), ``none``, or ``package.module:Class`` implementing ``sms.SmsProvider`` |
 | ``NOTIFICATIONS_LINK_SECRET`` | a development value | signs unsubscribe links; set a long random value in production |
 """
 
@@ -30,7 +31,8 @@ def config() -> dict[str, Any]:
     return nameko_config(
         "notifications", PORTAL_URL=env_str("PORTAL_URL", "http://127.0.0.1:3000"),
         PUBLIC_API_URL=env_str("PUBLIC_API_URL", "http://127.0.0.1:8000"),
-        LINK_SECRET=env_str("NOTIFICATIONS_LINK_SECRET", "dev-notifications-link-secret"), SMTP=SmtpSettings(
+        LINK_SECRET=env_str("NOTIFICATIONS_LINK_SECRET", "dev-notifications-link-secret"),
+        SMS_PROVIDER=env_str("SMS_PROVIDER", "log"), SMTP=SmtpSettings(
         host=env_str("SMTP_HOST", "127.0.0.1"), port=env_int("SMTP_PORT", 8025),
         sender=env_str("SMTP_FROM", "Klients <noreply@klients.lv>"), starttls=env_bool("SMTP_STARTTLS", False),
         user=os.environ.get("SMTP_USER"), password=os.environ.get("SMTP_PASSWORD")))

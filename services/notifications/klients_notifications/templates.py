@@ -57,6 +57,12 @@ TEMPLATES["contact_email_changed"] = {
            "Hello,\n\nYour Klients portal e-mail address was changed to {new_email}. If this was not you, "
            "contact customer service at once."),
 }
+TEMPLATES["contact_email_changed_sms"] = {  # a text message: only the text, in GSM-7 letters (one SMS, not three)
+    "lv": ("Klients", "Klients: jusu e-pasta adrese nomainita uz {new_email}. Ja to nedarijat jus, zvaniet "
+                      "klientu apkalposanai."),
+    "en": ("Klients", "Klients: your e-mail address was changed to {new_email}. If this was not you, call "
+                      "customer service."),
+}
 TEMPLATES["invoice_issued"] = {
     "lv": ("Jauns rēķins {invoice}",
            "Labdien!\n\nLīgumam {contract} izrakstīts rēķins {invoice} par periodu {period}.\n"
