@@ -32,7 +32,6 @@ from .tokens import MAX_GRANTS_IN_TOKEN
 
 log = logging.getLogger(__name__)
 SYNC_CLIENT = "klients-identity-sync"
-GRANT_EVENTS = ("grant_added", "grant_revoked", "invitation_accepted", "user_changed", "accounts_linked")
 RETRY_PAUSE = 2.0  # seconds before an event whose sync failed goes back on its queue
 
 
