@@ -162,12 +162,9 @@ def set_password() -> ResponseReturnValue:
     if row is None:
         return pages.problem_page(400, "link_invalid", pages.TEXT[pages.current_lang()]["link_invalid_text"])
     password = request.form.get("password", "")
-    found = passwords.problems(password, email=row.email)
-    if password != request.form.get("password2", ""):
-        found.append("mismatch")
-    if found:
-        texts = pages.TEXT[pages.current_lang()]
-        return pages.render("email_password.html", 422, errors=[texts[f"pw_{code}"] for code in found])
+    errors = pages.new_password_errors(row.email)
+    if errors:
+        return pages.render("email_password.html", 422, errors=errors)
     row.used_at = utcnow()
     if purpose == "register":
         person = Person(id=str(uuid.uuid4()), given_name="", family_name="", email=row.email,

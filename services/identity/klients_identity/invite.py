@@ -71,16 +71,12 @@ def choose_password() -> ResponseReturnValue:
     invitation, grant = _current()
     state = dict(session["invitation"])
     if grant.role == "subuser":
-        password = request.form.get("password", "")
-        problems = passwords.problems(password, email=invitation.email)
-        if password != request.form.get("password2", ""):
-            problems.append("mismatch")
-        if problems:
-            texts = pages.TEXT[pages.current_lang()]
+        errors = pages.new_password_errors(invitation.email)
+        if errors:
             return pages.render("invite.html", 422, grant=grant, email=invitation.email,
                                 deadline=as_utc(invitation.expires_at).astimezone(access.RIGA)
-                                .strftime("%d.%m.%Y %H:%M"), errors=[texts[f"pw_{p}"] for p in problems])
-        state["password_hash"] = passwords.hash_password(password)
+                                .strftime("%d.%m.%Y %H:%M"), errors=errors)
+        state["password_hash"] = passwords.hash_password(request.form.get("password", ""))
     state["ready"] = True  # the next strong login in this browser is the invitee's
     session["invitation"] = state
     return redirect(url_for("login.choose", strong=1))

@@ -44,7 +44,8 @@ F = TypeVar("F")
 TEXT = {
     "lv": {
         "op_title": "Klientu apkalpošana", "op_login": "Pieslēgties ar darbinieka kontu", "op_logout": "Iziet",
-        "op_applications": "Iesniegumi", "op_new": "Reģistrēt iesniegumu", "op_pending": "Neizskatīti",
+        "op_applications": "Iesniegumi", "op_application": "Iesniegums", "op_new": "Reģistrēt iesniegumu",
+        "op_pending": "Neizskatīti",
         "op_decided": "Izskatīti", "op_contract": "Līgums", "op_kind": "Veids", "op_delegate": "Pilnvarotā persona",
         "op_subuser": "Papildu lietotājs", "op_name": "Vārds, uzvārds", "op_personal_code": "Personas kods",
         "op_email": "E-pasts", "op_level": "Piekļuves līmenis", "op_level_bills": "Rēķini",
@@ -66,7 +67,8 @@ TEXT = {
     },
     "en": {
         "op_title": "Customer service", "op_login": "Sign in with your staff account", "op_logout": "Sign out",
-        "op_applications": "Applications", "op_new": "Record an application", "op_pending": "Waiting",
+        "op_applications": "Applications", "op_application": "Application", "op_new": "Record an application",
+        "op_pending": "Waiting",
         "op_decided": "Decided", "op_contract": "Contract", "op_kind": "Kind", "op_delegate": "Authorised person",
         "op_subuser": "Additional user", "op_name": "Full name", "op_personal_code": "Personal code",
         "op_email": "E-mail", "op_level": "Access level", "op_level_bills": "Bills",
