@@ -45,7 +45,7 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]
                                 x_proto=settings.trusted_proxies)
     limiter = Limiter(client_address, app=app, storage_uri=settings.rate_limit_storage, headers_enabled=True,
-                      strategy="moving-window")
+                      strategy="sliding-window-counter")  # O(1) per check, unlike a moving window
     limiter.shared_limit(settings.rate_limit_ip, scope="api-address", key_func=client_address)(api)
     limiter.shared_limit(settings.rate_limit_person, scope="api-person", key_func=person_or_address)(api)
     app.extensions["klients_limiter"] = limiter
