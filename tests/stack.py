@@ -148,6 +148,10 @@ def start_system(rpc: RpcClient) -> Stack:
     from klients_metering.demo import seed as seed_metering
 
     reset_databases()
+    logs = Path(os.environ["KLIENTS_VAR_DIR"]) / "log"
+    for old in logs.glob("*.log"):  # each run's logs start empty (the SMTP server, already running, keeps its)
+        if old.name != "smtp.log":
+            old.unlink()
     for service, seed in (("billing", seed_billing), ("metering", seed_metering), ("identity", None)):
         factory = sessionmaker(make_engine(os.environ[f"{service.upper()}_DATABASE_URL"]))
         with transaction(factory) as session:
