@@ -6,6 +6,7 @@ revoking from the contract page."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import os
 import re
@@ -20,7 +21,7 @@ import requests
 from sqlalchemy import func, select
 
 from klients_identity.access import riga_today
-from klients_identity.models import Application, Grant
+from klients_identity.models import Application, Attachment, Grant
 from tests.access_helpers import invitation_link, now, open_and_set_password, smartid_login, unique_email
 from tests.conftest import identity_session
 from tests.helpers import bearer, csrf_of
@@ -182,8 +183,12 @@ def test_attachments_are_checked_by_content_and_size(staff, new_contract, attach
 def test_bad_application_fields_are_listed_and_nothing_is_recorded(staff, new_contract):
     contract = new_contract().number
     operator = operator_browser()
-    refused = record(operator, contract, personal_code="010111-22341", email="nope", valid_until="")
+    scan = b"%PDF-1.4\n% " + uuid.uuid4().hex.encode()  # content of this test's own
+    refused = record(operator, contract, personal_code="010111-22341", email="nope", valid_until="",
+                     attachment=("scan.pdf", scan, "application/pdf"))
     assert refused.status_code == 422
+    with identity_session() as session:  # the file of a refused application is not kept either
+        assert session.get(Attachment, hashlib.sha256(scan).hexdigest()) is None
     for field in ("personal_code-error", "email-error", "valid_until-error"):
         assert f'id="{field}"' in refused.text
     unknown = record(operator, f"NO-{uuid.uuid4().hex[:6]}")

@@ -1,14 +1,16 @@
 """Application attachments (signed applications, powers of attorney): PDF, JPEG or PNG up to 10 MB, the
-type decided by the content, never by the name or the browser's claim. Files live outside anything
-served, named by their SHA-256, readable by the service account only, and are served to operators only
+type decided by the content, never by the name or the browser's claim. They are kept in identity's
+database (every instance serves them, backups include them), by SHA-256, and served only to operators
 (as downloads, ``nosniff``, sandboxed)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
-from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from .models import Attachment
 
 MAX_BYTES = 10 * 1024 * 1024
 SIGNATURES = (  # (magic bytes at the start, content type)
@@ -43,29 +45,20 @@ def sniff(data: bytes) -> str:
     raise AttachmentRefused("wrong_type")
 
 
-def store(folder: Path, data: bytes) -> Stored:
-    """Check and store an attachment; return what was stored."""
+def store(session: Session, data: bytes) -> Stored:
+    """Check an attachment and add it to the session's transaction (once per content)."""
     if not data:
         raise AttachmentRefused("empty")
     if len(data) > MAX_BYTES:
         raise AttachmentRefused("too_large")
     content_type = sniff(data)
     digest = hashlib.sha256(data).hexdigest()
-    path = path_of(folder, digest)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = path.with_suffix(".part")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+    if session.get(Attachment, digest) is None:
+        session.add(Attachment(sha256=digest, content_type=content_type, size=len(data), content=data))
     return Stored(sha256=digest, content_type=content_type, size=len(data))
 
 
-def path_of(folder: Path, sha256: str) -> Path:
-    """Return where the attachment with this hash lives."""
-    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-        raise ValueError("not a SHA-256")
-    return folder / sha256[:2] / sha256
+def load(session: Session, sha256: str) -> bytes | None:
+    """Return an attachment's bytes."""
+    row = session.get(Attachment, sha256)
+    return row.content if row is not None else None

@@ -266,11 +266,11 @@ def record_application() -> ResponseReturnValue:
     upload = request.files.get("attachment")
     stored = None
     try:
-        stored = attachments.store(current_app.config["SETTINGS"].attachments_dir,
-                                   upload.read(attachments.MAX_BYTES + 1) if upload else b"")
+        stored = attachments.store(db(), upload.read(attachments.MAX_BYTES + 1) if upload else b"")
     except attachments.AttachmentRefused as exc:
         errors["attachment"] = texts[f"op_att_{exc.code}"]
     if errors or new is None or stored is None or entry is None:
+        db().rollback()  # nothing is kept from a refused application, the file included
         return _render("operator_new.html", 413 if errors.get("attachment") == texts["op_att_too_large"] else 422,
                        form=form, errors=errors)
     application = Application(
@@ -307,8 +307,10 @@ def application_page(application_id: str) -> ResponseReturnValue:
 def attachment(application_id: str) -> Response:
     """The attachment, to operators only: a download, never rendered as a page of ours."""
     application = _application(application_id)
-    path = attachments.path_of(current_app.config["SETTINGS"].attachments_dir, application.attachment_sha256)
-    response = Response(path.read_bytes(), mimetype=application.attachment_type)
+    content = attachments.load(db(), application.attachment_sha256)
+    if content is None:
+        raise NotFound("the attachment is missing")
+    response = Response(content, mimetype=application.attachment_type)
     extension = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}[application.attachment_type]
     response.headers["Content-Disposition"] = f'attachment; filename="application-{application.id}.{extension}"'
     response.headers["X-Content-Type-Options"] = "nosniff"

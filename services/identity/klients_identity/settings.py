@@ -21,7 +21,6 @@
 | ``RATE_LIMIT_STORAGE`` | ``memory://`` | where counts live; ``redis://…`` when several instances run |
 | ``TRUSTED_PROXIES`` | ``0`` | reverse proxies in front whose ``X-Forwarded-For`` is believed |
 | ``INVITATION_TTL_HOURS`` | ``72`` | how long an invitation link (additional user, delegate) stays valid |
-| ``ATTACHMENTS_DIR`` | ``var/attachments`` | where operators' application attachments are stored (operators only) |
 | ``KEYCLOAK_URL`` / ``STAFF_REALM`` | ``http://127.0.0.1:8080`` / ``klients-staff`` | the Keycloak staff realm operators sign in with |
 | ``OPERATOR_CLIENT_SECRET`` | dev secret | identity's client ``klients-operator-pages`` in that realm (``deploy/keycloak/staff_realm.py``) |
 | ``PORTAL_TOKEN_ISSUER`` | ``identity`` | ``identity`` (embedded: identity issues the portal's tokens) or ``keycloak`` (Keycloak-fronted: a portal realm brokers to identity and issues them; identity keeps the realm's ``grants`` attributes in step) |
@@ -77,7 +76,6 @@ class Settings:
     rate_limit_storage: str
     trusted_proxies: int
     invitation_ttl_hours: float
-    attachments_dir: Path
     staff_issuer: str
     staff_client_secret: str
     portal_token_issuer: str
@@ -128,7 +126,6 @@ class Settings:
             rate_limit_storage=env_str("RATE_LIMIT_STORAGE", "memory://"),
             trusted_proxies=env_int("TRUSTED_PROXIES", 0),
             invitation_ttl_hours=env_float("INVITATION_TTL_HOURS", 72.0),
-            attachments_dir=Path(env_str("ATTACHMENTS_DIR", str(var_dir() / "attachments"))),
             staff_issuer=(env_str("KEYCLOAK_URL", "http://127.0.0.1:8080").rstrip("/") + "/realms/"
                           + env_str("STAFF_REALM", "klients-staff")),
             staff_client_secret=env_str("OPERATOR_CLIENT_SECRET", "operator-pages-dev-secret"),
