@@ -36,6 +36,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class QuietExpected(logging.Filter):
+    """Drop the traceback of nameko's "(expected) error handling worker" warnings: a 404 or 422 a service
+    answered on purpose is worth one line, not forty."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and str(record.msg).startswith("(expected)"):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
     """Send the root logger's records to stderr, as JSON lines (``fmt="json"``) or plain text."""
     handler = logging.StreamHandler(sys.stderr)

@@ -21,6 +21,7 @@ from typing import Any
 
 from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc as nameko_rpc
 
 from .auth import AccessToken, TokenVerifier
 from .errors import KlientsError, NotFound
@@ -42,6 +43,13 @@ def _register_remote_errors() -> None:
 
 
 _register_remote_errors()
+
+
+def rpc(method: Any) -> Any:
+    """nameko's ``@rpc`` for our services: our own errors (not found, forbidden, validation...) are answers,
+    not failures, so nameko logs them as expected (a warning, without a traceback: see
+    ``klients_common.jsonlog.QuietExpected``) and keeps ``error`` for what really went wrong."""
+    return nameko_rpc(expected_exceptions=(KlientsError,))(method)
 
 
 class Caller:

@@ -9,13 +9,12 @@ from typing import Any
 
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher, event_handler
-from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import select
 
 from klients_common.errors import NotFound, Unavailable
 from klients_common.grants import Right
-from klients_common.nameko_auth import Authorization
+from klients_common.nameko_auth import Authorization, rpc
 from klients_common.nameko_db import Database
 from klients_common.outbox import relay, relay_quietly
 from klients_common.revocations import RevocationAware

@@ -15,14 +15,13 @@ from typing import Any
 
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher, event_handler
-from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import select
 
 from klients_common.auth import LOA_ORDER, LOA_SUBSTANTIAL
 from klients_common.errors import NotFound, ValidationFailed
 from klients_common.grants import Right
-from klients_common.nameko_auth import Authorization
+from klients_common.nameko_auth import Authorization, rpc
 from klients_common.nameko_db import Database
 from klients_common.outbox import first_delivery, relay, relay_quietly
 

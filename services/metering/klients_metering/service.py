@@ -8,11 +8,10 @@ from typing import Any
 
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from klients_common.grants import Right
-from klients_common.nameko_auth import Authorization
+from klients_common.nameko_auth import Authorization, rpc
 from klients_common.nameko_db import Database
 from klients_common.outbox import relay, relay_quietly
 from klients_common.revocations import RevocationAware

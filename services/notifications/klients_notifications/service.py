@@ -11,8 +11,8 @@ from typing import Any
 
 from nameko.dependency_providers import Config
 from nameko.events import event_handler
-from nameko.rpc import rpc
 
+from klients_common.nameko_auth import rpc
 from klients_common.nameko_db import Database
 
 from . import preferences
