@@ -89,6 +89,14 @@ def test_the_holder_logs_in_with_smart_id_pays_the_amount_due_and_sees_it_drop_t
         "GET", f"/contracts/{contract}/balance", token).json()["amount_due"] == "0.00", timeout=15)
     assert api("GET", f"/contracts/{contract}/payments/{payment['id']}", token).json()["status"] == "received"
 
+    def paid_on_the_activity_list() -> list:
+        events = api("GET", f"/contracts/{contract}/activity", token).json()["events"]
+        return [e for e in events if e["action"] == "payment_made"]
+
+    wait_until("the payment on the activity list", paid_on_the_activity_list, timeout=15)
+    entry = paid_on_the_activity_list()[0]
+    assert (entry["actor_role"], entry["detail"]["amount"]) == ("owner", due)
+
 
 def test_the_holder_submits_a_reading_in_the_window_and_the_history_includes_it(api, household):
     contract, meter = household

@@ -135,6 +135,7 @@ class Payment(BillingBase):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), index=True)
     person_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str | None] = mapped_column(String(12), nullable=True)  # the payer's role on the contract
     amount: Mapped[Decimal] = mapped_column(MONEY)
     status: Mapped[str] = mapped_column(String(12))  # pending, received, cancelled, failed
     provider_payment_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)

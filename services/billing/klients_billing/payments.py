@@ -113,14 +113,14 @@ def forget_old_keys(*, db_session: Session, now: datetime) -> int:
 
 
 def start_payment(*, db_session: Session, provider: PaymentProvider, contract: Contract, person_id: str,
-                  amount: Decimal | None, return_url: str, callback_url: str) -> Payment:
+                  amount: Decimal | None, return_url: str, callback_url: str, role: str | None = None) -> Payment:
     """Create a payment for ``amount`` (or the amount due) and register it with the provider."""
     if amount is None:
         amount = Decimal(amount_due(db_session=db_session, contract=contract)["amount_due"])
         if amount <= 0:
             raise ValidationFailed("There is nothing to pay on this contract.", {"code": "nothing_due"})
-    payment = Payment(id=str(uuid.uuid4()), contract_id=contract.id, person_id=person_id, amount=amount,
-                      status="pending", created_at=datetime.now(UTC))
+    payment = Payment(id=str(uuid.uuid4()), contract_id=contract.id, person_id=person_id, role=role,
+                      amount=amount, status="pending", created_at=datetime.now(UTC))
     db_session.add(payment)
     db_session.flush()
     created = provider.create(merchant_reference=payment.id, amount=amount,
@@ -161,7 +161,7 @@ def take_callback(*, db_session: Session, secret: str, body: bytes, signature: s
     contract = db_session.get(Contract, payment.contract_id)
     enqueue(db_session, outbox, "payment_received", {
         "payment": payment.id, "contract": contract.number if contract else None, "amount": str(payment.amount),
-        "person": payment.person_id, "received_at": payment.completed_at.isoformat(),
+        "person": payment.person_id, "role": payment.role, "received_at": payment.completed_at.isoformat(),
         "email": contract.email if contract else None})
     return payment
 

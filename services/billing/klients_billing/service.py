@@ -129,7 +129,7 @@ class BillingService(RevocationAware):
     @rpc
     def start_payment(self, contract: str, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         """Start paying the amount due or a chosen amount (``bills:pay``); same key, same answer."""
-        self.auth.require(contract, Right.BILLS_PAY)
+        grant = self.auth.require(contract, Right.BILLS_PAY)
         person = self.auth.person_id
         amount = payments.parse_amount(body.get("amount"))
         row = register.get_contract_or_raise(db_session=self.db, number=contract)
@@ -140,7 +140,7 @@ class BillingService(RevocationAware):
         try:
             payment = payments.start_payment(
                 db_session=self.db, provider=self.config["PAYMENT_PROVIDER"], contract=row, person_id=person,
-                amount=amount, return_url=self.config["PAYMENT_RETURN_URL"],
+                role=grant.role.value, amount=amount, return_url=self.config["PAYMENT_RETURN_URL"],
                 callback_url=self.config["PAYMENT_CALLBACK_URL"])
         except ProviderUnavailable as exc:
             payments.release_key(db_session=self.db, person_id=person, key=idempotency_key)
