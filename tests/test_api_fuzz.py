@@ -12,7 +12,11 @@ import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
-from schemathesis.specs.openapi.checks import status_code_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from klients_gateway import create_app
 from tests.access_helpers import plant_person
@@ -48,5 +52,6 @@ def test_no_request_makes_a_server_error(case, holder):
     if "meter" in (case.path_parameters or {}):
         case.path_parameters["meter"] = holder["meter"]
     case.call_and_validate(headers={"Authorization": f"Bearer {holder['token']}"},
-                           checks=[not_a_server_error, status_code_conformance])
+                           checks=[not_a_server_error, status_code_conformance, content_type_conformance,
+                                   response_schema_conformance])
 
