@@ -579,3 +579,44 @@ def test_simulator_settings_come_from_the_environment() -> None:
     assert settings.delay == 0.2 and settings.anonymous_document == ""
     assert settings.relying_parties == (KLIENTS_RP,) and settings.allowed_ips == {"127.0.0.1", "10.0.0.1"}
     assert SimSettings.from_env({}) == SimSettings()
+
+
+# --- the v2 fallback (eid-protocols.md §1.2) ---------------------------------------------------------------------
+
+def test_a_notification_login_falls_back_to_v2_when_v3_is_in_maintenance(
+        make_client: Callable[..., SmartIdClient], sim: str, control: requests.Session) -> None:
+    client = make_client(fallback_v2_url=f"{sim}/v2")
+    script(sim, control, httpStatus=580)
+    session = client.start_notification("040404-10003")
+    assert session.protocol == "v2" and len(base64.b64decode(session.rp_challenge)) == 64  # a SHA-512 hash
+    assert phone(sim, control, session)["verificationCode"] == session.verification_code
+    stored = SmartIdSession.from_dict(json.loads(json.dumps(session.to_dict())))
+    identity = finish(client, stored)
+    assert (identity.personal_code, identity.given_name, identity.detail["api"]) == ("040404-10003", "OK", "v2")
+
+
+def test_without_a_fallback_or_for_the_person_s_own_errors_nothing_falls_back(
+        make_client: Callable[..., SmartIdClient], sim: str, control: requests.Session) -> None:
+    script(sim, control, httpStatus=580)
+    with pytest.raises(LoginFailed) as caught:
+        make_client().start_notification("040404-10003")
+    assert caught.value.code == "service_maintenance"
+    with_fallback = make_client(fallback_v2_url=f"{sim}/v2")
+    script(sim, control, httpStatus=471)  # the person has no suitable account: v2 would not help
+    with pytest.raises(LoginFailed) as caught:
+        with_fallback.start_notification("040404-10003")
+    assert caught.value.code == "no_suitable_account"
+
+
+@pytest.mark.parametrize(("behaviour", "code"), [
+    ({"fault": "tampered_signature"}, "bad_signature"),
+    ({"fault": "untrusted_certificate"}, "untrusted_certificate"),
+    ({"fault": "level_too_low"}, "certificate_level_too_low"),
+    ({"endResult": "USER_REFUSED_INTERACTION", "interaction": "verificationCodeChoice"}, "user_refused_vc_choice"),
+    ({"endResult": "WRONG_VC"}, "wrong_vc"),
+])
+def test_every_v2_answer_is_checked_like_v3(make_client: Callable[..., SmartIdClient], sim: str,
+                                            control: requests.Session, behaviour: dict[str, str], code: str) -> None:
+    client = make_client(base_url="http://127.0.0.1:9/v3", fallback_v2_url=f"{sim}/v2")  # v3 unreachable
+    script(sim, control, **behaviour)  # for the v2 session that follows
+    assert notification_failure(client).code == code

@@ -33,7 +33,7 @@ def signed_in(browser: requests.Session) -> bool:
     ({"httpStatus": 403}, "040404-10003", ""),
     ({"httpStatus": 404}, "040404-10003", ""),
     ({"httpStatus": 480}, "040404-10003", ""),
-    ({"httpStatus": 580}, "040404-10003", ""),
+    ({"statusHttpStatus": 580}, "040404-10003", ""),  # maintenance at start falls back to v2: see below
     ({"fault": "tampered_signature"}, "040404-10003", ""),
     ({"fault": "untrusted_certificate"}, "040404-10003", ""),
     ({"fault": "expired_certificate"}, "040404-10003", ""),
@@ -47,6 +47,16 @@ def test_every_bad_end_gives_a_clear_page_and_no_session(control, code, words):
     message = re.search(r'id="error-message">([^<]+)<', ended.text).group(1).strip()
     assert len(message) > 20 and words in message.lower()
     assert not signed_in(browser)
+
+
+def test_smart_id_in_maintenance_falls_back_to_the_v2_api_and_the_login_completes():
+    requests.post(f"{SIM}/test/next-session", json={"httpStatus": 580}, timeout=10).raise_for_status()
+    browser = requests.Session()
+    first = start_smartid(browser, personal_code="040404-10003")
+    code = re.search(r'id="verification-code"[^>]*>(\d{4})<', first.text).group(1)
+    ended = finish(browser, first)
+    assert 'id="signed-in"' in ended.text and signed_in(browser)
+    assert len(code) == 4
 
 
 def test_device_link_flow_shows_the_link_and_completes():

@@ -62,6 +62,7 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import NameOID
 from flask import Flask, Response, jsonify, request
 
@@ -70,6 +71,13 @@ HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "SHA-256": hashes.SHA256, "SHA-384": hashes.SHA384, "SHA-512": hashes.SHA512,
     "SHA3-256": hashes.SHA3_256, "SHA3-384": hashes.SHA3_384, "SHA3-512": hashes.SHA3_512,
 }
+V2_HASHES = {"SHA256": "SHA-256", "SHA384": "SHA-384", "SHA512": "SHA-512"}
+V2_TEXT_FIELDS = {"displayTextAndPIN": ("displayText60", 60), "verificationCodeChoice": ("displayText60", 60),
+                  "confirmationMessage": ("displayText200", 200),
+                  "confirmationMessageAndVerificationCodeChoice": ("displayText200", 200)}
+V2_REFUSED = {"displayTextAndPIN": "USER_REFUSED_DISPLAYTEXTANDPIN", "verificationCodeChoice": "USER_REFUSED_VC_CHOICE",
+              "confirmationMessage": "USER_REFUSED_CONFIRMATIONMESSAGE",
+              "confirmationMessageAndVerificationCodeChoice": "USER_REFUSED_CONFIRMATIONMESSAGE_WITH_VC_CHOICE"}
 TEXT_FIELDS = {"displayTextAndPIN": ("displayText60", 60), "confirmationMessage": ("displayText200", 200),
                "confirmationMessageAndVerificationCodeChoice": ("displayText200", 200)}
 DEVICE_LINK_INTERACTIONS = frozenset({"displayTextAndPIN", "confirmationMessage"})
@@ -201,6 +209,7 @@ class SimSession:
     verifier: str = field(default_factory=lambda: b64url(secrets.token_bytes(32)))
     answer: dict[str, Any] | None = None
     completed: float | None = None
+    v2_hash: bytes | None = None  # RP API v2: the hash to sign (its session's flow is "notification_v2")
 
 
 class Problem(Exception):
@@ -466,6 +475,56 @@ class Simulator:
         return jsonify({"sessionID": session.id, "sessionToken": session.token, "sessionSecret": session.secret,
                         "deviceLinkBase": session.device_link_base})
 
+    def start_v2(self, target: tuple[str, str]) -> Response:
+        """RP API v2: ``POST /v2/authentication/{etsi|document}/…`` (the fallback of older integrations)."""
+        script = self.take_script()
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise Problem(400, "a JSON object is required")
+        level = body.get("certificateLevel", "QUALIFIED")
+        if level not in ("ADVANCED", "QUALIFIED"):
+            raise Problem(400, "certificateLevel must be ADVANCED or QUALIFIED")
+        rp = self.authenticate(body, level)
+        hash_name = V2_HASHES.get(str(body.get("hashType")))
+        try:
+            signed_hash = base64.b64decode(str(body.get("hash", "")), validate=True)
+        except ValueError as exc:
+            raise Problem(400, "hash must be Base64") from exc
+        if hash_name is None or len(signed_hash) != HASHES[hash_name]().digest_size:
+            raise Problem(400, "hashType must be SHA256, SHA384 or SHA512 and hash its digest")
+        order = body.get("allowedInteractionsOrder")
+        if not isinstance(order, list) or not order or not all(
+                isinstance(i, dict) and i.get("type") in V2_TEXT_FIELDS
+                and 0 < len(str(i.get(V2_TEXT_FIELDS[i["type"]][0], ""))) <= V2_TEXT_FIELDS[i["type"]][1]
+                for i in order):
+            raise Problem(400, "allowedInteractionsOrder: types with their displayText60/200")
+        person = self.target_person(target, level, script)
+        now = time.time()
+        session = SimSession(id=str(uuid.uuid4()), rp=rp, flow="notification_v2", rp_challenge="", hash_name=hash_name,
+                             interactions="", interaction_types=tuple(i["type"] for i in order), callback_url=None,
+                             person=person, script=script, created=now, complete_at=now + self.settings.delay,
+                             flow_type="", v2_hash=signed_hash)
+        with self.changed:
+            self.forget_old()
+            self.sessions[session.id] = session
+        return jsonify({"sessionID": session.id})
+
+    def ok_answer_v2(self, session: SimSession, person: DemoPerson) -> dict[str, Any]:
+        """A v2 success: the certificate and a PKCS#1 v1.5 signature over the RP's hash."""
+        fault = session.script.fault
+        level = "ADVANCED" if fault == "level_too_low" else person.level
+        cert = self.pki.certificate(person, level=level, rogue=fault == "untrusted_certificate",
+                                    expired=fault == "expired_certificate")
+        algorithm = HASHES[session.hash_name]()
+        value = self.pki.key(person).sign(session.v2_hash or b"", padding.PKCS1v15(), Prehashed(algorithm))
+        if fault == "tampered_signature":
+            value = value[:-1] + bytes([value[-1] ^ 0x01])
+        return {"state": "COMPLETE", "result": {"endResult": "OK", "documentNumber": person.document_number},
+                "signature": {"value": b64(value),
+                              "algorithm": f"{session.hash_name.replace('-', '').lower()}WithRSAEncryption"},
+                "cert": {"value": b64(cert.public_bytes(serialization.Encoding.DER)), "certificateLevel": level},
+                "interactionFlowUsed": session.interaction_types[0]}
+
     def new_session(self, body: Mapping[str, Any], rp: RelyingParty, flow: str, level: str,
                     target: tuple[str, str] | None, script: Script) -> SimSession:
         """Validate the request and make its session."""
@@ -553,7 +612,12 @@ class Simulator:
         """The COMPLETE answer: the person's or scripted end result, or a signed OK."""
         end_result = self.end_result(session)
         if end_result == "OK" and session.person is not None:
+            if session.flow == "notification_v2":
+                return self.ok_answer_v2(session, session.person)
             return self.ok_answer(session, session.person)
+        if session.flow == "notification_v2" and end_result == "USER_REFUSED_INTERACTION":
+            refused = session.script.interaction or (session.person and session.person.refused_interaction)
+            end_result = V2_REFUSED.get(str(refused), "USER_REFUSED")  # v2 names the screen in the end result
         result: dict[str, Any] = {"endResult": end_result}
         if end_result == "USER_REFUSED_INTERACTION":
             refused = session.script.interaction or (session.person and session.person.refused_interaction)
@@ -692,7 +756,7 @@ class Simulator:
         return jsonify({
             "sessionID": session.id, "flow": session.flow, "state": answer["state"] if answer else "RUNNING",
             "verificationCode": shown_verification_code(session.rp_challenge) if session.flow == "notification"
-            else None,
+            else shown_verification_code(b64(session.v2_hash)) if session.v2_hash is not None else None,
             "documentNumber": session.person.document_number if session.person else None,
             "flowType": session.flow_type, "interactionTypes": list(session.interaction_types),
         })
@@ -726,6 +790,11 @@ def create_app(settings: SimSettings | None = None) -> Flask:
     app.add_url_rule("/v3/authentication/device-link/document/<document>", "device_link_document",
                      methods=["POST"], view_func=lambda document: sim.start("device_link", ("document", document)))
     app.add_url_rule("/v3/session/<session_id>", "session_status", view_func=sim.status)
+    app.add_url_rule("/v2/authentication/etsi/<identifier>", "v2_etsi", methods=["POST"],
+                     view_func=lambda identifier: sim.start_v2(("etsi", identifier)))
+    app.add_url_rule("/v2/authentication/document/<document>", "v2_document", methods=["POST"],
+                     view_func=lambda document: sim.start_v2(("document", document)))
+    app.add_url_rule("/v2/session/<session_id>", "v2_session_status", view_func=sim.status)
     app.add_url_rule("/mock/device-link", "mock_device_link", methods=["POST"], view_func=sim.submit_device_link)
     app.add_url_rule("/test/ca.pem", "ca", view_func=lambda: Response(
         sim.pki.ca.public_bytes(serialization.Encoding.PEM), mimetype=pem))

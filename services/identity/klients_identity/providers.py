@@ -74,4 +74,5 @@ def smartid_client(settings: Settings) -> SmartIdClient:
         base_url=settings.smartid_url, relying_party_uuid=settings.smartid_rp_uuid,
         relying_party_name=settings.smartid_rp_name, trust_anchors_pem=anchors,
         certificate_level=settings.smartid_cert_level, scheme_name=settings.smartid_scheme,
-        poll_timeout_ms=1000))  # each page refresh waits at most a second
+        poll_timeout_ms=1000,  # each page refresh waits at most a second
+        fallback_v2_url=settings.smartid_v2_url or None))

@@ -11,6 +11,7 @@
 | ``SESSION_COOKIE_SECURE`` | ``true`` | send the session cookie over HTTPS only (``false`` for local http) |
 | ``LOGIN_METHODS`` | ``smart_id,eparaksts,bank,email`` | the methods offered (those configured below) |
 | ``SMARTID_URL`` | ``http://127.0.0.1:8091/v3`` | Smart-ID RP API (the simulator in development) |
+| ``SMARTID_V2_URL`` | unset | RP API v2, tried for the notification flow when v3 is down or in maintenance (e.g. ``https://rp-api.smart-id.com/v2``) |
 | ``SMARTID_RP_UUID`` / ``SMARTID_RP_NAME`` | DEMO values | our relying-party account |
 | ``SMARTID_TRUST_ANCHORS`` | ``var/smartid-ca.pem`` | PEM file(s), ``:``-separated, of the CAs issuing Smart-ID certificates |
 | ``SMARTID_CERT_LEVEL`` | ``QUALIFIED`` | the lowest certificate level accepted |
@@ -61,6 +62,7 @@ class Settings:
     session_cookie_secure: bool
     login_methods: tuple[str, ...]
     smartid_url: str
+    smartid_v2_url: str
     smartid_rp_uuid: str
     smartid_rp_name: str
     smartid_trust_anchors: tuple[Path, ...]
@@ -111,6 +113,7 @@ class Settings:
             session_cookie_secure=env_bool("SESSION_COOKIE_SECURE", True),
             login_methods=tuple(m for m in env_str("LOGIN_METHODS", "smart_id,eparaksts,bank,email").split(",") if m),
             smartid_url=env_str("SMARTID_URL", "http://127.0.0.1:8091/v3"),
+            smartid_v2_url=env_str("SMARTID_V2_URL", ""),
             smartid_rp_uuid=env_str("SMARTID_RP_UUID", "00000000-0000-4000-8000-000000000000"),
             smartid_rp_name=env_str("SMARTID_RP_NAME", "DEMO"),
             smartid_trust_anchors=tuple(Path(p) for p in anchors.split(":") if p),

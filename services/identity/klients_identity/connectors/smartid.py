@@ -18,6 +18,11 @@ OIDs, key usage); its level, both as claimed in the answer and by its policies, 
 parameters we asked for; the subject is a Latvian personal code and, when the person named one, that code.
 Certificate revocation (OCSP) is not checked.
 
+**Fallback to v2.** With ``fallback_v2_url`` configured, a notification login whose v3 start fails because the
+service is down, in maintenance or erroring is started again on RP API v2 (eid-protocols.md §1.2): a SHA-512
+hash of 64 random bytes, the verification code computed from it, and on ``OK`` the same certificate checks plus
+an RSA PKCS#1 v1.5 signature over that very hash.
+
 ``SmartIdSession`` is what the identity service keeps between page loads. It holds the device link's
 ``session_secret``: store it server-side only, never in the browser. In outline::
 
@@ -49,6 +54,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from klients_common.personal_code import normalise_personal_code
@@ -199,6 +205,10 @@ V2_REFUSALS = {
 END_RESULTS = frozenset({"USER_REFUSED", "USER_REFUSED_CERT_CHOICE", "TIMEOUT", "DOCUMENT_UNUSABLE", "ACCOUNT_UNUSABLE",
                          "WRONG_VC", "REQUIRED_INTERACTION_NOT_SUPPORTED_BY_APP", "PROTOCOL_FAILURE",
                          "EXPECTED_LINKED_SESSION", "SERVER_ERROR"})
+# v3 start failures after which the notification flow is tried again on v2 (the service, not the person).
+FALLBACK_ON = frozenset({"service_maintenance", "service_error", "service_unavailable", "service_timeout"})
+# v2 answers sign the hash with PKCS#1 v1.5; only SHA-512 is asked for.
+V2_SIGNATURE_ALGORITHMS: dict[str, type[hashes.HashAlgorithm]] = {"sha512WithRSAEncryption": hashes.SHA512}
 HTTP_FAILURES = {400: "bad_request", 401: "relying_party_unauthorized", 403: "relying_party_forbidden",
                  471: "no_suitable_account", 472: "check_smartid_app", 480: "client_too_old",
                  580: "service_maintenance"}
@@ -329,6 +339,7 @@ class SmartIdConfig:
     scheme_name: str = "smart-id"
     poll_timeout_ms: int = 5000
     http_timeout: float = 10.0
+    fallback_v2_url: str | None = None  # RP API v2, used when v3 is unavailable (notification flow only)
 
     def __post_init__(self) -> None:
         """Refuse a configuration the API would refuse later."""
@@ -361,6 +372,7 @@ class SmartIdSession:
     interactions: str = ""
     initial_callback_url: str | None = None
     device_link_base: str | None = None
+    protocol: str = "v3"  # "v2" when started on the fallback; ``rp_challenge`` then holds the signed hash
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict (it contains the session secret: keep it server-side)."""
@@ -540,12 +552,34 @@ class SmartIdClient:
         rp_challenge = new_rp_challenge()
         interactions = encode_interactions(NOTIFICATION_INTERACTIONS)
         body = {**self._request_body(rp_challenge, interactions), "vcType": "numeric4"}
-        answer = self._call("POST", f"/authentication/notification/etsi/PNOLV-{code}", "start", json=body)
+        try:
+            answer = self._call("POST", f"/authentication/notification/etsi/PNOLV-{code}", "start", json=body)
+        except LoginFailed as exc:
+            if self._config.fallback_v2_url and exc.code in FALLBACK_ON:
+                log.warning("Smart-ID v3 unavailable (%s): starting on the v2 API", exc.code)
+                return self._start_notification_v2(code)
+            raise
         session = SmartIdSession(session_id=self._session_id(answer), rp_challenge=rp_challenge, flow="notification",
                                  verification_code=verification_code(rp_challenge), session_token=None,
                                  session_secret=None, received_at=time.time(), personal_code=code,
                                  interactions=interactions)
         log.info("Smart-ID notification session %s started", session.session_id)
+        return session
+
+    def _start_notification_v2(self, code: str) -> SmartIdSession:
+        """Start the notification flow on RP API v2 (the fallback)."""
+        signed_hash = b64(hashlib.sha512(secrets.token_bytes(64)).digest())
+        body = {"relyingPartyUUID": self._config.relying_party_uuid,
+                "relyingPartyName": self._config.relying_party_name,
+                "certificateLevel": self._config.certificate_level, "hash": signed_hash, "hashType": "SHA512",
+                "allowedInteractionsOrder": [{"type": "verificationCodeChoice", "displayText60": DISPLAY_TEXT_60},
+                                             {"type": "displayTextAndPIN", "displayText60": DISPLAY_TEXT_60}]}
+        answer = self._call("POST", f"/authentication/etsi/PNOLV-{code}", "start", json=body,
+                            base=self._config.fallback_v2_url)
+        session = SmartIdSession(session_id=self._session_id(answer), rp_challenge=signed_hash, flow="notification",
+                                 verification_code=verification_code(signed_hash), session_token=None,
+                                 session_secret=None, received_at=time.time(), personal_code=code, protocol="v2")
+        log.info("Smart-ID v2 notification session %s started", session.session_id)
         return session
 
     def start_device_link(self, *, initial_callback_url: str | None = None) -> SmartIdSession:
@@ -615,7 +649,8 @@ class SmartIdClient:
         config = self._config
         answer = self._call("GET", f"/session/{session.session_id}", "poll",
                             params={"timeoutMs": config.poll_timeout_ms},
-                            timeout=(config.http_timeout, config.http_timeout + config.poll_timeout_ms / 1000))
+                            timeout=(config.http_timeout, config.http_timeout + config.poll_timeout_ms / 1000),
+                            base=config.fallback_v2_url if session.protocol == "v2" else None)
         state = answer.get("state")
         if state == "RUNNING":
             return None
@@ -624,6 +659,8 @@ class SmartIdClient:
         result = mapping(answer.get("result"), "result")
         if result.get("endResult") != "OK":
             raise end_result_failure(result)
+        if session.protocol == "v2":
+            return self._verify_v2(session, answer, result)
         signature = mapping(answer.get("signature"), "signature")
         flow_type = self._check_flow_type(session, signature.get("flowType"))
         if flow_type in SAME_DEVICE and callback is None:
@@ -645,11 +682,12 @@ class SmartIdClient:
             "interactions": interactions,
         }
 
-    def _call(self, method: str, path: str, stage: str, **kwargs: Any) -> Mapping[str, Any]:
-        """Call the API and return its JSON object; every failure becomes ``LoginFailed``."""
+    def _call(self, method: str, path: str, stage: str, *, base: str | None = None,
+              **kwargs: Any) -> Mapping[str, Any]:
+        """Call the API (v3, or ``base``) and return its JSON object; every failure becomes ``LoginFailed``."""
         kwargs.setdefault("timeout", self._config.http_timeout)
         try:
-            response = self._http.request(method, self._config.base_url.rstrip("/") + path,
+            response = self._http.request(method, (base or self._config.base_url).rstrip("/") + path,
                                           headers={"Accept": "application/json"}, **kwargs)
         except requests.Timeout as exc:
             raise reject("service_timeout", f"{stage}: {type(exc).__name__}") from exc
@@ -720,6 +758,37 @@ class SmartIdClient:
                                 detail={"document_number": document_number, "certificate_level": level,
                                         "flow": session.flow, "flow_type": flow_type,
                                         "interaction_type_used": interaction})
+
+    def _verify_v2(self, session: SmartIdSession, answer: Mapping[str, Any],
+                   result: Mapping[str, Any]) -> VerifiedIdentity:
+        """Every check of a v2 ``OK`` answer (SID-v2 §2.3.13.3): the certificate as for v3, and a PKCS#1 v1.5
+        signature over the very hash this session sent."""
+        document_number = required_text(result.get("documentNumber"), "documentNumber")
+        cert_info = mapping(answer.get("cert"), "cert")
+        signature = mapping(answer.get("signature"), "signature")
+        cert = parse_certificate(cert_info.get("value"))
+        check_chain(cert, self._anchors, datetime.now(UTC))
+        level = self._check_level(cert, cert_info.get("certificateLevel"))
+        check_key_purpose(cert)
+        personal_code, given_name, family_name = identity_of(cert)
+        if personal_code != session.personal_code:
+            raise reject("identity_mismatch", "the certificate is not the requested person's")
+        algorithm = V2_SIGNATURE_ALGORITHMS.get(str(signature.get("algorithm")))
+        if algorithm is None:
+            raise reject("bad_signature", "unexpected v2 signature algorithm")
+        key = cert.public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise reject("bad_signature", "not an RSA key")
+        try:
+            key.verify(b64decode(required_text(signature.get("value"), "signature value")),
+                       base64.b64decode(session.rp_challenge), padding.PKCS1v15(), Prehashed(algorithm()))
+        except (InvalidSignature, ValueError) as exc:
+            raise reject("bad_signature", "the v2 signature does not verify") from exc
+        log.info("Smart-ID v2 session %s verified (%s)", session.session_id, level)
+        return VerifiedIdentity(personal_code=personal_code, given_name=given_name, family_name=family_name,
+                                method="smart_id", acr=LOA_SUBSTANTIAL, amr=("smartid",),
+                                detail={"document_number": document_number, "certificate_level": level,
+                                        "flow": session.flow, "api": "v2"})
 
     def _check_level(self, cert: x509.Certificate, claimed: object) -> str:
         """The lower of the claimed level and the certificate's; at least the configured one."""
