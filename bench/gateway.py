@@ -7,7 +7,6 @@ token carries the first 12 (``grants_complete: false``) and the portal asks for 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,22 +23,14 @@ CONTRACT = "LVG-100001"
 
 
 def _token(grants: list[TokenGrant], *, partial: bool = False) -> str:
-    from sqlalchemy.orm import sessionmaker
+    from tests.stack import mint_token
 
-    from klients_common.db import make_engine
-    from klients_identity.tokens import issue_access_token
-
-    session = sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))()
-    try:
-        return issue_access_token(session, issuer=os.environ["IDENTITY_ISSUER"], audience="klients-api",
-                                  subject="bench-manager", client_id="klients-portal", grants=grants,
-                                  acr="http://eidas.europa.eu/LoA/high", amr=["smartid"], ttl=300, partial=partial)
-    finally:
-        session.close()
+    return mint_token({g.contract: g for g in grants}, subject="bench-manager", partial=partial)
 
 
-def _load(url: str, token: str, requests_total: int, percentiles: Callable[[list[float]], dict[str, Any]]
+def load(url: str, token: str, requests_total: int, percentiles: Callable[[list[float]], dict[str, Any]]
           ) -> dict[str, Any]:
+    """GET ``url`` as ``token``'s holder from 32 clients; latency percentiles, rate and the token's size."""
     local = threading.local()
     headers = {"Authorization": f"Bearer {token}"}
 
@@ -68,7 +59,7 @@ def balance(gateway: str, percentiles: Callable[[list[float]], dict[str, Any]],
     one = [TokenGrant(CONTRACT, Role.OWNER, ALL_RIGHTS)]
     many = one + [TokenGrant(f"ZZ-{i:06d}", Role.OWNER, ALL_RIGHTS) for i in range(499)]  # sorts after CONTRACT
     return {
-        "one_grant": _load(url, _token(one), requests_total, percentiles),
-        "500_grants_plain_token_first_12": _load(url, _token(many), requests_total, percentiles),
-        "500_grants_contract_scoped_token": _load(url, _token(one, partial=True), requests_total, percentiles),
+        "one_grant": load(url, _token(one), requests_total, percentiles),
+        "500_grants_plain_token_first_12": load(url, _token(many), requests_total, percentiles),
+        "500_grants_contract_scoped_token": load(url, _token(one, partial=True), requests_total, percentiles),
     }

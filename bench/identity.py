@@ -112,7 +112,7 @@ def keycloak_fronted(percentiles: Any, stack: Any, logins: int = 20) -> dict[str
     from klients_common.db import make_engine, transaction
     from klients_identity.cli import ensure_broker_client
     from klients_identity.settings import Settings
-    from tests.stack import BIN
+    from tests.stack import BIN, register_contract
     from tests.test_keycloak_fronted import (
         HOLDER,
         OIDC,
@@ -124,7 +124,7 @@ def keycloak_fronted(percentiles: Any, stack: Any, logins: int = 20) -> dict[str
     )
 
     portal_realm.provision(staff_realm.admin_client(os.environ["KEYCLOAK_URL"]), SPEC)
-    _contract_for(HOLDER)  # the Smart-ID person logging in must hold a contract to be let in
+    register_contract(personal_code=HOLDER, holder_name="QUALIFIED OK1", email=None, prefix="B")  # let them in
     with transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))) as session:
         ensure_broker_client(session, replace(Settings.from_env(), portal_token_issuer="keycloak"))  # noqa: S106
     stack.start("identity-keycloak-sync", str(BIN / "klients-identity"), "run",
@@ -144,23 +144,3 @@ def keycloak_fronted(percentiles: Any, stack: Any, logins: int = 20) -> dict[str
 
     return {"brokered_login": percentiles(samples), "refresh": _hammer(once, tokens[:CLIENTS])}
 
-
-def _contract_for(personal_code: str) -> None:
-    """Put a contract held by ``personal_code`` in the client register."""
-    import uuid
-    from datetime import date
-    from decimal import Decimal
-
-    from sqlalchemy.orm import sessionmaker
-
-    from klients_billing.models import Contract, ContractHolder
-    from klients_common.db import make_engine, transaction
-
-    with transaction(sessionmaker(make_engine(os.environ["BILLING_DATABASE_URL"]))) as session:
-        contract = Contract(number=f"B-{uuid.uuid4().hex[:10].upper()}", holder_name="QUALIFIED OK1",
-                            holder_personal_code=personal_code, supply_address="Rīga", email=None, status="active",
-                            start_date=date(2020, 1, 1), credit=Decimal("0.00"))
-        session.add(contract)
-        session.flush()
-        session.add(ContractHolder(contract_id=contract.id, holder_name="QUALIFIED OK1",
-                                   holder_personal_code=personal_code, since=date(2020, 1, 1)))

@@ -29,7 +29,6 @@ import sys
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,24 +143,9 @@ def main() -> None:
 
         results["gateway_authorised_read_sequential"] = percentiles(timed(read, SEQUENTIAL))
 
-        local = threading.local()
-
-        def concurrent_read(_: int) -> float:
-            if not hasattr(local, "session"):
-                local.session = requests.Session()
-            started = time.perf_counter()
-            read(local.session)
-            return time.perf_counter() - started
-
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            list(pool.map(concurrent_read, range(CLIENTS * 4)))
-            started = time.perf_counter()
-            samples = list(pool.map(concurrent_read, range(CONCURRENT_REQUESTS)))
-            elapsed = time.perf_counter() - started
-        results["gateway_authorised_read_32_clients"] = {
-            **percentiles(samples), "requests_per_s": round(CONCURRENT_REQUESTS / elapsed, 1)}
-
         import gateway as gateway_bench
+
+        results["gateway_authorised_read_32_clients"] = gateway_bench.load(url, token, CONCURRENT_REQUESTS, percentiles)
 
         for name, numbers in gateway_bench.balance(gateway, percentiles).items():
             results[f"balance_32_clients_{name}"] = numbers

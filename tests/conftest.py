@@ -122,26 +122,12 @@ def billing_sessions(stack: Stack) -> Any:
 @pytest.fixture
 def new_contract(billing_sessions: Any) -> Callable[..., Any]:
     """Create a contract of its own in the register (unique number per call)."""
-    import uuid
-    from datetime import date
-    from decimal import Decimal
-
-    from klients_billing.models import Contract, ContractHolder
-    from tests.stack import random_personal_code
+    from tests.stack import random_personal_code, register_contract
 
     def _new(*, email: str | None = "holder@example.lv", personal_code: str | None = None,
              holder_name: str = "Jānis Bērziņš") -> Any:
-        personal_code = personal_code or random_personal_code()
-        with billing_sessions() as session:
-            contract = Contract(number=f"T-{uuid.uuid4().hex[:10].upper()}", holder_name=holder_name,
-                                holder_personal_code=personal_code, supply_address="Rūpniecības iela 3, Jelgava",
-                                email=email, status="active", start_date=date(2020, 1, 1), credit=Decimal("0.00"))
-            session.add(contract)
-            session.flush()
-            session.add(ContractHolder(contract_id=contract.id, holder_name=holder_name,
-                                       holder_personal_code=personal_code, since=date(2020, 1, 1)))
-            session.commit()
-            return contract
+        return register_contract(personal_code=personal_code or random_personal_code(), holder_name=holder_name,
+                                 email=email)
 
     return _new
 

@@ -180,11 +180,11 @@ def start_system(rpc: RpcClient) -> Stack:
     return running
 
 
-def mint_token(grants: dict[str, str | tuple[str, str | None]], *, subject: str = "person-1",
+def mint_token(grants: dict[str, Any], *, subject: str = "person-1",
                acr: str = "http://eidas.europa.eu/LoA/high", audience: str = "klients-api", ttl: int = 300,
                **kwargs: Any) -> str:
-    """Mint an access token with identity's own code and keys: grants map a contract to a role, or to
-    ``("subuser", level)``."""
+    """Mint an access token with identity's own code and keys: grants map a contract to a role, to
+    ``("subuser", level)``, or to a ``klients_common.grants.Grant`` (any rights, an end date)."""
     from sqlalchemy.orm import sessionmaker
 
     from klients_common.grants import Grant, Role, SubuserLevel, rights_for
@@ -192,6 +192,9 @@ def mint_token(grants: dict[str, str | tuple[str, str | None]], *, subject: str 
 
     grant_list = []
     for contract, spec in grants.items():
+        if isinstance(spec, Grant):
+            grant_list.append(spec)
+            continue
         role, level = (spec, None) if isinstance(spec, str) else spec
         grant_list.append(Grant(contract, Role(role), rights_for(Role(role), SubuserLevel(level) if level else None)))
     session = sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))()
@@ -199,6 +202,32 @@ def mint_token(grants: dict[str, str | tuple[str, str | None]], *, subject: str 
         return issue_access_token(session, issuer=os.environ["IDENTITY_ISSUER"], audience=audience, subject=subject,
                                   client_id="klients-portal", grants=grant_list, acr=acr, amr=["mca"], ttl=ttl,
                                   **kwargs)
+    finally:
+        session.close()
+
+
+def register_contract(*, personal_code: str, holder_name: str = "Jānis Bērziņš",
+                      email: str | None = "holder@example.lv", prefix: str = "T") -> Any:
+    """Put a contract of its own (unique number) held by ``personal_code`` in billing's client register."""
+    import uuid
+    from datetime import date
+    from decimal import Decimal
+
+    from sqlalchemy.orm import sessionmaker
+
+    from klients_billing.models import Contract, ContractHolder
+
+    session = sessionmaker(make_engine(os.environ["BILLING_DATABASE_URL"]), expire_on_commit=False)()
+    try:
+        contract = Contract(number=f"{prefix}-{uuid.uuid4().hex[:10].upper()}", holder_name=holder_name,
+                            holder_personal_code=personal_code, supply_address="Rūpniecības iela 3, Jelgava",
+                            email=email, status="active", start_date=date(2020, 1, 1), credit=Decimal("0.00"))
+        session.add(contract)
+        session.flush()
+        session.add(ContractHolder(contract_id=contract.id, holder_name=holder_name,
+                                   holder_personal_code=personal_code, since=date(2020, 1, 1)))
+        session.commit()
+        return contract
     finally:
         session.close()
 

@@ -4,22 +4,18 @@ bites at once at every service), the holder's online mandate, and every refusal 
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
 
-from klients_common.db import make_engine
 from klients_common.errors import NotFound
 from klients_common.grants import ALL_RIGHTS, Role
 from klients_common.grants import Grant as TokenGrant
 from klients_identity.access import end_ended_grants, end_of_day_epoch, riga_today
 from klients_identity.models import Grant, Invitation
-from klients_identity.tokens import issue_access_token
 from tests.access_helpers import invitation_link, now, plant_person, unique_email
 from tests.conftest import identity_session
 from tests.helpers import bearer, mails
@@ -159,20 +155,9 @@ def test_a_delegate_whose_mandate_ended_is_refused(gateway, holder, mint):
     stale = mint({contract: "delegate"}, subject=person, acr=SUBSTANTIAL)
     assert gateway.get(f"/api/v1/contracts/{contract}/users", headers=bearer(stale)).status_code == 404
     # And a token carrying the end is refused at the gateway and at billing alike.
-    ended = token_with_grants([TokenGrant(contract, Role.DELEGATE, ALL_RIGHTS, end_of_day_epoch(yesterday))],
-                              subject=person)
+    ended = mint({contract: TokenGrant(contract, Role.DELEGATE, ALL_RIGHTS, end_of_day_epoch(yesterday))},
+                 subject=person, acr=SUBSTANTIAL)
     assert gateway.get(f"/api/v1/contracts/{contract}/balance", headers=bearer(ended)).status_code == 404
-
-
-def token_with_grants(grants: list[TokenGrant], *, subject: str) -> str:
-    """Mint a token whose grants carry end dates (``until``)."""
-    session = sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))()
-    try:
-        return issue_access_token(session, issuer=os.environ["IDENTITY_ISSUER"], audience="klients-api",
-                                  subject=subject, client_id="klients-portal", grants=grants, acr=SUBSTANTIAL,
-                                  amr=["smartid"])
-    finally:
-        session.close()
 
 
 def test_a_delegate_manages_subusers_but_not_other_mandates(gateway, holder, mint):

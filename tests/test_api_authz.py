@@ -6,19 +6,17 @@ refused."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
+from typing import Any
 
 import pytest
-from sqlalchemy.orm import sessionmaker
 
-from klients_common.db import make_engine
 from klients_common.grants import ALL_RIGHTS, Right, Role
 from klients_common.grants import Grant as TokenGrant
 from klients_gateway import create_app
 from klients_gateway.openapi import OPERATIONS, Operation
-from klients_identity.tokens import issue_access_token
+from tests.stack import mint_token
 
 LOW = "http://eidas.europa.eu/LoA/low"
 HIGH = "http://eidas.europa.eu/LoA/high"
@@ -46,15 +44,9 @@ CONTRACT_OPS = [op for op in OPS if "/contracts/" + CONTRACT in op[2]]
 ids = [op[0] for op in OPS]
 
 
-def token(grants: list[TokenGrant], *, acr: str = HIGH, audience: str = "klients-api", ttl: int = 300,
-          now: float | None = None) -> str:
-    session = sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))()
-    try:
-        return issue_access_token(session, issuer=os.environ["IDENTITY_ISSUER"], audience=audience,
-                                  subject="p-authz", client_id="klients-portal", grants=grants, acr=acr,
-                                  amr=["smartid"], ttl=ttl, now=now, auth_time=int(time.time()))
-    finally:
-        session.close()
+def token(grants: list[TokenGrant], *, acr: str = HIGH, **kwargs: Any) -> str:
+    return mint_token({g.contract: g for g in grants}, subject="p-authz", acr=acr, auth_time=int(time.time()),
+                      **kwargs)
 
 
 def send(gateway, method: str, path: str, spec: Operation, bearer: str | None, *, body: dict | None = None,
