@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -98,10 +99,40 @@ class Client(ClientMixin):  # type: ignore[misc]
         return grant_type in self.row.grant_types.split()
 
 
+CLIENT_CACHE_SECONDS = 30.0  # a client changed with the CLI is seen by every process within this time
+_clients: dict[str, tuple[float, Client | None]] = {}
+_clients_lock = threading.Lock()
+
+
 def query_client(client_id: str) -> Client | None:
-    """Return the client, or None."""
+    """Return the client, or None (from a short in-process cache: every token request asks)."""
+    now = time.monotonic()
+    hit = _clients.get(client_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     row = db().get(OAuthClient, client_id) if client_id else None
-    return Client(row) if row else None
+    if row is not None:
+        db().expunge(row)
+    client = Client(row) if row is not None else None
+    with _clients_lock:
+        if len(_clients) > 1000:
+            _clients.clear()
+        _clients[client_id] = (now + CLIENT_CACHE_SECONDS, client)
+    return client
+
+
+def authenticate_client(*, confidential_only: bool) -> Client | None:
+    """Return the client this token-endpoint request comes from (HTTP Basic or form fields; a confidential
+    client must show its secret), or None."""
+    auth = request.authorization
+    client_id = auth.username if auth else request.form.get("client_id")
+    secret = auth.password if auth else request.form.get("client_secret")
+    client = query_client(client_id or "")
+    if client is None:
+        return None
+    if client.confidential:
+        return client if client.check_client_secret(secret or "") else None
+    return None if confidential_only else client
 
 
 # --- who a token is for ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from klients_common.auth import LOA_ORDER, InvalidToken
 from . import db, keys, pages
 from .limits import limiter, token_limit
 from .models import LoginSession, OAuthClient, Person, RefreshToken, RevokedAccessToken, as_utc, utcnow
-from .oauth2 import Client, Subject, digest, query_client, revoke_family, server, user_info
+from .oauth2 import Subject, authenticate_client, digest, query_client, revoke_family, server, user_info
 
 bp = Blueprint("oidc", __name__)
 SCOPES = ["openid", "profile", "email", "offline_access", "grants"]  # grants: for Keycloak brokering
@@ -190,22 +190,10 @@ def userinfo() -> ResponseReturnValue:
     return jsonify(dict(user_info(person, " ".join(token.scopes))))
 
 
-def _authenticated_client(confidential_only: bool) -> Client | None:
-    auth = request.authorization
-    client_id = auth.username if auth else request.form.get("client_id")
-    secret = auth.password if auth else request.form.get("client_secret")
-    client = query_client(client_id or "")
-    if client is None:
-        return None
-    if client.confidential:
-        return client if client.check_client_secret(secret or "") else None
-    return None if confidential_only else client
-
-
 @bp.post("/revoke")
 def revoke() -> ResponseReturnValue:
     """RFC 7009: revoke a refresh token (its whole family) or an access token. Always 200 for a known client."""
-    client = _authenticated_client(confidential_only=False)
+    client = authenticate_client(confidential_only=False)
     if client is None:
         return jsonify({"error": "invalid_client"}), 401
     value = request.form.get("token", "")
@@ -233,7 +221,7 @@ def _from_epoch(value: int) -> Any:
 @bp.post("/introspect")
 def introspect() -> ResponseReturnValue:
     """RFC 7662, for confidential clients only."""
-    if _authenticated_client(confidential_only=True) is None:
+    if authenticate_client(confidential_only=True) is None:
         return jsonify({"error": "invalid_client"}), 401
     value = request.form.get("token", "")
     row = db().get(RefreshToken, digest(value))

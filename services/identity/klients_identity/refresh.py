@@ -5,7 +5,7 @@ statement what matters: the presented token is rotated only if it is live (not r
 expired, of this client, its login not ended); a token that was already rotated revokes its whole family
 (reuse detection, RFC 9700 §4.14.2). Two concurrent uses of one token serialise on its row: the second
 finds it rotated and revokes the family. Then the grants are read, the new refresh token stored, one
-commit, and the access token signed. Clients come from a short in-process cache.
+commit, and the access token signed.
 
 Answers follow RFC 6749 §5.2 (``invalid_grant``, ``invalid_client``, ``invalid_scope``, ``invalid_request``)
 and RFC 8707 (``invalid_target``), never cached.
@@ -14,21 +14,25 @@ and RFC 8707 (``invalid_target``), never cached.
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 
 from flask import Response, current_app, jsonify, request
 from sqlalchemy import bindparam, insert, select, update
 
 from . import db
-from .models import LoginSession, OAuthClient, RefreshToken, utcnow
-from .oauth2 import REFRESH_TTL, Client, InvalidTargetError, digest, live_grants, requested_contracts, revoke_family
+from .models import LoginSession, RefreshToken, utcnow
+from .oauth2 import (
+    REFRESH_TTL,
+    Client,
+    InvalidTargetError,
+    authenticate_client,
+    digest,
+    live_grants,
+    requested_contracts,
+    revoke_family,
+)
 from .tokens import issue_access_token
 
-CLIENT_CACHE_SECONDS = 30.0  # a client changed with the CLI is seen by every process within this time
-_clients: dict[str, tuple[float, Client | None]] = {}
-_clients_lock = threading.Lock()
 TOKENS = RefreshToken.__table__
 SESSIONS = LoginSession.__table__
 # Built once: constructing SQLAlchemy statements per request costs more than running them.
@@ -43,23 +47,6 @@ REUSED = select(TOKENS.c.family_id).where(TOKENS.c.token_hash == bindparam("h"),
 STORE = insert(TOKENS)
 
 
-def cached_client(client_id: str) -> Client | None:
-    """Return the client (or None) from a short cache."""
-    now = time.monotonic()
-    hit = _clients.get(client_id)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    row = db().get(OAuthClient, client_id) if client_id else None
-    client = Client(row) if row is not None else None
-    if row is not None:
-        db().expunge(row)
-    with _clients_lock:
-        if len(_clients) > 1000:
-            _clients.clear()
-        _clients[client_id] = (now + CLIENT_CACHE_SECONDS, client)
-    return client
-
-
 def _error(code: str, description: str, status: int = 400) -> Response:
     response = jsonify({"error": code, "error_description": description})
     response.status_code = status
@@ -70,16 +57,9 @@ def _error(code: str, description: str, status: int = 400) -> Response:
 
 
 def _client() -> Client | Response:
-    auth = request.authorization
-    client_id = (auth.username if auth else request.form.get("client_id")) or ""
-    secret = auth.password if auth else request.form.get("client_secret")
-    client = cached_client(client_id)
+    client = authenticate_client(confidential_only=False)
     if client is None:
-        return _error("invalid_client", "unknown client", 401)
-    if client.confidential and not client.check_client_secret(secret or ""):
-        return _error("invalid_client", "client authentication failed", 401)
-    if not client.confidential and secret:
-        return _error("invalid_client", "a public client has no secret", 401)
+        return _error("invalid_client", "unknown client, or its authentication failed", 401)
     if not client.check_grant_type("refresh_token"):
         return _error("unauthorized_client", "this client may not use refresh tokens")
     return client
@@ -139,9 +119,3 @@ def grant() -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
-
-
-def forget_client(client_id: str) -> None:
-    """Drop a client from this process's cache (after the CLI changed it here)."""
-    _clients.pop(client_id, None)
-
