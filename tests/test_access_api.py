@@ -101,12 +101,20 @@ def test_bad_user_details_list_each_field_and_change_nothing(gateway, holder):
     assert grants_on(contract) == before
 
 
-def test_the_same_person_cannot_be_invited_twice(gateway, holder):
+def test_the_same_person_cannot_be_invited_twice_even_at_the_same_moment(gateway, gateway_url, holder):
+    from concurrent.futures import ThreadPoolExecutor
+
     contract, token = holder["contract"], holder["token"]
     body = {"name": "Anna", "email": unique_email(), "level": "bills"}
-    assert gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(token), json=body).status_code == 201
-    again = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(token), json=body)
-    assert again.status_code == 409
+
+    def invite(_: int) -> int:
+        return requests.post(f"{gateway_url}/api/v1/contracts/{contract}/users", headers=bearer(token), json=body,
+                             timeout=15).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = sorted(pool.map(invite, range(4)))
+    assert answers == [201, 409, 409, 409]
+    assert gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(token), json=body).status_code == 409
 
 
 def test_a_low_session_is_asked_to_step_up_and_nothing_changes(gateway, holder, mint):

@@ -28,7 +28,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from klients_common.errors import Conflict, Forbidden, NotFound, StepUpRequired, ValidationFailed
@@ -254,14 +255,25 @@ def _may_manage(actor: Actor, grant: Grant) -> None:
                         {"reason": "holder_only"})
 
 
+def _cancel_links(session: Session, grant_id: str, now: datetime) -> None:
+    """Cancel the grant's invitation links not used yet."""
+    session.execute(update(Invitation).where(Invitation.grant_id == grant_id, Invitation.used_at.is_(None),
+                                             Invitation.cancelled_at.is_(None)).values(cancelled_at=now))
+
+
+def _close(session: Session, grant: Grant, *, status: str, by: str, reason: str) -> str:
+    """End a grant (``revoked`` or ``ended``) and its open links; return the status it had."""
+    was, now = grant.status, utcnow()
+    grant.status, grant.ended_at, grant.ended_by, grant.end_reason = status, now, by, reason[:300]
+    _cancel_links(session, grant.id, now)
+    return was
+
+
 def _send_invitation(session: Session, grant: Grant, *, link_base: str, ttl: timedelta, inviter: str,
                      lang: str) -> Invitation:
     """Create a fresh link for the grant (cancelling any earlier one) and have notifications e-mail it."""
     now = utcnow()
-    for old in session.scalars(select(Invitation).where(Invitation.grant_id == grant.id,
-                                                        Invitation.used_at.is_(None),
-                                                        Invitation.cancelled_at.is_(None))):
-        old.cancelled_at = now
+    _cancel_links(session, grant.id, now)
     token = secrets.token_urlsafe(32)  # 256 bits
     invitation = Invitation(token_hash=token_hash(token), grant_id=grant.id, email=grant.invitee_email or "",
                             created_at=now, expires_at=now + ttl)
@@ -293,7 +305,6 @@ def invite(session: Session, actor: Actor, contract: str, new: NewUser, *, link_
             raise StepUpRequired("granting a mandate is signed by a fresh strong login",
                                  {"acr_values": "http://eidas.europa.eu/LoA/substantial",
                                   "max_age": MANDATE_SIGNING_MAX_AGE})
-    session.execute(select(Grant.id).where(Grant.contract == contract).limit(1).with_for_update())
     pending = session.scalar(select(Grant.id).where(
         Grant.contract == contract, Grant.status.in_(("invited", "active")),
         (Grant.invitee_email == new.email) | (
@@ -308,7 +319,11 @@ def invite(session: Session, actor: Actor, contract: str, new: NewUser, *, link_
                   invitee_name=new.name, invitee_email=new.email, expected_personal_code=new.personal_code,
                   created_by=actor.id)
     session.add(grant)
-    session.flush()
+    try:
+        session.flush()  # two invitations racing for one address: the open-invitee index lets one through
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict("this person already has or is invited to access on the contract") from exc
     invitation = _send_invitation(session, grant, link_base=link_base, ttl=ttl, inviter=_actor_name(session, actor),
                                   lang=lang)
     audit(session, actor=actor.id, action="user_invited", contract=contract, as_role=actor.role, grant=grant.id,
@@ -376,14 +391,8 @@ def revoke(session: Session, actor: Actor, contract: str, grant_id: str, *, reas
         _may_manage(actor, grant)
     if grant.status not in ("invited", "active"):
         raise Conflict(f"this access is already {grant.status}")
-    now = utcnow()
-    was = grant.status
-    grant.status, grant.ended_at, grant.ended_by = "revoked", now, actor.id
-    grant.end_reason = (reason or ("invitation cancelled" if was == "invited" else "revoked"))[:300]
-    for open_link in session.scalars(select(Invitation).where(Invitation.grant_id == grant.id,
-                                                              Invitation.used_at.is_(None),
-                                                              Invitation.cancelled_at.is_(None))):
-        open_link.cancelled_at = now
+    was = _close(session, grant, status="revoked", by=actor.id,
+                 reason=reason or ("invitation cancelled" if grant.status == "invited" else "revoked"))
     if was == "active" and grant.person_id:
         _announce_revocation(session, grant, actor, reason=grant.end_reason, notify=True)
     else:
@@ -414,7 +423,7 @@ def end_ended_grants(session: Session, now: datetime | None = None) -> int:
     rows = list(session.scalars(select(Grant).where(Grant.status == "active", Grant.valid_until < today)
                                 .limit(500).with_for_update(skip_locked=True)))
     for grant in rows:
-        grant.status, grant.ended_at, grant.ended_by, grant.end_reason = "ended", utcnow(), "system", "end date passed"
+        _close(session, grant, status="ended", by="system", reason="end date passed")
         _announce_revocation(session, grant, Actor(id="system", role="system"), reason="end date passed",
                              notify=True)
     session.commit()
@@ -512,13 +521,7 @@ def contract_transferred(session: Session, contract: str, holder_personal_code: 
         person = session.get(Person, grant.person_id) if grant.person_id else None
         if grant.role == "owner" and person is not None and person.personal_code == holder_personal_code:
             continue
-        was = grant.status
-        grant.status, grant.ended_at, grant.ended_by = "revoked", utcnow(), "register"
-        grant.end_reason = "contract transferred to a new holder"
-        for open_link in session.scalars(select(Invitation).where(Invitation.grant_id == grant.id,
-                                                                  Invitation.used_at.is_(None),
-                                                                  Invitation.cancelled_at.is_(None))):
-            open_link.cancelled_at = utcnow()
+        was = _close(session, grant, status="revoked", by="register", reason="contract transferred to a new holder")
         if was == "active" and person is not None:
             _announce_revocation(session, grant, register, reason=grant.end_reason, notify=grant.role != "owner")
         else:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -80,7 +81,11 @@ class Grant(IdentityBase):
 
     __tablename__ = "grants"
     __table_args__ = (Index("ix_grants_person_status", "person_id", "status"),
-                      Index("ix_grants_contract_status", "contract", "status"))
+                      Index("ix_grants_contract_status", "contract", "status"),
+                      # one open invitation or live grant per invited address and contract
+                      Index("uq_grants_open_invitee", "contract", "invitee_email", unique=True,
+                            postgresql_where=text("status IN ('invited', 'active') AND invitee_email IS NOT NULL"),
+                            sqlite_where=text("status IN ('invited', 'active') AND invitee_email IS NOT NULL")))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     person_id: Mapped[str | None] = mapped_column(ForeignKey("persons.id"), nullable=True)
