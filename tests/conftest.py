@@ -12,6 +12,7 @@ import pytest
 from tests.stack import Stack, load_env, mint_token, start_system
 
 load_env()
+pytest_plugins = ["tests.browser"]  # chromium, portal, page
 
 from sqlalchemy.orm import sessionmaker  # noqa: E402 - after the environment is set
 

@@ -12,33 +12,21 @@ With ``SCREENSHOTS_DIR`` set (``make screenshots``), the pages are saved there f
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
-from pathlib import Path
-
-from playwright.sync_api import Page
 
 from klients_identity.access import riga_today
 from tests.access_helpers import PASSWORD, invitation_link, now, plant_person, unique_email
+from tests.browser import shot, start_login, tokens_at_callback
 from tests.helpers import bearer
 from tests.oidc_helpers import ISSUER
-from tests.test_identity_browser import chromium, page, portal, start_login, tokens_at_callback  # noqa: F401
 from tests.test_operator_pages import PDF, SPEC, staff  # noqa: F401
 
 SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
 
 
-def shot(shown: Page, name: str) -> None:
-    """Save a screenshot for the docs when asked to."""
-    folder = os.environ.get("SCREENSHOTS_DIR")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        shown.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
-
-
 def test_an_additional_user_is_invited_activates_with_the_bank_and_sees_only_bills(
-        page, chromium, new_contract, gateway, mint, maildir):  # noqa: F811
+        page, chromium, new_contract, gateway, mint, maildir):
     contract = new_contract().number
     holder, _ = plant_person(contract, email=unique_email("holder"))
     owner = mint({contract: "owner"}, subject=holder, acr=SUBSTANTIAL, auth_time=int(time.time()))

@@ -4,77 +4,14 @@ leave no session."""
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urlparse
+from urllib.parse import urlencode
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
 
-from klients_common.auth import TokenVerifier, TrustedIssuer
-from tests.oidc_helpers import ISSUER, PORTAL, REDIRECT, exchange, pkce
+from tests.browser import start_login, tokens_at_callback
+from tests.oidc_helpers import ISSUER, PORTAL, REDIRECT, pkce
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it (deploy/test-services.sh)
 pytestmark = pytest.mark.usefixtures("stack")
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def portal():
-    """A stand-in for the portal's callback page, so the browser lands somewhere real."""
-
-    class Callback(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(b"<h1>portal</h1>")
-
-        def log_message(self, *args):
-            pass
-
-    host, port = urlparse(REDIRECT).netloc.split(":")
-    server = ThreadingHTTPServer((host, int(port)), Callback)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def page(chromium, portal):
-    context = chromium.new_context(locale="lv-LV")
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def start_login(page: Page) -> str:
-    verifier, challenge = pkce()
-    page.goto(f"{ISSUER}/authorize?" + urlencode({
-        "client_id": PORTAL, "redirect_uri": REDIRECT, "response_type": "code", "scope": "openid profile",
-        "state": "browser-state", "code_challenge": challenge, "code_challenge_method": "S256", "ui_locales": "lv"}))
-    return verifier
-
-
-def tokens_at_callback(page: Page, verifier: str) -> dict:
-    page.wait_for_url(f"{REDIRECT}*", timeout=20_000)
-    params = {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
-    assert params["state"] == "browser-state" and params["iss"] == ISSUER
-    response = exchange(params["code"], verifier)
-    assert response.status_code == 200, response.text
-    verifier_ = TokenVerifier([TrustedIssuer(ISSUER, f"{ISSUER}/jwks.json", "klients-api")])
-    return {"raw": response.json(), "access": verifier_.verify(response.json()["access_token"])}
 
 
 def test_smart_id_login_with_the_verification_code(page):

@@ -53,10 +53,9 @@ def test_smart_id_in_maintenance_falls_back_to_the_v2_api_and_the_login_complete
     requests.post(f"{SIM}/test/next-session", json={"httpStatus": 580}, timeout=10).raise_for_status()
     browser = requests.Session()
     first = start_smartid(browser, personal_code="040404-10003")
-    code = re.search(r'id="verification-code"[^>]*>(\d{4})<', first.text).group(1)
+    assert re.search(r'id="verification-code"[^>]*>\d{4}<', first.text)  # the v2 session's code is shown
     ended = finish(browser, first)
     assert 'id="signed-in"' in ended.text and signed_in(browser)
-    assert len(code) == 4
 
 
 def test_device_link_flow_shows_the_link_and_completes():

@@ -8,8 +8,7 @@ import re
 
 from playwright.sync_api import Page
 
-from tests.test_access_browser import shot
-from tests.test_identity_browser import CHROMIUM, chromium  # noqa: F401
+from tests.browser import shot
 from tests.test_keycloak_fronted import KEYCLOAK, SPEC, brokered_login, fronted, person_id  # noqa: F401
 
 

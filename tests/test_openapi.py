@@ -34,9 +34,6 @@ def test_the_description_carries_the_schemas_requests_are_validated_with(gateway
     key = next(p for p in payments["parameters"] if p["name"] == "Idempotency-Key")
     assert key["in"] == "header" and key["required"] is True
     assert spec["paths"]["/api/v1/openapi.json"]["get"]["security"] == []
-    # And a request breaking the schema is refused with each bad field named (the same schema at work).
-    refused = gateway.post("/api/v1/contracts/X/users", json={"name": 5})  # no token: 401 comes first
-    assert refused.status_code == 401
 
 
 def test_a_generic_openapi_tool_accepts_the_description(gateway):
