@@ -197,6 +197,7 @@ def test_the_holder_grants_a_mandate_online_signed_by_a_fresh_strong_login(gatew
                  auth_time=int(time.time()) - 3600)
     refused = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(stale), json=body)
     assert refused.status_code == 403 and "max_age=900" in refused.headers["WWW-Authenticate"]
+    assert refused.get_json()["max_age"] == 900  # numbers in a service's error reach the caller as numbers
     missing = gateway.post(f"/api/v1/contracts/{contract}/users", headers=bearer(holder["token"]),
                            json={k: v for k, v in body.items() if k not in ("personal_code", "valid_until")})
     assert {e["field"] for e in missing.get_json()["errors"]} == {"personal_code", "valid_until"}

@@ -40,9 +40,8 @@ def _klients_error(exc: KlientsError) -> Response:
     if isinstance(exc, StepUpRequired):
         acr = exc.extra.get("acr_values", "")
         challenge = f'Bearer error="insufficient_user_authentication", acr_values="{acr}"'
-        max_age = str(exc.extra.get("max_age", ""))  # nameko carries error arguments as text
-        if max_age.isdigit():  # RFC 9470: the login must also be this recent
-            challenge += f", max_age={max_age}"
+        if isinstance(exc.extra.get("max_age"), int):  # RFC 9470: the login must also be this recent
+            challenge += f", max_age={exc.extra['max_age']}"
         response.headers["WWW-Authenticate"] = challenge
     elif isinstance(exc, Unauthenticated):
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'

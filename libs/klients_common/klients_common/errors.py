@@ -6,6 +6,8 @@ status in a single table (``klients_gateway.errors``). Messages must be safe to 
 
 from __future__ import annotations
 
+import json
+
 
 class KlientsError(Exception):
     """Base of every error a service deliberately reports to its caller."""
@@ -13,11 +15,15 @@ class KlientsError(Exception):
     status = 500
     title = "Internal error"
 
-    def __init__(self, detail: str = "", extra: dict[str, object] | None = None) -> None:
-        # Both travel in ``args`` so nameko's serialisation (exc_args) carries them to the caller.
-        super().__init__(detail, extra or {})
+    def __init__(self, detail: str = "", extra: dict[str, object] | str | None = None) -> None:
+        # Both travel in ``args`` so nameko's serialisation (exc_args) carries them to the caller. ``extra``
+        # travels as JSON text: nameko turns every non-text value inside args into text (a 900 became "900").
+        if isinstance(extra, str):
+            extra = json.loads(extra)
+        extra = extra if isinstance(extra, dict) else {}
+        super().__init__(detail, json.dumps(extra, default=str))
         self.detail = detail
-        self.extra = extra or {}
+        self.extra = extra
 
     def __str__(self) -> str:
         return self.detail

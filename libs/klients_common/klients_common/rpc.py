@@ -60,8 +60,10 @@ def error_from_reply(error: dict[str, Any]) -> Exception:
     cls = error_class(str(error.get("exc_path", "")))
     if cls is not None:
         args = error.get("exc_args") or [""]
-        extra = args[1] if len(args) > 1 and isinstance(args[1], dict) else None
-        return cls(str(args[0]), extra)
+        try:
+            return cls(str(args[0]), args[1] if len(args) > 1 else None)  # KlientsError parses its JSON extra
+        except ValueError:  # not JSON: an older sender; keep the message
+            return cls(str(args[0]))
     return RemoteError(str(error.get("exc_type")), str(error.get("value")))
 
 
