@@ -69,13 +69,15 @@ def sync_owner_grants(session: Session, person: Person, held: list[str]) -> None
 
 
 def complete_strong_login(session: Session, identity: VerifiedIdentity,
-                          contracts_of: Callable[[str], list[dict[str, Any]]]) -> Person:
-    """Register or find the person behind a strong login and sync their owner grants; raise NoContract."""
+                          contracts_of: Callable[[str], list[dict[str, Any]]], *,
+                          invited: bool = False) -> Person:
+    """Register or find the person behind a strong login and sync their owner grants; raise NoContract
+    unless they hold a contract, another grant, or (``invited``) are taking up an invitation."""
     held = [c["number"] for c in contracts_of(identity.personal_code)]
     existing = session.scalar(select(Person).where(Person.personal_code == identity.personal_code))
     other_grants = existing is not None and session.scalar(select(Grant.id).where(
         Grant.person_id == existing.id, Grant.role != "owner", Grant.status == "active").limit(1)) is not None
-    if not held and not other_grants:
+    if not held and not other_grants and not invited:
         if existing is not None:
             sync_owner_grants(session, existing, [])
             session.commit()

@@ -91,10 +91,7 @@ def strong_login_for_invitation(identity: VerifiedIdentity) -> ResponseReturnVal
         accounts.audit(db(), actor=None, action="invitation_wrong_person", contract=grant.contract, grant=grant.id)
         db().commit()
         return _invalid("wrong_person")
-    person, created = accounts.find_or_create_person(db(), identity)
-    if created:
-        accounts.audit(db(), actor=person.id, action="person_registered", subject=person.id, method=identity.method)
-    accounts.sync_owner_grants(db(), person, [c["number"] for c in contracts_of(identity.personal_code)])
+    person = accounts.complete_strong_login(db(), identity, contracts_of, invited=True)
     db().commit()
     session["invitation"] = {**session["invitation"], "person_id": person.id, "acr": identity.acr,
                              "amr": list(identity.amr), "method": identity.method}
