@@ -127,7 +127,7 @@ def keycloak_fronted(percentiles: Any, stack: Any, logins: int = 20) -> dict[str
     register_contract(personal_code=HOLDER, holder_name="QUALIFIED OK1", email=None, prefix="B")  # let them in
     with transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))) as session:
         ensure_broker_client(session, replace(Settings.from_env(), portal_token_issuer="keycloak"))  # noqa: S106
-    stack.start("identity-keycloak-sync", str(BIN / "klients-identity"), "run",
+    stack.start("identity-keycloak-sync", str(BIN / "klients-identity"), "run", component="identity",
                 env={"PORTAL_TOKEN_ISSUER": "keycloak"})
     samples, tokens = [], []
     for _ in range(max(logins, CLIENTS)):

@@ -45,11 +45,16 @@ print(json.dumps([{"issuer": os.environ.get("IDENTITY_ISSUER", "http://127.0.0.1
 fi
 if ! port_open 8025; then start smtp "$PY" deploy/devsmtp.py --port 8025 --maildir "$VAR/mail"; fi
 
+# The bus: one broker user per component with only its own permissions, and the whole topology (docs/bus.md).
+export BUS_ADMIN_PASSWORD_FILE="$ROOT/var/rabbitmq-admin" BUS_SECRETS_DIR="$VAR/bus"
+klients-bus setup
+as() { local c=$1; shift; env AMQP_URI="$(klients-bus uri "$c")" "$@"; }  # as COMPONENT COMMAND...: its own user
+
 say "migrating and seeding"
-klients-identity migrate
-for svc in billing metering notifications; do "klients-$svc" migrate; done
-klients-billing seed-demo
-klients-metering seed-demo
+as identity klients-identity migrate
+for svc in billing metering notifications; do as "$svc" "klients-$svc" migrate; done
+as billing klients-billing seed-demo
+as metering klients-metering seed-demo
 
 # Development only: the providers we cannot reach from here, simulated with their real protocols.
 export SESSION_COOKIE_SECURE=false SIM_SMARTID_DELAY="${SIM_SMARTID_DELAY:-3}"
@@ -60,10 +65,10 @@ start eparaksts-simulator klients-simulators eparaksts --bind 127.0.0.1:8092
 start banks-simulator klients-simulators banks --bind 127.0.0.1:8093
 for port in 8091 8092 8093; do wait_for 30 "simulator on $port" port_open $port; done
 set -a; eval "$("$PY" -m klients_simulators.devsetup fetch --dir "$VAR/providers")"; set +a
-start identity klients-identity serve --bind 127.0.0.1:8001
-start identity-service klients-identity run
-for svc in billing metering notifications; do start "$svc" "klients-$svc" run; done
-start gateway klients-gateway serve --bind 127.0.0.1:8000
+start identity env AMQP_URI="$(klients-bus uri identity)" klients-identity serve --bind 127.0.0.1:8001
+start identity-service env AMQP_URI="$(klients-bus uri identity)" klients-identity run
+for svc in billing metering notifications; do start "$svc" env AMQP_URI="$(klients-bus uri "$svc")" "klients-$svc" run; done
+start gateway env AMQP_URI="$(klients-bus uri gateway)" klients-gateway serve --bind 127.0.0.1:8000
 
 wait_for 60 identity curl -fsS http://127.0.0.1:8001/healthz
 wait_for 60 "the services" curl -fsS http://127.0.0.1:8000/readyz
@@ -73,7 +78,7 @@ cat <<INFO
     gateway (public API)   http://127.0.0.1:8000/api/v1     probes /healthz /readyz
     identity (OIDC)        http://127.0.0.1:8001/.well-known/openid-configuration
     Keycloak (staff)       http://127.0.0.1:8080/admin  (admin/admin; realm klients-staff, operator/operator-demo-1)
-    RabbitMQ               amqp://127.0.0.1:5672
+    RabbitMQ               amqp://127.0.0.1:5672, one user per component (klients-bus uri NAME); API :15672
     SMTP                   127.0.0.1:8025, every mail kept as a file in $VAR/mail
     payment simulator      http://127.0.0.1:8090 (the payer's page opens from a payment's redirect_url)
     eID simulators         Smart-ID :8091 (e.g. 040404-10003), eParaksts :8092, banks :8093

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.stack import Stack, load_env, mint_token, start_system
+from tests.stack import Stack, load_env, mint_token, reset_bus, start_system
 
 load_env()
 pytest_plugins = ["tests.browser"]  # chromium, portal, page
@@ -149,8 +149,9 @@ def notifications_sessions(stack: Stack) -> Any:
 def stack(smtp: SmtpServer) -> Iterator[Stack]:
     """Migrate fresh databases, seed the demo data, and start identity and every nameko service (after
     the SMTP server, so the demo's e-mails go out at once instead of waiting for retries)."""
+    reset_bus()  # before any client connects: the vhost is deleted and made again
     rpc = RpcClient(os.environ["AMQP_URI"], timeout=10)
-    running = start_system(rpc)
+    running = start_system(rpc, fresh_bus=False)
     try:
         yield running
     finally:

@@ -59,4 +59,6 @@ if __name__ == "__main__":
     from klients_common.green import run_services
     from klients_common.settings import nameko_config
 
-    run_services(nameko_config("probe"), ProbeService)
+    # A test-only service: it runs as the broker's administrator and declares its own exchange (it is not a
+    # component of the system, so it has no broker identity of its own).
+    run_services(nameko_config("probe", DECLARE_EVENT_EXCHANGES=True), ProbeService)

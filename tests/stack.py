@@ -34,6 +34,10 @@ def load_env() -> None:
             key, _, value = line.partition("=")
             os.environ.setdefault(key.strip(), value.strip())
     os.environ["KLIENTS_VAR_DIR"] = str(ROOT / os.environ["KLIENTS_VAR_DIR"])
+    for name in ("BUS_SECRETS_DIR", "BUS_ADMIN_PASSWORD_FILE"):
+        os.environ[name] = str(ROOT / os.environ[name])
+    # The test process itself talks to the services as the gateway does (its RPC client, the in-process app).
+    os.environ.setdefault("AMQP_URI", bus_uri("gateway"))
     # The suite submits readings today, whatever the date: open the window on today's day of the month
     # (it then closes on the next month's first working day, so it is open now). Window edges are
     # tested on the rules themselves, with chosen dates.
@@ -41,6 +45,50 @@ def load_env() -> None:
     from zoneinfo import ZoneInfo
 
     os.environ.setdefault("READING_WINDOW_OPEN_DAY", str(datetime.now(ZoneInfo("Europe/Riga")).day))
+
+
+def bus_uri(component: str) -> str:
+    """Return the AMQP URI ``component`` connects with on the test vhost (its password made on first use)."""
+    from klients_common.bus_setup import Settings
+
+    settings = Settings()
+    return settings.uri(settings.prefix + component, settings.password(component, create=True))
+
+
+def admin_uri() -> str:
+    """Return the administrator's AMQP URI on the test vhost (for observing the bus, and for attacks that
+    need a credential with every permission)."""
+    from klients_common.bus_setup import Settings
+
+    settings = Settings()
+    return settings.uri(settings.admin_user, settings.admin_password)
+
+
+def reset_bus() -> None:
+    """Delete the test vhost and set it up from nothing: users, permissions, every queue (fresh-machine truth)."""
+    from klients_common.bus_setup import Settings, setup
+
+    setup(Settings(), fresh=True)
+
+
+def publish_event(source: str, event_type: str, payload: Any, *, as_component: str | None = None,
+                  user_id: str | bool | None = True) -> None:
+    """Publish an event on ``source``'s exchange as a component would (by default ``source`` itself, with its
+    validated user id); ``as_component="admin"`` uses the administrator, ``user_id=None`` sends none."""
+    from kombu import Connection, Exchange
+
+    component = as_component or source
+    uri = admin_uri() if component == "admin" else bus_uri(component)
+    properties: dict[str, Any] = {}
+    if user_id is True:
+        properties["user_id"] = os.environ["BUS_USER_PREFIX"] + component if component != "admin" else None
+    elif user_id:
+        properties["user_id"] = user_id
+    properties = {k: v for k, v in properties.items() if v}
+    with Connection(uri) as conn:
+        conn.Producer(serializer="json").publish(
+            payload, exchange=Exchange(f"{source}.events", type="topic", durable=True, no_declare=True),
+            routing_key=event_type, delivery_mode=2, retry=True, **properties)
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
@@ -58,7 +106,11 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float = 60) -> Non
 
 
 def reset_databases() -> None:
-    """Drop every table of every service database and migrate it from scratch."""
+    """Drop every table of every service database and migrate it (database and its part of the bus) from
+    scratch."""
+    from klients_common.service_cli import migrate_bus
+    from klients_common.settings import nameko_config
+
     for service in MIGRATED:
         url = os.environ[f"{service.upper()}_DATABASE_URL"]
         engine = make_engine(url)
@@ -67,6 +119,7 @@ def reset_databases() -> None:
             conn.execute(text("CREATE SCHEMA public"))
         engine.dispose()
         migrate(f"klients_{service}", url)
+        migrate_bus(service, {**nameko_config(service), "AMQP_URI": bus_uri(service)})
 
 
 class Stack:
@@ -77,11 +130,14 @@ class Stack:
         self.logs = Path(os.environ["KLIENTS_VAR_DIR"]) / "log"
         self.logs.mkdir(parents=True, exist_ok=True)
 
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """Start one process (``env`` added to ours), its output in var/test/log/NAME.log."""
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None,
+              component: str | None = None) -> subprocess.Popen[bytes]:
+        """Start one process (``env`` added to ours; on the bus as ``component``), its output in
+        var/test/log/NAME.log."""
+        bus = {"AMQP_URI": bus_uri(component)} if component else {}
         with (self.logs / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                    env={**os.environ, **(env or {})})
+                                    env={**os.environ, **bus, **(env or {})})
         self.procs[name] = proc
         return proc
 
@@ -103,13 +159,14 @@ class Stack:
     def start_identity(self) -> None:
         """Start identity and wait until it serves its JWKS."""
         self.start("identity", str(BIN / "klients-identity"), "serve", "--workers",
-                   os.environ.get("IDENTITY_WORKERS", "1"))
+                   os.environ.get("IDENTITY_WORKERS", "1"), component="identity")
         issuer = os.environ["IDENTITY_ISSUER"]
         wait_until("identity", lambda: requests.get(f"{issuer}/jwks.json", timeout=1).ok)
 
     def start_service(self, name: str, rpc: RpcClient) -> None:
         """Start a nameko service and wait until it answers RPC."""
-        self.start(f"{name}-service" if name == "identity" else name, str(BIN / f"klients-{name}"), "run")
+        self.start(f"{name}-service" if name == "identity" else name, str(BIN / f"klients-{name}"), "run",
+                   component=name)
         wait_until(name, lambda: rpc.call(name, "ping", timeout=1) == "pong")
 
     def start_smtp(self, port: int, maildir: Path) -> None:
@@ -136,7 +193,7 @@ class Stack:
             self.stop(name)
 
 
-def start_system(rpc: RpcClient) -> Stack:
+def start_system(rpc: RpcClient, *, fresh_bus: bool = True) -> Stack:
     """Fresh databases with the demo data and a signing key, then identity and every nameko service."""
     from sqlalchemy.orm import sessionmaker
 
@@ -147,6 +204,8 @@ def start_system(rpc: RpcClient) -> Stack:
     from klients_identity.settings import Settings
     from klients_metering.demo import seed as seed_metering
 
+    if fresh_bus:
+        reset_bus()
     reset_databases()
     logs = Path(os.environ["KLIENTS_VAR_DIR"]) / "log"
     for old in logs.glob("*.log"):  # each run's logs start empty (the SMTP server, already running, keeps its)
@@ -168,7 +227,8 @@ def start_system(rpc: RpcClient) -> Stack:
                       "--bind", os.environ["SIM_PAYMENTS_BIND"])
         for service in SERVICES:
             running.start_service(service, rpc)
-        running.start("gateway", str(BIN / "klients-gateway"), "serve", "--workers", "2", "--threads", "16")
+        running.start("gateway", str(BIN / "klients-gateway"), "serve", "--workers", "2", "--threads", "16",
+                      component="gateway")
         gateway = "http://" + os.environ["GATEWAY_BIND"]
         wait_until("gateway", lambda: requests.get(f"{gateway}/readyz", timeout=2).ok)
         wait_until("payments simulator",

@@ -13,7 +13,7 @@ import requests
 from kombu import Connection, Exchange, Queue
 
 from tests.oidc_helpers import authorize, finish, pkce, redirect_params, start_smartid
-from tests.stack import wait_until
+from tests.stack import admin_uri, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
 SIM = f"http://{os.environ.get('SIM_SMARTID_BIND', '127.0.0.1:18091')}"
@@ -71,7 +71,7 @@ def test_identity_events_reach_the_bus():
     queue = Queue(f"test-identity-events-{uuid.uuid4()}", Exchange("identity.events", type="topic", durable=True),
                   routing_key="login", auto_delete=True)
     received = []
-    with Connection(os.environ["AMQP_URI"]) as conn:
+    with Connection(admin_uri()) as conn:  # an observer with every permission
         with conn.Consumer(queue, callbacks=[lambda body, message: (received.append(body), message.ack())],
                            accept=["json"]):
             browser = requests.Session()

@@ -56,7 +56,7 @@ def fronted(stack, rpc):
     settings = replace(Settings.from_env(), portal_token_issuer="keycloak")
     with transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))) as session:
         ensure_broker_client(session, settings)
-    stack.start("identity-keycloak-sync", str(BIN / "klients-identity"), "run",
+    stack.start("identity-keycloak-sync", str(BIN / "klients-identity"), "run", component="identity",
                 env={"PORTAL_TOKEN_ISSUER": "keycloak"})
     admin.change_current_realm(SPEC.realm)
     yield admin

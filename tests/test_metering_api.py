@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
 import uuid
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from kombu import Connection, Exchange
 from sqlalchemy import select
 
 from klients_billing.models import MeteredConsumption
 from klients_common.errors import Forbidden
 from tests.helpers import bearer
-from tests.stack import wait_until
+from tests.stack import publish_event, wait_until
 
 TODAY = datetime.now(ZoneInfo("Europe/Riga")).date()
 HISTORY = [(date(2025, m, 28), 100 * m) for m in range(1, 13)]
@@ -170,23 +167,17 @@ def test_the_same_reading_event_delivered_twice_is_consumed_once(stack, billing_
     contract = f"T-{uuid.uuid4().hex[:10].upper()}"
     event = {"event_id": str(uuid.uuid4()), "contract": contract, "meter": "S-DUP", "reading_id": 1, "value": 140,
              "read_on": "2026-11-28", "period": "2026-11", "source": "customer", "consumption_m3": 40,
-             "rollover": False, "flagged": False, "submitted_by": "p", "submitted_role": "owner",
+             "consumption_kwh": "420.000", "rollover": False, "flagged": False, "submitted_by": "p",
+             "submitted_role": "owner",
              "submitted_at": "2026-11-28T09:00:00+00:00", "replaces": None}
     later = {**event, "event_id": str(uuid.uuid4()), "reading_id": 2, "consumption_m3": 45,
              "submitted_at": "2026-11-29T09:00:00+00:00", "replaces": 1}
-    with Connection(os.environ["AMQP_URI"]) as conn:
-        producer = conn.Producer(serializer="json")
-        exchange = Exchange("metering.events", type="topic", durable=True)
-        for payload in (event, event, later, event):
-            producer.publish(json.loads(json.dumps(payload)), exchange=exchange, routing_key="reading_accepted",
-                             declare=[exchange], delivery_mode=2)
+    for payload in (event, event, later, event):
+        publish_event("metering", "reading_accepted", payload)
     wait_until("billing to apply the later reading",
                lambda: [r.consumption_m3 for r in consumption_row(billing_sessions, contract)] == [45], timeout=10)
     # Give the late duplicate time to arrive: it must not bring the older figure back.
-    with Connection(os.environ["AMQP_URI"]) as conn:
-        producer = conn.Producer(serializer="json")
-        producer.publish(event, exchange=Exchange("metering.events", type="topic", durable=True),
-                         routing_key="reading_accepted", delivery_mode=2)
+    publish_event("metering", "reading_accepted", event)
     import time
 
     time.sleep(1)
@@ -194,9 +185,6 @@ def test_the_same_reading_event_delivered_twice_is_consumed_once(stack, billing_
 
 
 def test_malformed_event_is_dropped_and_billing_keeps_working(stack, rpc, mint, billing_sessions):
-    with Connection(os.environ["AMQP_URI"]) as conn:
-        conn.Producer(serializer="json").publish(
-            {"contract": 12, "nonsense": True}, exchange=Exchange("metering.events", type="topic", durable=True),
-            routing_key="reading_accepted", delivery_mode=2)
+    publish_event("metering", "reading_accepted", {"contract": 12, "nonsense": True})
     token = mint({"LVG-100001": "owner"})
     assert rpc.call("billing", "get_contract", "LVG-100001", context={"authorization": f"Bearer {token}"})

@@ -12,22 +12,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kombu import Connection, Exchange
 from sqlalchemy import select
 
 from klients_notifications.models import DeadLetter, Delivery
 from tests.helpers import mails
-from tests.stack import BIN, Stack, wait_until
+from tests.stack import BIN, Stack, publish_event, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
 
 
 def publish(payload: dict, event_type: str = "password_reset_requested", source: str = "identity") -> None:
     """Publish a service's event on the real bus, as its outbox relay does."""
-    with Connection(os.environ["AMQP_URI"]) as conn:
-        conn.Producer(serializer="json").publish(
-            payload, exchange=Exchange(f"{source}.events", type="topic", durable=True), routing_key=event_type,
-            delivery_mode=2, retry=True)
+    publish_event(source, event_type, payload)
 
 
 def event(to: str) -> dict:
@@ -117,7 +113,7 @@ def test_a_malformed_event_is_dead_lettered_and_the_service_keeps_going(maildir,
 
 def test_two_instances_send_each_mail_once(maildir):
     second = Stack()
-    second.start("notifications-2", sys.executable, "-m", "klients_notifications.cli", "run")
+    second.start("notifications-2", sys.executable, "-m", "klients_notifications.cli", "run", component="notifications")
     try:
         time.sleep(3)  # let the second instance join the queue
         addresses = [address() for _ in range(12)]

@@ -3,26 +3,22 @@ and metering within a second, while the token's other grants keep working."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
-from kombu import Connection, Exchange
 
 from klients_common.errors import NotFound
-from tests.stack import wait_until
+from tests.stack import publish_event, wait_until
 
 
 def announce_revocation(person: str, contract: str) -> None:
     """Publish identity's grant_revoked as its outbox relay does."""
-    with Connection(os.environ["AMQP_URI"]) as conn:
-        conn.Producer(serializer="json").publish(
-            {"event_id": str(uuid.uuid4()), "actor": "operator-1", "subject": person, "contract": contract,
-             "role": "subuser", "revoked_at": datetime.now(UTC).isoformat()},
-            exchange=Exchange("identity.events", type="topic", durable=True), routing_key="grant_revoked",
-            delivery_mode=2, retry=True)
+    publish_event("identity", "grant_revoked", {
+        "event_id": str(uuid.uuid4()), "actor": "operator-1", "subject": person, "contract": contract,
+        "role": "subuser", "revoked_at": datetime.now(UTC).isoformat(), "notify": False, "to": None,
+        "lang": "lv", "name": "", "reason": "revoked"})
 
 
 def refused(rpc, service: str, method: str, contract: str, token: str) -> bool:
@@ -59,10 +55,7 @@ def test_a_token_issued_after_the_revocation_works_again_when_the_grant_is_back(
 
 @pytest.mark.parametrize("payload", [{"subject": "x"}, {"subject": "x", "contract": "C", "revoked_at": "yesterday"}])
 def test_a_malformed_revocation_is_ignored_and_the_service_keeps_answering(rpc, mint, payload):
-    with Connection(os.environ["AMQP_URI"]) as conn:
-        conn.Producer(serializer="json").publish(payload, exchange=Exchange("identity.events", type="topic",
-                                                                            durable=True),
-                                                 routing_key="grant_revoked", delivery_mode=2, retry=True)
+    publish_event("identity", "grant_revoked", payload)
     token = mint({"LVG-100001": "owner"})
     time.sleep(0.5)
     assert not refused(rpc, "billing", "get_contract", "LVG-100001", token)

@@ -23,6 +23,8 @@ from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, insert, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .events import check_payload
+
 log = logging.getLogger(__name__)
 
 
@@ -49,9 +51,14 @@ def processed_events_table(metadata: MetaData) -> Table:
 
 
 def enqueue(session: Session, outbox: Table, event_type: str, payload: dict[str, Any]) -> str:
-    """Add an event to the outbox in the session's transaction; return its id (also in the payload)."""
+    """Add an event to the outbox in the session's transaction; return its id (also in the payload).
+
+    The payload must match the event's schema in the catalogue (``klients_common.events``): a producer
+    cannot emit a malformed event, and the mistake surfaces in the transaction that made it."""
     event_id = str(uuid.uuid4())
-    session.execute(insert(outbox).values(id=event_id, event_type=event_type, payload={**payload, "event_id": event_id},
+    payload = {**payload, "event_id": event_id}
+    check_payload(event_type, payload)
+    session.execute(insert(outbox).values(id=event_id, event_type=event_type, payload=payload,
                                           created_at=datetime.now(UTC)))
     return event_id
 

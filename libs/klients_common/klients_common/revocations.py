@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from nameko.events import BROADCAST, event_handler
+from .bus import handler
 
 log = logging.getLogger(__name__)
 KEEP_SECONDS = 300 + 60
@@ -52,7 +52,7 @@ REVOCATIONS = RevocationList()  # one per process, shared by every container in 
 class RevocationAware:
     """Mixin for nameko services: every instance hears identity's ``grant_revoked`` (broadcast)."""
 
-    @event_handler("identity", "grant_revoked", handler_type=BROADCAST, reliable_delivery=False)
+    @handler("identity", "grant_revoked", broadcast=True)
     def on_grant_revoked(self, payload: Any) -> None:
         """Remember the revocation so tokens issued before it are refused at once."""
         try:

@@ -20,6 +20,7 @@ import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from amqp.exceptions import ChannelError
 from amqp.exceptions import ConnectionError as AmqpConnectionError
@@ -76,7 +77,8 @@ class RpcClient:
         self.timeout = timeout
         self.exchange = Exchange(exchange, type="topic", durable=True)
         self.heartbeat = heartbeat
-        self.reply_queue_name = f"rpc.reply-klients-{uuid.uuid4()}"
+        # Named after the broker user: each component may only declare and read its own reply queues.
+        self.reply_queue_name = f"rpc.reply-{unquote(urlparse(amqp_uri).username or 'guest')}-{uuid.uuid4()}"
         self._pending: dict[str, Future[Any]] = {}
         self._pending_lock = threading.Lock()
         self._publish_lock = threading.Lock()

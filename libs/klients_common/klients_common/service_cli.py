@@ -1,4 +1,5 @@
-"""The command line every nameko service shares: ``migrate``, ``seed-demo``, ``run``."""
+"""The command line every nameko service shares: ``migrate`` (database and the component's part of the bus),
+``seed-demo``, ``run``, and the operators' ``dead-letters`` / ``resend``."""
 
 from __future__ import annotations
 
@@ -13,9 +14,26 @@ def _load(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def migrate_bus(component: str, settings: dict[str, Any], optional: tuple[str, ...] = ()) -> None:
+    """Declare the component's exchanges, queues and dead-letter queue on the broker (idempotent)."""
+    from .bus import declare
+
+    queues = declare(settings["AMQP_URI"], component, settings["BUS_DELIVERY_LIMIT"], optional=optional)
+    print(f"klients-{component}: bus topology declared ({len(queues)} queues)")
+
+
 def main(prog: str, *, package: str, service: str, config: Callable[[], dict[str, Any]],
          seed: str | None = None, argv: list[str] | None = None) -> int:
     """Run one command for the service whose class is at ``service`` (``module:Class``)."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    component = package.removeprefix("klients_")
+    if argv[:1] and argv[0] in ("dead-letters", "resend"):
+        settings = config()
+        from .bus import dead_letter_command
+
+        return dead_letter_command(prog, component, argv, settings["AMQP_URI"], settings["BUS_USER_PREFIX"])
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("command", choices=["migrate", "seed-demo", "run"])
     args = parser.parse_args(argv)
@@ -33,6 +51,7 @@ def main(prog: str, *, package: str, service: str, config: Callable[[], dict[str
     url = config()["DATABASE_URL"]
     if args.command == "migrate":
         migrate(package, url)
+        migrate_bus(component, config())
     elif seed is not None:
         with transaction(sessionmaker(make_engine(url))) as session:
             print(f"{prog}: {_load(seed)(session)} demo rows added")

@@ -75,6 +75,11 @@ def nameko_config(service: str, **extra: Any) -> dict[str, Any]:
         "TOKEN_ISSUERS": token_issuers(),
         "TOKEN_LEEWAY": env_int("TOKEN_LEEWAY", 30),
         "DATABASE_URL": database_url(service),
+        # The bus (klients_common.bus): exchanges are declared by `migrate`, not by the running services.
+        "DECLARE_EVENT_EXCHANGES": False,
+        "BUS_USER_PREFIX": env_str("BUS_USER_PREFIX", "klients-"),
+        "BUS_DELIVERY_LIMIT": env_int("BUS_DELIVERY_LIMIT", 5),
+        "BUS_RETRY_SECONDS": env_int("BUS_RETRY_SECONDS", 600),
         "LOGGING": {
             "version": 1,
             "disable_existing_loggers": False,

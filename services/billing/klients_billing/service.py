@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nameko.dependency_providers import Config
-from nameko.events import EventDispatcher, event_handler
 from nameko.timer import timer
 from sqlalchemy import select
 
+from klients_common.bus import EventPublisher, handler
 from klients_common.errors import NotFound, Unavailable
 from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization, rpc
@@ -39,7 +39,7 @@ class BillingService(RevocationAware):
     auth = Authorization()
     db = Database()
     config = Config()
-    dispatch = EventDispatcher()
+    dispatch = EventPublisher()
 
     @rpc
     def ping(self) -> str:
@@ -177,7 +177,7 @@ class BillingService(RevocationAware):
 
     # --- events -------------------------------------------------------------------------------------
 
-    @event_handler("metering", "reading_accepted", requeue_on_error=True)
+    @handler("metering", "reading_accepted")
     def on_reading_accepted(self, payload: Any) -> None:
         """Keep the accepted reading's consumption for the billing run (once per event id)."""
         if not consumers.valid_reading_event(payload):

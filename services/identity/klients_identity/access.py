@@ -499,7 +499,7 @@ def accept(session: Session, token: str, person: Person, *, password_hash: str |
             Grant.contract == grant.contract, Grant.role == "owner", Grant.status == "active",
             Person.email.is_not(None))))
     for recipient in recipients:
-        enqueue(session, outbox, "invitation_accepted", {
+        enqueue(session, outbox, "invitation_accepted_notice", {
             "to": recipient.email, "lang": recipient.language,
             "name": f"{recipient.given_name} {recipient.family_name}".strip(),
             "invitee": f"{person.given_name} {person.family_name}".strip(), "contract": grant.contract,

@@ -143,6 +143,7 @@ def confirm_email(session: Session, token: str) -> Person | None:
         enqueue(session, outbox, "contact_email_changed", {"to": old, "new_email": row.email,
                                                           "lang": person.language, "phone": person.phone})
     tell_preferences(session, person, row.email)
-    audit(session, actor=person.id, action="contact_email_changed", subject=person.id)
+    audit(session, actor=person.id, action="contact_email_changed", subject=person.id, publish=False)  # the
+    # event of that name is the notice to the old address, above: one event, one shape
     session.commit()
     return person

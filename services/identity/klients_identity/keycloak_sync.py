@@ -17,14 +17,13 @@ import json
 import logging
 from typing import Any
 
-import eventlet
 from keycloak import KeycloakAdmin
 from keycloak.exceptions import KeycloakError
 from nameko.dependency_providers import Config
-from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
 from requests.exceptions import RequestException
 
+from klients_common.bus import Transient, handler
 from klients_common.grants import grants_claim
 from klients_common.nameko_db import Database
 
@@ -32,7 +31,6 @@ from .tokens import MAX_GRANTS_IN_TOKEN
 
 log = logging.getLogger(__name__)
 SYNC_CLIENT = "klients-identity-sync"
-RETRY_PAUSE = 2.0  # seconds before an event whose sync failed goes back on its queue
 
 
 class UndeclaredAttribute(RuntimeError):
@@ -103,31 +101,30 @@ class KeycloakSyncService:
         try:
             synced = sync_person(self.keycloak, self.db, person)
         except (KeycloakError, RequestException, UndeclaredAttribute) as exc:
-            log.warning("grants sync for an event %s failed (%s); it goes back on the queue",
+            log.warning("grants sync for an event %s failed (%s); it will be tried again",
                         payload.get("event_id"), type(exc).__name__)
-            eventlet.sleep(RETRY_PAUSE)
-            raise
+            raise Transient(f"Keycloak: {type(exc).__name__}") from exc
         finally:
             self.db.rollback()
         log.info("grants synced to Keycloak for event %s" if synced else
                  "event %s: the person has no Keycloak user yet", payload.get("event_id"))
 
-    @event_handler("identity", "grant_added", requeue_on_error=True)
+    @handler("identity", "grant_added")
     def on_grant_added(self, payload: Any) -> None:
         """A grant appeared (register sync, operator)."""
         self._sync(payload)
 
-    @event_handler("identity", "grant_revoked", requeue_on_error=True)
+    @handler("identity", "grant_revoked")
     def on_grant_revoked(self, payload: Any) -> None:
         """A grant was revoked or ended."""
         self._sync(payload)
 
-    @event_handler("identity", "invitation_accepted", requeue_on_error=True)
+    @handler("identity", "invitation_accepted")
     def on_invitation_accepted(self, payload: Any) -> None:
         """An invitation became an active grant."""
         self._sync(payload)
 
-    @event_handler("identity", "user_changed", requeue_on_error=True)
+    @handler("identity", "user_changed")
     def on_user_changed(self, payload: Any) -> None:
         """A level or an end date changed."""
         self._sync(payload)

@@ -14,11 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 from nameko.dependency_providers import Config
-from nameko.events import EventDispatcher, event_handler
 from nameko.timer import timer
 from sqlalchemy import select
 
 from klients_common.auth import LOA_ORDER, LOA_SUBSTANTIAL
+from klients_common.bus import EventPublisher, handler
 from klients_common.errors import NotFound, ValidationFailed
 from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization, rpc
@@ -37,7 +37,7 @@ class IdentityService:
     name = "identity"
 
     db = Database()
-    dispatch = EventDispatcher()
+    dispatch = EventPublisher()
     auth = Authorization()
     config = Config()
 
@@ -146,7 +146,7 @@ class IdentityService:
 
     # --- what other services tell identity --------------------------------------------------------------
 
-    @event_handler("billing", "contract_transferred", requeue_on_error=True)
+    @handler("billing", "contract_transferred")
     def on_contract_transferred(self, payload: Any) -> None:
         """End the previous holder's access and everything they granted; the new holder becomes owner."""
         if not isinstance(payload, dict) or not isinstance(payload.get("contract"), str) or \
@@ -156,14 +156,14 @@ class IdentityService:
         access.contract_transferred(self.db, payload["contract"], payload["holder_personal_code"])
         relay_quietly(self.db, outbox, self.dispatch)
 
-    @event_handler("metering", "reading_accepted", requeue_on_error=True)
+    @handler("metering", "reading_accepted")
     def on_reading_accepted(self, payload: Any) -> None:
         """A submitted reading goes on the contract's activity list (once per event)."""
         self._activity(payload, "reading_submitted", "submitted_by", "submitted_role",
                        meter=payload.get("meter") if isinstance(payload, dict) else None,
                        value=payload.get("value") if isinstance(payload, dict) else None)
 
-    @event_handler("billing", "payment_received", requeue_on_error=True)
+    @handler("billing", "payment_received")
     def on_payment_received(self, payload: Any) -> None:
         """A payment goes on the contract's activity list (once per event)."""
         self._activity(payload, "payment_made", "person", "role",

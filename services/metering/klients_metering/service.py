@@ -7,9 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from nameko.dependency_providers import Config
-from nameko.events import EventDispatcher
 from nameko.timer import timer
 
+from klients_common.bus import EventPublisher
 from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization, rpc
 from klients_common.nameko_db import Database
@@ -43,7 +43,7 @@ class MeteringService(RevocationAware):
 
     auth = Authorization()
     db = Database()
-    dispatch = EventDispatcher()
+    dispatch = EventPublisher()
     config = Config()
 
     @property

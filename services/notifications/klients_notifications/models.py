@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -27,22 +27,6 @@ class Delivery(NotificationsBase):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
-class DeadLetter(NotificationsBase):
-    """An event that could not be turned into a message: malformed, refused for good, or out of retries.
-    Operators list and re-send them with ``klients-notifications dead-letters`` / ``resend``."""
-
-    __tablename__ = "dead_letters"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    event_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
-    queue: Mapped[str] = mapped_column(String(200))
-    payload: Mapped[dict[str, object]] = mapped_column(JSON)
-    reason: Mapped[str] = mapped_column(String(32))  # malformed, refused, retries_exhausted
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    resent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ContractContact(NotificationsBase):

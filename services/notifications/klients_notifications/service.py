@@ -1,5 +1,9 @@
-"""The notifications nameko service: identity's link e-mails today; the other events join with the
-notifications issue."""
+"""The notifications nameko service: turns events into e-mails (and text messages).
+
+Events arrive through ``klients_common.bus.handler``: only from the component that owns each event type, only
+matching its schema. A mail server that is down or answers 4xx is a transient failure (the event is tried
+again in place, with back-off); an address it refuses for good is ``Undeliverable`` (dead-lettered at once,
+listed by ``klients-notifications dead-letters``). Each message goes out once per event id."""
 
 from __future__ import annotations
 
@@ -10,15 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nameko.dependency_providers import Config
-from nameko.events import event_handler
 
+from klients_common.bus import Undeliverable, handler, is_transient
 from klients_common.nameko_auth import rpc
 from klients_common.nameko_db import Database
 
 from . import preferences
 from .mailer import MailerProvider, deliver_once
 from .models import ContractContact
-from .retry import Redelivery, is_temporary
 from .sms import SmsProviderDependency
 from .templates import (
     ESTIMATED,
@@ -46,7 +49,6 @@ class NotificationsService:
     db = Database()
     mailer = MailerProvider()
     sms = SmsProviderDependency()
-    retry = Redelivery()
     config = Config()
 
     @rpc
@@ -59,12 +61,12 @@ class NotificationsService:
         """Turn reminders off for an address, authorised by the signed link in the reminder itself."""
         return preferences.turn_off_reminders(self.db, self.config["LINK_SECRET"], str(email), str(sig))
 
-    @event_handler("identity", "email_verification_requested", requeue_on_error=True)
+    @handler("identity", "email_verification_requested")
     def on_email_verification(self, payload: Any) -> None:
         """Send the registration link (only ever to the register's address; identity checked that)."""
         self._link_mail("email_verification_requested", payload)
 
-    @event_handler("identity", "password_reset_requested", requeue_on_error=True)
+    @handler("identity", "password_reset_requested")
     def on_password_reset(self, payload: Any) -> None:
         """Send the password-reset link."""
         self._link_mail("password_reset_requested", payload)
@@ -73,12 +75,12 @@ class NotificationsService:
         self._mail(LINK_EVENTS[event], payload, "to", ("link", "expires_at"),
                    lambda p, lang: {"link": p["link"], "deadline": riga_time(p["expires_at"])})
 
-    @event_handler("identity", "contact_email_verification_requested", requeue_on_error=True)
+    @handler("identity", "contact_email_verification_requested")
     def on_contact_email_verification(self, payload: Any) -> None:
         """Send the link that confirms a new contact address (to the new address only)."""
         self._link_mail("contact_email_verification_requested", payload)
 
-    @event_handler("identity", "contact_email_changed", requeue_on_error=True)
+    @handler("identity", "contact_email_changed")
     def on_contact_email_changed(self, payload: Any) -> None:
         """Tell the old address that the e-mail was changed, and the phone too if there is one (a security
         message: never turned off; out of band, since the mailbox may be what was taken over)."""
@@ -92,37 +94,29 @@ class NotificationsService:
         if self.sms is None or not isinstance(payload.get("event_id"), str):
             return
         message = render(template, "en" if payload.get("lang") == "en" else "lv", values)
-        try:
-            deliver_once(self.db, self.sms, event_id=payload["event_id"], template=template, to=payload["phone"],
-                         message=message)
-        except OSError:
-            if not self.retry.later(payload):
-                self.retry.dead_letter(self.db, payload, "retries_exhausted", "sms provider")
+        deliver_once(self.db, self.sms, event_id=payload["event_id"], template=template, to=payload["phone"],
+                     message=message)  # a provider that is down (OSError) is retried like the mail server
 
-    @event_handler("identity", "contact_preferences_changed", requeue_on_error=True)
+    @handler("identity", "contact_preferences_changed")
     def on_contact_preferences_changed(self, payload: Any) -> None:
         """Remember the language and the reminder choice a person made in the portal, for their address."""
-        try:
-            changed_at = datetime.fromisoformat(payload["changed_at"])
-            email = str(payload["email"])
-        except (KeyError, TypeError, ValueError) as exc:
-            self.retry.dead_letter(self.db, payload, "malformed", exc)
-            return
+        changed_at = datetime.fromisoformat(payload["changed_at"])  # the schema guarantees a date-time
+        email = str(payload["email"])
         preferences.apply_contact(self.db, email, language=payload.get("language"),
                                   reminders=payload.get("reminders"), changed_at=changed_at)
         self.db.commit()
 
-    @event_handler("identity", "invitation_created", requeue_on_error=True)
+    @handler("identity", "invitation_created")
     def on_invitation_created(self, payload: Any) -> None:
         """Send the invitation link to the invited address (an access message: never turned off)."""
         self._mail("invitation", payload, "to", ("contract", "role", "link", "expires_at"), invitation_values)
 
-    @event_handler("identity", "invitation_accepted", requeue_on_error=True)
+    @handler("identity", "invitation_accepted_notice")
     def on_invitation_accepted(self, payload: Any) -> None:
         """Tell the inviter (or the holder) that the invited person has taken up the access (never turned off)."""
         self._mail("invitation_accepted", payload, "to", ("invitee", "contract", "role"), invitation_accepted_values)
 
-    @event_handler("identity", "grant_revoked", requeue_on_error=True)
+    @handler("identity", "grant_revoked")
     def on_grant_revoked(self, payload: Any) -> None:
         """Tell a person their access to a contract has ended, when identity says they should hear of it (a
         security message: never turned off). Services drop the access itself on their own broadcast handlers."""
@@ -133,7 +127,7 @@ class NotificationsService:
             return
         self._mail("access_ended", payload, "to", ("contract", "role", "reason", "revoked_at"), access_ended_values)
 
-    @event_handler("billing", "invoice_issued", requeue_on_error=True)
+    @handler("billing", "invoice_issued")
     def on_invoice_issued(self, payload: Any) -> None:
         """Tell the contract's register address about a new invoice."""
         self._mail("invoice_issued", payload, "email", ("contract", "invoice", "period", "total", "due_date"),
@@ -141,19 +135,16 @@ class NotificationsService:
                                     "total": money(p["total"], lang), "due_date": local_date(p["due_date"], lang),
                                     "estimated": ESTIMATED[lang] if p.get("estimated") else ""})
 
-    @event_handler("billing", "payment_received", requeue_on_error=True)
+    @handler("billing", "payment_received")
     def on_payment_received(self, payload: Any) -> None:
         """Confirm a received payment to the contract's register address."""
         self._mail("payment_received", payload, "email", ("contract", "amount", "received_at"),
                    lambda p, lang: {"contract": p["contract"], "amount": money(p["amount"], lang),
                                     "received": local_date(p["received_at"], lang)})
 
-    @event_handler("billing", "contract_registered", requeue_on_error=True)
+    @handler("billing", "contract_registered")
     def on_contract_registered(self, payload: Any) -> None:
         """Remember where to write about a contract (the register's address)."""
-        if not isinstance(payload, dict) or not isinstance(payload.get("contract"), str):
-            self.retry.dead_letter(self.db, payload, "malformed", "contract missing")
-            return
         row = self.db.get(ContractContact, payload["contract"]) or ContractContact(contract=payload["contract"])
         row.email = payload.get("email") if isinstance(payload.get("email"), str) else None
         row.holder_name = str(payload.get("holder_name") or "")
@@ -161,7 +152,7 @@ class NotificationsService:
         self.db.add(row)
         self.db.commit()
 
-    @event_handler("metering", "reading_accepted", requeue_on_error=True)
+    @handler("metering", "reading_accepted")
     def on_reading_accepted(self, payload: Any) -> None:
         """Confirm an accepted reading to the contract's address (noting when it will be reviewed)."""
         self._contract_mail("reading_accepted", payload, ("meter", "read_on"),
@@ -170,14 +161,14 @@ class NotificationsService:
                                              "consumption": p["consumption_m3"],
                                              "flagged": FLAGGED[lang] if p.get("flagged") else ""})
 
-    @event_handler("metering", "reading_rejected", requeue_on_error=True)
+    @handler("metering", "reading_rejected")
     def on_reading_rejected(self, payload: Any) -> None:
         """Say why a reading was not accepted."""
         self._contract_mail("reading_rejected", payload, ("meter", "reason"),
                             lambda p, lang: {"contract": p["contract"], "meter": p["meter"],
                                              "reason": REJECTION_REASONS[p["reason"]][lang]})
 
-    @event_handler("metering", "reading_window_opened", requeue_on_error=True)
+    @handler("metering", "reading_window_opened")
     def on_reading_window_opened(self, payload: Any) -> None:
         """Remind the contract to submit its reading, with a link to do it."""
         portal = self.config.get("PORTAL_URL", "http://127.0.0.1:3000")
@@ -215,19 +206,13 @@ class NotificationsService:
             lang = "en" if lang == "en" else "lv"  # the event's, else the person's choice, else Latvian
             message = render(template, lang, values(payload, lang))
         except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
-            log.error("malformed event for %s dead-lettered: %s", template, exc)
-            self.retry.dead_letter(self.db, payload, "malformed", exc)
-            return
+            raise Undeliverable(f"{template} cannot be written from this event: {exc}") from exc
         try:
             if deliver_once(self.db, self.mailer, event_id=payload["event_id"], template=template,
                             to=payload[recipient], message=message):
                 log.info("%s sent for event %s", template, payload["event_id"])  # no address, no link in logs
-        except (smtplib.SMTPException, OSError) as exc:  # anything else (the database) requeues the event
-            if not is_temporary(exc):
-                log.warning("%s for event %s refused for good: %s", template, payload["event_id"], type(exc).__name__)
-                self.retry.dead_letter(self.db, payload, "refused", exc)
-            elif not self.retry.later(payload):
-                log.warning("%s for event %s: out of retries", template, payload["event_id"])
-                self.retry.dead_letter(self.db, payload, "retries_exhausted", exc)
-            else:
-                log.info("%s for event %s: will retry (%s)", template, payload["event_id"], type(exc).__name__)
+        except smtplib.SMTPException as exc:
+            if is_transient(exc):
+                raise  # tried again with back-off by the bus handler
+            log.warning("%s for event %s refused for good: %s", template, payload["event_id"], type(exc).__name__)
+            raise Undeliverable(f"{template} refused by the mail server: {type(exc).__name__}") from exc

@@ -1,0 +1,458 @@
+"""The message bus as a trust boundary: broker identities, topology as code, authenticated event handling,
+bounded redelivery and dead letters, in one place for every component.
+
+Broker identities. Each component (identity, billing, metering, notifications, gateway) connects as its own
+RabbitMQ user ``<BUS_USER_PREFIX><component>`` (``klients-billing`` …). ``permissions`` gives it exactly:
+declare and consume its own queues, publish to its own ``<component>.events`` exchange (topic permissions:
+only the event types it owns, see ``klients_common.events``) and to the RPC exchange, bind only to the event
+types it consumes. Nobody may publish to the default exchange (straight into a queue).
+
+Authenticated events. ``EventPublisher`` stamps every event with the connection's user as the AMQP
+``user_id`` property, which RabbitMQ validates (a message whose ``user_id`` differs from the connection's user
+is refused by the broker). ``handler`` (use it instead of nameko's ``event_handler``) applies an event only if
+that ``user_id`` is the broker identity of the component that owns the event type and the payload matches the
+event's schema; anything else is dead-lettered with a log line and never reaches the service's method.
+
+Topology as code. ``declare`` creates a component's exchanges, queues (quorum queues with a delivery limit and
+a dead-letter exchange), bindings and dead-letter queue, idempotently; every component's ``migrate`` runs it
+and ``klients-bus setup`` runs it for all components, so an event published before its consumer ever ran
+waits in the consumer's queue.
+
+Bounded failure. A handler that fails with a transient error (database or SMTP unreachable, another service
+down) is retried in place with back-off (1 s doubling to 60 s) for up to ``BUS_RETRY_SECONDS`` without giving
+the message back; any other failure gives it back to the queue, and RabbitMQ dead-letters it after
+``BUS_DELIVERY_LIMIT`` deliveries into ``<component>.dead-letters``. ``Undeliverable`` (e.g. an address the
+mail server refuses for good) dead-letters at once. ``dead_letters`` and ``resend`` (the
+``klients-<component> dead-letters`` / ``resend`` commands) list and put back what is there; a message put
+back keeps its original producer's validated ``user_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import smtplib
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from kombu import Connection, Exchange, Queue
+from nameko.events import BROADCAST, SERVICE_POOL, EventDispatcher, EventHandler
+from nameko.messaging import Consumer
+
+from .events import CATALOGUE, COMPONENTS, EventRejected, check_payload, check_producer, events_of
+
+log = logging.getLogger(__name__)
+
+RPC_EXCHANGE = "nameko-rpc"
+DEFAULT_USER_PREFIX = "klients-"
+DEFAULT_DELIVERY_LIMIT = 5
+DEFAULT_RETRY_SECONDS = 600  # below RabbitMQ's 30-minute consumer timeout, which would close the channel
+# The nameko services of each component (their names appear in queue names).
+SERVICES: dict[str, tuple[str, ...]] = {
+    "identity": ("identity", "identity_keycloak_sync"), "billing": ("billing",), "metering": ("metering",),
+    "notifications": ("notifications",), "gateway": (), "portal": (),
+}
+# What each component consumes: (producer, event type, nameko service, method, broadcast).
+SUBSCRIPTIONS: list[tuple[str, str, str, str, bool]] = [
+    ("identity", "grant_revoked", "billing", "on_grant_revoked", True),
+    ("identity", "grant_revoked", "metering", "on_grant_revoked", True),
+    ("metering", "reading_accepted", "billing", "on_reading_accepted", False),
+    ("billing", "contract_transferred", "identity", "on_contract_transferred", False),
+    ("metering", "reading_accepted", "identity", "on_reading_accepted", False),
+    ("billing", "payment_received", "identity", "on_payment_received", False),
+    ("identity", "grant_added", "identity_keycloak_sync", "on_grant_added", False),
+    ("identity", "grant_revoked", "identity_keycloak_sync", "on_grant_revoked", False),
+    ("identity", "invitation_accepted", "identity_keycloak_sync", "on_invitation_accepted", False),
+    ("identity", "user_changed", "identity_keycloak_sync", "on_user_changed", False),
+    *[(CATALOGUE[event].producer, event, "notifications", method, False) for event, method in (
+        ("email_verification_requested", "on_email_verification"),
+        ("password_reset_requested", "on_password_reset"),
+        ("contact_email_verification_requested", "on_contact_email_verification"),
+        ("contact_email_changed", "on_contact_email_changed"),
+        ("contact_preferences_changed", "on_contact_preferences_changed"),
+        ("invitation_created", "on_invitation_created"),
+        ("invitation_accepted_notice", "on_invitation_accepted"),
+        ("grant_revoked", "on_grant_revoked"),
+        ("invoice_issued", "on_invoice_issued"),
+        ("payment_received", "on_payment_received"),
+        ("contract_registered", "on_contract_registered"),
+        ("reading_accepted", "on_reading_accepted"),
+        ("reading_rejected", "on_reading_rejected"),
+        ("reading_window_opened", "on_reading_window_opened"),
+    )],
+]
+
+
+class Transient(Exception):
+    """Raised by a handler when something it needs is unavailable for now (e.g. Keycloak): the event is
+    tried again in place with back-off, like a database or SMTP outage."""
+
+
+class Undeliverable(Exception):
+    """Raised by a handler for an event that can never be applied (e.g. an address refused for good): the
+    event is dead-lettered at once instead of being tried again."""
+
+
+# --- names ------------------------------------------------------------------------------------------
+
+def component_of(service: str) -> str:
+    """Return the component a nameko service belongs to."""
+    for component, services in SERVICES.items():
+        if service in services:
+            return component
+    raise KeyError(f"no component runs the nameko service {service!r}")
+
+
+def events_exchange(component: str) -> str:
+    """Return the exchange ``component`` publishes its events on."""
+    return f"{component}.events"
+
+
+def dead_letter_exchange(component: str) -> str:
+    """Return the exchange that takes ``component``'s dead letters."""
+    return f"{component}.dead-letter"
+
+
+def dead_letter_queue(component: str) -> str:
+    """Return the queue where ``component``'s dead letters wait for an operator."""
+    return f"{component}.dead-letters"
+
+
+def handler_queue(source: str, event_type: str, service: str, method: str) -> str:
+    """Return the durable queue of a service-pool handler (nameko's naming)."""
+    return f"evt-{source}-{event_type}--{service}.{method}"
+
+
+def queue_arguments(component: str, queue: str, delivery_limit: int) -> dict[str, Any]:
+    """Return the arguments of a durable event queue: a quorum queue that dead-letters to its component's
+    dead-letter exchange after ``delivery_limit`` deliveries, keeping its own name as routing key (so a
+    dead letter put back finds its way home)."""
+    return {"x-queue-type": "quorum", "x-delivery-limit": delivery_limit,
+            "x-dead-letter-exchange": dead_letter_exchange(component), "x-dead-letter-routing-key": queue}
+
+
+def user_of(amqp_uri: str) -> str:
+    """Return the broker user name in ``amqp_uri``."""
+    return unquote(urlparse(amqp_uri).username or "guest")
+
+
+# --- permissions ------------------------------------------------------------------------------------
+
+def _alt(names: Iterable[str]) -> str:
+    escaped = sorted(re.escape(name) for name in names)
+    return "(" + "|".join(escaped) + ")" if escaped else "(?!)"
+
+
+def permissions(component: str, user: str) -> dict[str, str]:
+    """Return RabbitMQ's configure / write / read patterns for ``component`` connecting as ``user``."""
+    services = SERVICES[component]
+    own_queues = [rf"evt-[a-z_]+-[a-z_]+--{_alt(services)}\.[a-z_]+(-[0-9a-f]{{32}})?", rf"rpc-{_alt(services)}",
+                  rf"rpc\.reply-{re.escape(user)}-[0-9a-f-]{{36}}"] if services else \
+        [rf"rpc\.reply-{re.escape(user)}-[0-9a-f-]{{36}}"]
+    produces = bool(events_of(component))
+    mine = [re.escape(events_exchange(component))] if produces else []
+    if services:
+        mine += [re.escape(dead_letter_exchange(component)), re.escape(dead_letter_queue(component))]
+    sources = sorted({source for source, _, service, _, _ in SUBSCRIPTIONS if service in services})
+    rpc = re.escape(RPC_EXCHANGE)
+    configure = "^(" + "|".join([*own_queues, *mine, rpc]) + ")$"
+    write = "^(" + "|".join([*own_queues, *([re.escape(events_exchange(component))] if produces else []),
+                             *([re.escape(dead_letter_queue(component))] if services else []), rpc]) + ")$"
+    read = "^(" + "|".join([*own_queues, *([re.escape(dead_letter_queue(component)),
+                                            re.escape(dead_letter_exchange(component))] if services else []),
+                            *[re.escape(events_exchange(s)) for s in sources], rpc]) + ")$"
+    return {"configure": configure, "write": write, "read": read}
+
+
+def topic_permissions(component: str, user: str) -> list[dict[str, str]]:
+    """Return topic permissions: publish only owned event types; bind only to consumed ones and to the
+    component's own RPC routing keys."""
+    services = SERVICES[component]
+    out: list[dict[str, str]] = []
+    if events_of(component):
+        out.append({"exchange": events_exchange(component), "write": f"^{_alt(events_of(component))}$",
+                    "read": "^$"})
+    sources: dict[str, set[str]] = {}
+    for source, event, service, _, _ in SUBSCRIPTIONS:
+        if service in services:
+            sources.setdefault(source, set()).add(event)
+    for source, events in sources.items():
+        if source == component:
+            out[0]["read"] = f"^{_alt(events)}$"
+        else:
+            out.append({"exchange": events_exchange(source), "write": "^$", "read": f"^{_alt(events)}$"})
+    rpc_read = [rf"{_alt(services)}\.\*"] if services else []
+    rpc_read += [rf"rpc\.reply-{re.escape(user)}-[0-9a-f-]{{36}}", "[0-9a-f-]{36}"]
+    out.append({"exchange": RPC_EXCHANGE, "write": ".*", "read": "^(" + "|".join(rpc_read) + ")$"})
+    return out
+
+
+# --- topology ---------------------------------------------------------------------------------------
+
+# Services that run only in some deployments: their queues are declared only where they run (a queue nobody
+# consumes would grow without end).
+OPTIONAL_SERVICES = {"identity_keycloak_sync": "PORTAL_TOKEN_ISSUER=keycloak"}
+
+
+def topology(component: str, delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+             optional: Iterable[str] = ()) -> tuple[list[Exchange], list[Queue]]:
+    """Return the exchanges and durable queues ``component`` owns (queues carry their bindings);
+    ``optional`` names the optional services (``OPTIONAL_SERVICES``) that run here."""
+    exchanges: list[Exchange] = [Exchange(RPC_EXCHANGE, type="topic", durable=True)]
+    if events_of(component):
+        exchanges.append(Exchange(events_exchange(component), type="topic", durable=True))
+    queues: list[Queue] = []
+    services = SERVICES[component]
+    if services:
+        dlx = Exchange(dead_letter_exchange(component), type="fanout", durable=True)
+        exchanges.append(dlx)
+        # A classic queue: browsing it (dead-letters) must not count as deliveries. Rejecting a message
+        # from it dead-letters the message to the default exchange, i.e. back to the queue it came from.
+        queues.append(Queue(dead_letter_queue(component), exchange=dlx, durable=True,
+                            queue_arguments={"x-dead-letter-exchange": ""}))
+    for source, event, service, method, broadcast in SUBSCRIPTIONS:
+        if service in OPTIONAL_SERVICES and service not in optional:
+            continue
+        if service in services and not broadcast:
+            name = handler_queue(source, event, service, method)
+            queues.append(Queue(name, exchange=Exchange(events_exchange(source), type="topic", durable=True,
+                                                        no_declare=True),
+                                routing_key=event, durable=True,
+                                queue_arguments=queue_arguments(component, name, delivery_limit)))
+    return exchanges, queues
+
+
+def declare(amqp_uri: str, component: str, delivery_limit: int = DEFAULT_DELIVERY_LIMIT, *,
+            optional: Iterable[str] = (), foreign_exchanges: bool = False) -> list[str]:
+    """Declare ``component``'s exchanges, queues and bindings (idempotent); return the queue names.
+
+    The exchanges of the components it listens to must exist (``klients-bus setup`` declares them all, with
+    ``foreign_exchanges``); a component's own credential may not declare another's exchange."""
+    exchanges, queues = topology(component, delivery_limit, optional)
+    with Connection(amqp_uri, connect_timeout=10) as connection:
+        channel = connection.channel()
+        if foreign_exchanges:
+            for other in COMPONENTS:
+                if events_of(other):
+                    Exchange(events_exchange(other), type="topic", durable=True)(channel).declare()
+        for exchange in exchanges:
+            exchange(channel).declare()
+        for queue in queues:
+            queue(channel).declare()
+    return [queue.name for queue in queues]
+
+
+# --- producing ----------------------------------------------------------------------------------------
+
+class EventPublisher(EventDispatcher):
+    """nameko's ``EventDispatcher`` that signs every event with the broker-validated ``user_id`` (the
+    connection's user). The exchange is declared by ``declare``, not at publish time."""
+
+    def setup(self) -> None:
+        """Stamp the user id on every message."""
+        self.options["user_id"] = user_of(self.container.config["AMQP_URI"])
+        super().setup()
+
+
+# --- consuming ----------------------------------------------------------------------------------------
+
+def is_transient(error: BaseException) -> bool:
+    """Return whether trying the same event again soon may succeed (nothing in the event is wrong)."""
+    from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+
+    from .errors import Unavailable
+
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, Transient | OperationalError | DisconnectionError | Unavailable):
+        return True
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 400 <= error.smtp_code < 500
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in error.recipients.values())
+    return isinstance(error, smtplib.SMTPServerDisconnected | OSError)
+
+
+class AuthenticatedEventHandler(EventHandler):
+    """An event handler that applies only events from the owner of their type, matching their schema, with
+    bounded, observable failure (see the module's docstring)."""
+
+    def setup(self) -> None:
+        """Declare the handler's queue exactly as ``declare`` does (the same arguments), then consume."""
+        config = self.container.config
+        service = self.container.service_name
+        component = component_of(service)
+        self.user_prefix = config.get("BUS_USER_PREFIX", DEFAULT_USER_PREFIX)
+        self.retry_seconds = float(config.get("BUS_RETRY_SECONDS", DEFAULT_RETRY_SECONDS))
+        limit = int(config.get("BUS_DELIVERY_LIMIT", DEFAULT_DELIVERY_LIMIT))
+        exchange = Exchange(events_exchange(self.source_service), type="topic", durable=True, no_declare=True)
+        if self.handler_type is BROADCAST:
+            name = f"evt-{self.source_service}-{self.event_type}--{service}.{self.method_name}-" \
+                   f"{self.broadcast_identifier}"
+            self.queue = Queue(name, exchange=exchange, routing_key=self.event_type, durable=False,
+                               auto_delete=True, exclusive=True)
+        else:
+            name = handler_queue(self.source_service, self.event_type, service, self.method_name)
+            self.queue = Queue(name, exchange=exchange, routing_key=self.event_type, durable=True,
+                               queue_arguments=queue_arguments(component, name, limit))
+        Consumer.setup(self)
+
+    def handle_message(self, body: Any, message: Any) -> None:
+        """Check the producer and the payload; start a worker only for an event that passes both."""
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        try:
+            check_producer(self.event_type, self.source_service, message.properties.get("user_id"),
+                           self.user_prefix)
+            check_payload(self.event_type, body)
+        except EventRejected as exc:
+            log.error("event %s (%s) on %s refused and dead-lettered unapplied: %s", self.event_type, event_id,
+                      self.queue.name, exc, extra={"event": self.event_type, "reason": exc.reason})
+            self._dead_letter(message)
+            return
+        self._spawn(body, message, self.unpack_message_headers(message), time.monotonic(), 0)
+
+    def _spawn(self, body: Any, message: Any, context_data: dict[str, Any], started: float, attempt: int) -> None:
+        from nameko.exceptions import ContainerBeingKilled
+
+        try:
+            self.container.spawn_worker(self, (body,), {}, context_data=context_data,
+                                        handle_result=partial(self._handled, message, body, started, attempt))
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def _handled(self, message: Any, body: Any, started: float, attempt: int, worker_ctx: Any,
+                 result: Any = None, exc_info: Any = None) -> tuple[Any, Any]:
+        import eventlet
+
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            return result, exc_info
+        error = exc_info[1]
+        where = f"event {self.event_type} ({body.get('event_id')}) on {self.queue.name}"
+        if isinstance(error, Undeliverable):
+            log.warning("%s cannot be applied, dead-lettered: %s", where, error)
+            self._dead_letter(message)
+        elif is_transient(error) and time.monotonic() - started < self.retry_seconds:
+            delay = min(60.0, 2.0 ** attempt)
+            log.warning("%s: %s, trying again in %g s", where, type(error).__name__, delay)
+            eventlet.spawn_after(delay, self._spawn, body, message, worker_ctx.data, started, attempt + 1)
+        else:
+            log.error("%s failed (%s: %s); giving it back to the queue", where, type(error).__name__, error)
+            eventlet.spawn_after(1.0, self.queue_consumer.requeue_message, message)
+        return result, exc_info
+
+    def _dead_letter(self, message: Any) -> None:
+        """Reject without requeue: RabbitMQ moves the message to the dead-letter exchange (a broadcast
+        handler's queue has none: the message is dropped, after the log line)."""
+        if message.channel.connection:
+            message.reject(requeue=False)
+
+
+def handler(source: str, event_type: str, *, broadcast: bool = False) -> Any:
+    """Decorate a service method as the handler of ``source``'s ``event_type`` events (authenticated)."""
+    if broadcast:
+        return AuthenticatedEventHandler.decorator(source, event_type, handler_type=BROADCAST,
+                                                   reliable_delivery=False)
+    return AuthenticatedEventHandler.decorator(source, event_type, handler_type=SERVICE_POOL)
+
+
+# --- dead letters ---------------------------------------------------------------------------------------
+
+def _letter_id(body: bytes) -> str:
+    try:
+        event_id = json.loads(body).get("event_id")
+    except (ValueError, AttributeError):
+        event_id = None
+    return event_id if isinstance(event_id, str) and event_id else hashlib.sha256(body).hexdigest()[:16]
+
+
+def _describe(message: Any, user_prefix: str) -> dict[str, Any]:
+    deaths = (message.headers or {}).get("x-death") or [{}]
+    first = deaths[-1]
+    keys = first.get("routing-keys") or [""]
+    event_type = str(keys[0])
+    exchange = str(first.get("exchange") or "")
+    source = exchange.removesuffix(".events")
+    try:
+        body = json.loads(message.body)
+        check_producer(event_type, source, message.properties.get("user_id"), user_prefix)
+        check_payload(event_type, body)
+        why = "failed in its handler (see the service's log)"
+    except EventRejected as exc:
+        why = str(exc)
+    except ValueError:
+        why = "not JSON"
+    when = first.get("time")
+    return {"id": _letter_id(message.body), "event": event_type, "queue": str(first.get("queue") or ""),
+            "reason": str(first.get("reason") or ""), "why": why,
+            "producer": message.properties.get("user_id"),
+            "at": when.astimezone(UTC).isoformat() if isinstance(when, datetime) else str(when or ""),
+            "deliveries": sum(int(d.get("count") or 0) for d in deaths)}
+
+
+def _browse(amqp_uri: str, component: str, limit: int) -> tuple[Connection, list[Any]]:
+    connection = Connection(amqp_uri, connect_timeout=10)
+    channel = connection.channel()
+    queue = Queue(dead_letter_queue(component), channel=channel, no_declare=True)
+    messages = []
+    while len(messages) < limit:
+        message = queue.get(no_ack=False, accept=["json"])
+        if message is None:
+            break
+        messages.append(message)
+    return connection, messages
+
+
+def dead_letters(amqp_uri: str, component: str, user_prefix: str = DEFAULT_USER_PREFIX,
+                 limit: int = 1000) -> list[dict[str, Any]]:
+    """Return what waits in ``component``'s dead-letter queue (oldest first), leaving it there."""
+    connection, messages = _browse(amqp_uri, component, limit)
+    try:
+        return [_describe(message, user_prefix) for message in messages]
+    finally:
+        connection.release()  # unacknowledged: every message stays, in order
+
+
+def resend(amqp_uri: str, component: str, ids: Iterable[str] | None, limit: int = 1000) -> int:
+    """Put dead letters (``ids``, or all when None) back on the queues they came from; return how many.
+    The broker moves them (dead-lettering from the dead-letter queue), so each keeps its producer's
+    validated ``user_id`` and is checked again like any event."""
+    wanted = None if ids is None else set(ids)
+    connection, messages = _browse(amqp_uri, component, limit)
+    moved = 0
+    try:
+        for message in messages:
+            if wanted is None or _letter_id(message.body) in wanted:
+                message.reject(requeue=False)
+                moved += 1
+    finally:
+        connection.release()
+    return moved
+
+
+def dead_letter_command(prog: str, component: str, argv: list[str], amqp_uri: str, user_prefix: str) -> int:
+    """``<prog> dead-letters`` lists, ``<prog> resend ID … | --all`` puts back (the operators' commands)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("command", choices=["dead-letters", "resend"])
+    parser.add_argument("ids", nargs="*")
+    parser.add_argument("--all", action="store_true", help="put back every dead letter")
+    parser.add_argument("--json", action="store_true", help="list as JSON lines")
+    args = parser.parse_args(argv)
+    if args.command == "dead-letters":
+        for letter in dead_letters(amqp_uri, component, user_prefix):
+            print(json.dumps(letter) if args.json else
+                  f"{letter['id']}\t{letter['at']}\t{letter['event']}\t{letter['queue']}\t{letter['reason']}\t"
+                  f"{letter['why']}")
+        return 0
+    if not args.all and not args.ids:
+        parser.error("name the dead letters to resend, or --all")
+    print(f"{resend(amqp_uri, component, None if args.all else args.ids)} dead letter(s) put back")
+    return 0
