@@ -3,6 +3,7 @@ retries with back-off while SMTP is down, dead letters for refusals and malforme
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from klients_notifications.models import DeadLetter, Delivery
+from klients_notifications.models import Delivery
 from tests.helpers import mails
-from tests.stack import BIN, Stack, publish_event, wait_until
+from tests.stack import BIN, Stack, bus_uri, publish_event, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -73,39 +74,44 @@ def test_smtp_down_then_up_is_retried_and_delivered_once(smtp, maildir, notifica
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "klients-notifications"), *args], capture_output=True, text=True, check=False,
-                          env=os.environ.copy())
+                          env={**os.environ, "AMQP_URI": bus_uri("notifications")})
 
 
-def dead_letter_of(notifications_sessions, event_id: str) -> list[DeadLetter]:
-    with notifications_sessions() as session:
-        return list(session.scalars(select(DeadLetter).where(DeadLetter.event_id == event_id)
-                                    .order_by(DeadLetter.id)))
+def dead_letter_of(event_id: str) -> list[dict]:
+    """Return notifications' dead letters for ``event_id`` (the operators' listing, as JSON lines)."""
+    listed = cli("dead-letters", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return [letter for letter in map(json.loads, listed.stdout.splitlines()) if letter["id"] == event_id]
 
 
 def test_a_refused_address_is_dead_lettered_listed_and_can_be_re_sent(maildir, notifications_sessions):
     payload = event(f"nobody-{uuid.uuid4().hex[:6]}@reject.invalid")
     publish(payload)
-    wait_until("a dead letter", lambda: dead_letter_of(notifications_sessions, payload["event_id"]), timeout=15)
-    [letter] = dead_letter_of(notifications_sessions, payload["event_id"])
-    assert (letter.reason, letter.error) == ("refused", "SMTPRecipientsRefused")
+    wait_until("a dead letter", lambda: dead_letter_of(payload["event_id"]), timeout=15)
+    [letter] = dead_letter_of(payload["event_id"])
+    assert (letter["event"], letter["reason"]) == ("password_reset_requested", "rejected")
+    assert letter["queue"] == "evt-identity-password_reset_requested--notifications.on_password_reset"
     listed = cli("dead-letters")
-    assert listed.returncode == 0 and payload["event_id"] in listed.stdout and "refused" in listed.stdout
-    assert payload["link"] not in listed.stdout  # nothing secret in the operators' listing
-    resent = cli("resend", str(letter.id))
-    assert resent.returncode == 0 and "1 dead letter(s) re-sent" in resent.stdout
-    wait_until("the re-sent attempt", lambda: len(dead_letter_of(notifications_sessions, payload["event_id"])) == 2,
-               timeout=15)
+    assert payload["event_id"] in listed.stdout and payload["link"] not in listed.stdout  # nothing secret listed
+    resent = cli("resend", payload["event_id"])
+    assert resent.returncode == 0 and "1 dead letter(s) put back" in resent.stdout
+    # Back on its queue with its producer's user id, tried again (refused again), dead-lettered again.
+    wait_until("the second attempt", lambda: notifications_attempts(notifications_sessions, payload) == 2, timeout=15)
+    wait_until("the second dead letter", lambda: dead_letter_of(payload["event_id"]), timeout=15)
+    assert len(dead_letter_of(payload["event_id"])) == 1
+
+
+def notifications_attempts(notifications_sessions, payload: dict) -> int | None:
     with notifications_sessions() as session:
-        assert session.scalar(select(Delivery.attempts).where(Delivery.event_id == payload["event_id"])) == 2
-        assert session.get(DeadLetter, letter.id).resent_at is not None
+        return session.scalar(select(Delivery.attempts).where(Delivery.event_id == payload["event_id"]))
 
 
 def test_a_malformed_event_is_dead_lettered_and_the_service_keeps_going(maildir, notifications_sessions):
     broken = {"event_id": str(uuid.uuid4()), "to": 42}
     publish(broken)
-    wait_until("the malformed dead letter", lambda: dead_letter_of(notifications_sessions, broken["event_id"]),
-               timeout=15)
-    assert dead_letter_of(notifications_sessions, broken["event_id"])[0].reason == "malformed"
+    wait_until("the malformed dead letter", lambda: dead_letter_of(broken["event_id"]), timeout=15)
+    assert "invalid_payload" in dead_letter_of(broken["event_id"])[0]["why"]
+    assert notifications_attempts(notifications_sessions, broken) is None  # never reached the handler
     to = address()
     publish(event(to))
     wait_until("the next mail", lambda: mails(maildir, to=to), timeout=15)
@@ -157,7 +163,7 @@ def test_payment_received_mail_and_a_contract_without_an_address_sends_nothing(m
     time.sleep(1)
     with notifications_sessions() as session:
         assert session.scalar(select(Delivery).where(Delivery.event_id == silent["event_id"])) is None
-        assert session.scalar(select(DeadLetter).where(DeadLetter.event_id == silent["event_id"])) is None
+    assert dead_letter_of(silent["event_id"]) == []
 
 
 
@@ -239,7 +245,7 @@ def test_access_events_become_mails_in_the_recipients_language(maildir, lang):
             "invitation_created")
     publish({"event_id": str(uuid.uuid4()), "to": owner, "lang": lang, "name": "Ērika Šķēle",
              "invitee": "Pēteris Kalns", "contract": "LVG-100001", "role": "subuser", "level": "bills",
-             "grant": str(uuid.uuid4())}, "invitation_accepted")
+             "grant": str(uuid.uuid4())}, "invitation_accepted_notice")
     revoked = {"actor": "p-1", "subject": "p-2", "contract": "LVG-100001", "role": "subuser", "reason": "revoked",
                "revoked_at": datetime.now(UTC).isoformat(), "to": former, "lang": lang, "name": "Pēteris Kalns",
                "grant": str(uuid.uuid4()), "as_role": "owner"}

@@ -364,7 +364,8 @@ def handler(source: str, event_type: str, *, broadcast: bool = False) -> Any:
 
 # --- dead letters ---------------------------------------------------------------------------------------
 
-def _letter_id(body: bytes) -> str:
+def _letter_id(body: bytes | str) -> str:
+    body = body.encode() if isinstance(body, str) else body
     try:
         event_id = json.loads(body).get("event_id")
     except (ValueError, AttributeError):

@@ -36,7 +36,6 @@ CONTRACT = {"type": "string", "minLength": 1, "maxLength": 32}
 WHOLE = {"type": "integer", "minimum": 0}
 URL = {"type": "string", "pattern": "^https?://", "maxLength": 2000}
 ROLE = {"type": "string", "enum": ["owner", "delegate", "subuser"]}
-OPTIONAL_ROLE = {"type": ["string", "null"], "enum": ["owner", "delegate", "subuser", None]}
 
 
 def obj(required: dict[str, Any], optional: dict[str, Any] | None = None, *, open_: bool = False) -> dict[str, Any]:
@@ -68,9 +67,9 @@ def _audit(event: str, effect: str, consumers: tuple[str, ...] = (), /, **fields
 LINK_MAIL = obj({"to": EMAIL, "link": URL, "expires_at": DATETIME}, {"lang": LANG})
 READING = obj({
     "contract": CONTRACT, "meter": STRING, "reading_id": {"type": "integer"}, "value": WHOLE, "read_on": DATE,
-    "period": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}, "source": STRING,
+    "period": {"type": ["string", "null"], "pattern": "^[0-9]{4}-[0-9]{2}$"}, "source": STRING,
     "consumption_m3": {"type": "integer"}, "consumption_kwh": {"type": "string", "pattern": "^-?[0-9]+\\.[0-9]{3}$"},
-    "rollover": BOOLEAN, "flagged": BOOLEAN, "submitted_by": OPTIONAL_STRING, "submitted_role": OPTIONAL_ROLE,
+    "rollover": BOOLEAN, "flagged": BOOLEAN, "submitted_by": OPTIONAL_STRING, "submitted_role": OPTIONAL_STRING,
     "submitted_at": DATETIME, "replaces": {"type": ["integer", "null"]},
 })
 
@@ -107,8 +106,8 @@ CATALOGUE: dict[str, Event] = {e.name: e for e in (
            name=OPTIONAL_STRING, reason=OPTIONAL_STRING, role=ROLE),
     _audit("invitation_accepted", "an invitee took up access; the Keycloak sync copies their grants",
            ("identity.keycloak_sync",), subject=STRING, contract=CONTRACT, role=ROLE),
-    _audit("user_changed", "a sub-user's level or end date changed; the Keycloak sync copies the grants",
-           ("identity.keycloak_sync",), subject=STRING, contract=CONTRACT),
+    _audit("user_changed", "a sub-user's level or end date changed (an invitee not yet in: no subject); the "
+           "Keycloak sync copies the grants", ("identity.keycloak_sync",), contract=CONTRACT),
     _audit("person_registered", "a person's first login or registration (audit)"),
     _audit("accounts_linked", "an e-mail account was joined to its holder's strong login (audit)"),
     _audit("login", "a person logged in (audit)"),
@@ -134,11 +133,11 @@ CATALOGUE: dict[str, Event] = {e.name: e for e in (
           ("identity",)),
     Event("invoice_issued", "billing",
           obj({"contract": CONTRACT, "invoice": STRING, "period": STRING, "total": MONEY, "due_date": DATE,
-               "estimated": BOOLEAN, "email": OPTIONAL_EMAIL}),
+               "estimated": BOOLEAN, "email": OPTIONAL_EMAIL}, {"lang": LANG}),
           "notifications mails the invoice notice to the contract's address", ("notifications",)),
     Event("payment_received", "billing",
           obj({"payment": STRING, "contract": CONTRACT, "amount": MONEY, "received_at": DATETIME,
-               "email": OPTIONAL_EMAIL}, {"person": OPTIONAL_STRING, "role": OPTIONAL_ROLE}),
+               "email": OPTIONAL_EMAIL}, {"person": OPTIONAL_STRING, "role": OPTIONAL_STRING, "lang": LANG}),
           "notifications confirms the payment; identity puts it on the contract's activity list",
           ("notifications", "identity")),
     # --- metering --------------------------------------------------------------------------------------
@@ -149,7 +148,7 @@ CATALOGUE: dict[str, Event] = {e.name: e for e in (
     Event("reading_rejected", "metering",
           obj({"contract": CONTRACT, "meter": STRING, "reason": STRING},
               {"value": {"type": ["integer", "null"]}, "submitted_by": OPTIONAL_STRING,
-               "submitted_role": OPTIONAL_ROLE}),
+               "submitted_role": OPTIONAL_STRING}),
           "notifications says why the reading was not accepted", ("notifications",)),
     Event("reading_window_opened", "metering",
           obj({"contract": CONTRACT, "period": STRING, "opens": DATETIME, "closes": DATETIME}),

@@ -17,7 +17,7 @@ from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization, rpc
 from klients_common.nameko_db import Database
 from klients_common.outbox import relay, relay_quietly
-from klients_common.revocations import RevocationAware
+from klients_common.revocations import REVOCATIONS, RevocationAware
 
 from . import consumers, invoicing, payments, register
 from .balance import amount_due
@@ -56,8 +56,11 @@ class BillingService(RevocationAware):
 
     @rpc
     def list_contracts(self) -> list[dict[str, Any]]:
-        """Return the contracts the caller holds a live grant on, with the caller's role."""
-        live = {grant.contract: grant.role for grant in self.auth.token.live_grants()}
+        """Return the contracts the caller holds a live grant on, with the caller's role (a grant revoked since
+        the token was issued is left out, as every contract-scoped call refuses it)."""
+        token = self.auth.token
+        live = {grant.contract: grant.role for grant in token.live_grants()
+                if not REVOCATIONS.revoked(token.subject, grant.contract, float(token.claims["iat"]))}
         if not live:
             return []
         rows = self.db.scalars(select(Contract).where(Contract.number.in_(live)).order_by(Contract.number))
