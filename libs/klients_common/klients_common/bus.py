@@ -41,7 +41,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from kombu import Connection, Exchange, Queue
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
 from nameko.events import BROADCAST, SERVICE_POOL, EventDispatcher, EventHandler
 from nameko.messaging import Consumer
 
@@ -401,7 +402,7 @@ def _browse(amqp_uri: str, component: str, limit: int) -> tuple[Connection, list
     connection = Connection(amqp_uri, connect_timeout=10)
     channel = connection.channel()
     queue = Queue(dead_letter_queue(component), channel=channel, no_declare=True)
-    messages = []
+    messages: list[Any] = []
     while len(messages) < limit:
         message = queue.get(no_ack=False, accept=["json"])
         if message is None:
