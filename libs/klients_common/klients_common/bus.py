@@ -164,7 +164,10 @@ def permissions(component: str, user: str) -> dict[str, str]:
     rpc = re.escape(RPC_EXCHANGE)
     configure = "^(" + "|".join([*own_queues, *mine, rpc]) + ")$"
     write = "^(" + "|".join([*own_queues, *([re.escape(events_exchange(component))] if produces else []),
-                             *([re.escape(dead_letter_queue(component))] if services else []), rpc]) + ")$"
+                             # the dead-letter exchange: RabbitMQ asks for write on it to declare a queue
+                             # that dead-letters into it (a handler declares its queue at start)
+                             *([re.escape(dead_letter_queue(component)), re.escape(dead_letter_exchange(component))]
+                               if services else []), rpc]) + ")$"
     read = "^(" + "|".join([*own_queues, *([re.escape(dead_letter_queue(component)),
                                             re.escape(dead_letter_exchange(component))] if services else []),
                             *[re.escape(events_exchange(s)) for s in sources], rpc]) + ")$"
