@@ -51,8 +51,7 @@ def bus_uri(component: str) -> str:
     """Return the AMQP URI ``component`` connects with on the test vhost (its password made on first use)."""
     from klients_common.bus_setup import Settings
 
-    settings = Settings()
-    return settings.uri(settings.prefix + component, settings.password(component, create=True))
+    return Settings().component_uri(component, create=True)
 
 
 def admin_uri() -> str:
@@ -60,8 +59,7 @@ def admin_uri() -> str:
     need a credential with every permission)."""
     from klients_common.bus_setup import Settings
 
-    settings = Settings()
-    return settings.uri(settings.admin_user, settings.admin_password)
+    return Settings().admin_uri()
 
 
 def reset_bus() -> None:
@@ -71,24 +69,24 @@ def reset_bus() -> None:
     setup(Settings(), fresh=True)
 
 
-def publish_event(source: str, event_type: str, payload: Any, *, as_component: str | None = None,
-                  user_id: str | bool | None = True) -> None:
-    """Publish an event on ``source``'s exchange as a component would (by default ``source`` itself, with its
-    validated user id); ``as_component="admin"`` uses the administrator, ``user_id=None`` sends none."""
+def publish(uri: str, exchange: str, routing_key: str, payload: Any, **properties: str) -> None:
+    """Publish with publisher confirms (a refusal by the broker raises here); ``exchange`` "" is the default
+    exchange, straight into the queue named by ``routing_key``."""
     from kombu import Connection, Exchange
 
-    component = as_component or source
-    uri = admin_uri() if component == "admin" else bus_uri(component)
-    properties: dict[str, Any] = {}
-    if user_id is True:
-        properties["user_id"] = os.environ["BUS_USER_PREFIX"] + component if component != "admin" else None
-    elif user_id:
-        properties["user_id"] = user_id
-    properties = {k: v for k, v in properties.items() if v}
-    with Connection(uri) as conn:
-        conn.Producer(serializer="json").publish(
-            payload, exchange=Exchange(f"{source}.events", type="topic", durable=True, no_declare=True),
-            routing_key=event_type, delivery_mode=2, retry=True, **properties)
+    with Connection(uri, transport_options={"confirm_publish": True}) as conn:
+        target = Exchange(exchange, type="topic", durable=True, no_declare=True) if exchange else ""
+        conn.Producer(serializer="json").publish(payload, exchange=target, routing_key=routing_key,
+                                                 delivery_mode=2, **properties)
+
+
+def publish_event(event_type: str, payload: Any) -> None:
+    """Publish an event as its producer's outbox relay does: the producer's credential and validated user id."""
+    from klients_common.events import CATALOGUE
+
+    producer = CATALOGUE[event_type].producer
+    publish(bus_uri(producer), f"{producer}.events", event_type, payload,
+            user_id=os.environ["BUS_USER_PREFIX"] + producer)
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 60) -> None:

@@ -12,8 +12,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from klients_common.bus import DEFAULT_USER_PREFIX
 from klients_common.bus_setup import BROKER_COMPONENTS
+from klients_common.settings import BUS_USER_PREFIX_DEFAULT as DEFAULT_USER_PREFIX
 from tests.stack import ROOT
 
 K8S = ROOT / "deploy" / "k8s"

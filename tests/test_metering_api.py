@@ -173,11 +173,11 @@ def test_the_same_reading_event_delivered_twice_is_consumed_once(stack, billing_
     later = {**event, "event_id": str(uuid.uuid4()), "reading_id": 2, "consumption_m3": 45,
              "submitted_at": "2026-11-29T09:00:00+00:00", "replaces": 1}
     for payload in (event, event, later, event):
-        publish_event("metering", "reading_accepted", payload)
+        publish_event("reading_accepted", payload)
     wait_until("billing to apply the later reading",
                lambda: [r.consumption_m3 for r in consumption_row(billing_sessions, contract)] == [45], timeout=10)
     # Give the late duplicate time to arrive: it must not bring the older figure back.
-    publish_event("metering", "reading_accepted", event)
+    publish_event("reading_accepted", event)
     import time
 
     time.sleep(1)
@@ -185,6 +185,6 @@ def test_the_same_reading_event_delivered_twice_is_consumed_once(stack, billing_
 
 
 def test_malformed_event_is_dropped_and_billing_keeps_working(stack, rpc, mint, billing_sessions):
-    publish_event("metering", "reading_accepted", {"contract": 12, "nonsense": True})
+    publish_event("reading_accepted", {"contract": 12, "nonsense": True})
     token = mint({"LVG-100001": "owner"})
     assert rpc.call("billing", "get_contract", "LVG-100001", context={"authorization": f"Bearer {token}"})

@@ -37,7 +37,7 @@ def test_language_and_reminder_choices_reach_notifications(gateway, mint, maildi
     wait_until("notifications to learn the choices", stored, timeout=15)
     # A payment confirmation names no language: the person's choice decides.
     publish({"event_id": str(uuid.uuid4()), "payment": "p", "contract": "LVG-100001", "amount": "12.34",
-             "received_at": "2026-11-27T10:00:00+00:00", "email": email}, "payment_received", "billing")
+             "received_at": "2026-11-27T10:00:00+00:00", "email": email}, "payment_received")
     wait_until("the payment mail", lambda: mails(maildir, to=email), timeout=15)
     assert "€12.34" in mails(maildir, to=email)[0].get_body(("plain",)).get_content()
     # Turning reminders back on is the person's to do, too.

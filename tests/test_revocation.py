@@ -15,7 +15,7 @@ from tests.stack import publish_event, wait_until
 
 def announce_revocation(person: str, contract: str) -> None:
     """Publish identity's grant_revoked as its outbox relay does."""
-    publish_event("identity", "grant_revoked", {
+    publish_event("grant_revoked", {
         "event_id": str(uuid.uuid4()), "actor": "operator-1", "subject": person, "contract": contract,
         "role": "subuser", "revoked_at": datetime.now(UTC).isoformat(), "notify": False, "to": None,
         "lang": "lv", "name": "", "reason": "revoked"})
@@ -58,7 +58,7 @@ def test_a_token_issued_after_the_revocation_works_again_when_the_grant_is_back(
 
 @pytest.mark.parametrize("payload", [{"subject": "x"}, {"subject": "x", "contract": "C", "revoked_at": "yesterday"}])
 def test_a_malformed_revocation_is_ignored_and_the_service_keeps_answering(rpc, mint, payload):
-    publish_event("identity", "grant_revoked", payload)
+    publish_event("grant_revoked", payload)
     token = mint({"LVG-100001": "owner"})
     time.sleep(0.5)
     assert not refused(rpc, "billing", "get_contract", "LVG-100001", token)

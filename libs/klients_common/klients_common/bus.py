@@ -39,55 +39,27 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
-from nameko.events import BROADCAST, SERVICE_POOL, EventDispatcher, EventHandler
+from nameko.events import BROADCAST, EventDispatcher, EventHandler
 from nameko.messaging import Consumer
 
-from .events import CATALOGUE, COMPONENTS, EventRejected, check_payload, check_producer, events_of
+from .events import CATALOGUE, EventRejected, check_payload, check_producer, events_of
+from .rpc import broker_user
 
 log = logging.getLogger(__name__)
 
 RPC_EXCHANGE = "nameko-rpc"
-DEFAULT_USER_PREFIX = "klients-"
-DEFAULT_DELIVERY_LIMIT = 5
-DEFAULT_RETRY_SECONDS = 600  # below RabbitMQ's 30-minute consumer timeout, which would close the channel
 # The nameko services of each component (their names appear in queue names).
 SERVICES: dict[str, tuple[str, ...]] = {
     "identity": ("identity", "identity_keycloak_sync"), "billing": ("billing",), "metering": ("metering",),
     "notifications": ("notifications",), "gateway": (), "portal": (),
 }
-# What each component consumes: (producer, event type, nameko service, method, broadcast).
+# What each nameko service consumes, from the catalogue: (producer, event type, service, method, broadcast).
 SUBSCRIPTIONS: list[tuple[str, str, str, str, bool]] = [
-    ("identity", "grant_revoked", "billing", "on_grant_revoked", True),
-    ("identity", "grant_revoked", "metering", "on_grant_revoked", True),
-    ("metering", "reading_accepted", "billing", "on_reading_accepted", False),
-    ("billing", "contract_transferred", "identity", "on_contract_transferred", False),
-    ("metering", "reading_accepted", "identity", "on_reading_accepted", False),
-    ("billing", "payment_received", "identity", "on_payment_received", False),
-    ("identity", "grant_added", "identity_keycloak_sync", "on_grant_added", False),
-    ("identity", "grant_revoked", "identity_keycloak_sync", "on_grant_revoked", False),
-    ("identity", "invitation_accepted", "identity_keycloak_sync", "on_invitation_accepted", False),
-    ("identity", "user_changed", "identity_keycloak_sync", "on_user_changed", False),
-    *[(CATALOGUE[event].producer, event, "notifications", method, False) for event, method in (
-        ("email_verification_requested", "on_email_verification"),
-        ("password_reset_requested", "on_password_reset"),
-        ("contact_email_verification_requested", "on_contact_email_verification"),
-        ("contact_email_changed", "on_contact_email_changed"),
-        ("contact_preferences_changed", "on_contact_preferences_changed"),
-        ("invitation_created", "on_invitation_created"),
-        ("invitation_accepted_notice", "on_invitation_accepted"),
-        ("grant_revoked", "on_grant_revoked"),
-        ("invoice_issued", "on_invoice_issued"),
-        ("payment_received", "on_payment_received"),
-        ("contract_registered", "on_contract_registered"),
-        ("reading_accepted", "on_reading_accepted"),
-        ("reading_rejected", "on_reading_rejected"),
-        ("reading_window_opened", "on_reading_window_opened"),
-    )],
-]
+    (event.producer, event.name, sub.service, sub.method, sub.broadcast)
+    for event in CATALOGUE.values() for sub in event.consumers]
 
 
 class Transient(Exception):
@@ -138,62 +110,54 @@ def queue_arguments(component: str, queue: str, delivery_limit: int) -> dict[str
             "x-dead-letter-exchange": dead_letter_exchange(component), "x-dead-letter-routing-key": queue}
 
 
-def user_of(amqp_uri: str) -> str:
-    """Return the broker user name in ``amqp_uri``."""
-    return unquote(urlparse(amqp_uri).username or "guest")
-
-
 # --- permissions ------------------------------------------------------------------------------------
 
 def _alt(names: Iterable[str]) -> str:
+    """A regex group matching exactly one of ``names`` (none: matches nothing)."""
     escaped = sorted(re.escape(name) for name in names)
     return "(" + "|".join(escaped) + ")" if escaped else "(?!)"
+
+
+def _reply_queue(user: str) -> str:
+    return rf"rpc\.reply-{re.escape(user)}-[0-9a-f-]{{36}}"
+
+
+def _exact(names: Iterable[str]) -> str:
+    return f"^{_alt(names)}$"
 
 
 def permissions(component: str, user: str) -> dict[str, str]:
     """Return RabbitMQ's configure / write / read patterns for ``component`` connecting as ``user``."""
     services = SERVICES[component]
-    own_queues = [rf"evt-[a-z_]+-[a-z_]+--{_alt(services)}\.[a-z_]+(-[0-9a-f]{{32}})?", rf"rpc-{_alt(services)}",
-                  rf"rpc\.reply-{re.escape(user)}-[0-9a-f-]{{36}}"] if services else \
-        [rf"rpc\.reply-{re.escape(user)}-[0-9a-f-]{{36}}"]
-    produces = bool(events_of(component))
-    mine = [re.escape(events_exchange(component))] if produces else []
+    queues = [_reply_queue(user)]  # what it declares, binds (write) and consumes (read)
     if services:
-        mine += [re.escape(dead_letter_exchange(component)), re.escape(dead_letter_queue(component))]
-    sources = sorted({source for source, _, service, _, _ in SUBSCRIPTIONS if service in services})
-    rpc = re.escape(RPC_EXCHANGE)
-    configure = "^(" + "|".join([*own_queues, *mine, rpc]) + ")$"
-    write = "^(" + "|".join([*own_queues, *([re.escape(events_exchange(component))] if produces else []),
-                             # the dead-letter exchange: RabbitMQ asks for write on it to declare a queue
-                             # that dead-letters into it (a handler declares its queue at start)
-                             *([re.escape(dead_letter_queue(component)), re.escape(dead_letter_exchange(component))]
-                               if services else []), rpc]) + ")$"
-    read = "^(" + "|".join([*own_queues, *([re.escape(dead_letter_queue(component)),
-                                            re.escape(dead_letter_exchange(component))] if services else []),
-                            *[re.escape(events_exchange(s)) for s in sources], rpc]) + ")$"
-    return {"configure": configure, "write": write, "read": read}
+        queues += [rf"evt-[a-z_]+-[a-z_]+--{_alt(services)}\.[a-z_]+(-[0-9a-f]{{32}})?", rf"rpc-{_alt(services)}",
+                   re.escape(dead_letter_queue(component))]
+    own_events = [re.escape(events_exchange(component))] if events_of(component) else []
+    # RabbitMQ asks for write on a queue's dead-letter exchange to declare the queue, and read on it to bind.
+    dead_letter = [re.escape(dead_letter_exchange(component))] if services else []
+    sources = [re.escape(events_exchange(source)) for source in
+               sorted({source for source, _, service, _, _ in SUBSCRIPTIONS if service in services})]
+    rpc = [re.escape(RPC_EXCHANGE)]
+    return {"configure": "^(" + "|".join(queues + own_events + dead_letter + rpc) + ")$",
+            "write": "^(" + "|".join(queues + own_events + dead_letter + rpc) + ")$",
+            "read": "^(" + "|".join(queues + dead_letter + sources + rpc) + ")$"}
 
 
 def topic_permissions(component: str, user: str) -> list[dict[str, str]]:
     """Return topic permissions: publish only owned event types; bind only to consumed ones and to the
     component's own RPC routing keys."""
     services = SERVICES[component]
-    out: list[dict[str, str]] = []
-    if events_of(component):
-        out.append({"exchange": events_exchange(component), "write": f"^{_alt(events_of(component))}$",
-                    "read": "^$"})
-    sources: dict[str, set[str]] = {}
+    consumed: dict[str, set[str]] = {}
     for source, event, service, _, _ in SUBSCRIPTIONS:
         if service in services:
-            sources.setdefault(source, set()).add(event)
-    for source, events in sources.items():
-        if source == component:
-            out[0]["read"] = f"^{_alt(events)}$"
-        else:
-            out.append({"exchange": events_exchange(source), "write": "^$", "read": f"^{_alt(events)}$"})
+            consumed.setdefault(source, set()).add(event)
+    exchanges = sorted(set(consumed) | ({component} if events_of(component) else set()))
+    out = [{"exchange": events_exchange(source), "write": _exact(events_of(component)) if source == component
+            else "^$", "read": _exact(consumed.get(source, ()))} for source in exchanges]
     rpc_read = [rf"{_alt(services)}\.\*"] if services else []
-    rpc_read += [rf"rpc\.reply-{re.escape(user)}-[0-9a-f-]{{36}}", "[0-9a-f-]{36}"]
-    out.append({"exchange": RPC_EXCHANGE, "write": ".*", "read": "^(" + "|".join(rpc_read) + ")$"})
+    out.append({"exchange": RPC_EXCHANGE, "write": ".*",
+                "read": "^(" + "|".join([*rpc_read, _reply_queue(user), "[0-9a-f-]{36}"]) + ")$"})
     return out
 
 
@@ -204,7 +168,7 @@ def topic_permissions(component: str, user: str) -> list[dict[str, str]]:
 OPTIONAL_SERVICES = {"identity_keycloak_sync": "PORTAL_TOKEN_ISSUER=keycloak"}
 
 
-def topology(component: str, delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+def topology(component: str, delivery_limit: int,
              optional: Iterable[str] = ()) -> tuple[list[Exchange], list[Queue]]:
     """Return the exchanges and durable queues ``component`` owns (queues carry their bindings);
     ``optional`` names the optional services (``OPTIONAL_SERVICES``) that run here."""
@@ -232,19 +196,14 @@ def topology(component: str, delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
     return exchanges, queues
 
 
-def declare(amqp_uri: str, component: str, delivery_limit: int = DEFAULT_DELIVERY_LIMIT, *,
-            optional: Iterable[str] = (), foreign_exchanges: bool = False) -> list[str]:
+def declare(amqp_uri: str, component: str, delivery_limit: int, *, optional: Iterable[str] = ()) -> list[str]:
     """Declare ``component``'s exchanges, queues and bindings (idempotent); return the queue names.
 
-    The exchanges of the components it listens to must exist (``klients-bus setup`` declares them all, with
-    ``foreign_exchanges``); a component's own credential may not declare another's exchange."""
+    The exchanges of the components it listens to must exist (``klients-bus setup`` declares them all); a
+    component's own credential may not declare another's exchange."""
     exchanges, queues = topology(component, delivery_limit, optional)
     with Connection(amqp_uri, connect_timeout=10) as connection:
         channel = connection.channel()
-        if foreign_exchanges:
-            for other in COMPONENTS:
-                if events_of(other):
-                    Exchange(events_exchange(other), type="topic", durable=True)(channel).declare()
         for exchange in exchanges:
             exchange(channel).declare()
         for queue in queues:
@@ -260,7 +219,7 @@ class EventPublisher(EventDispatcher):
 
     def setup(self) -> None:
         """Stamp the user id on every message."""
-        self.options["user_id"] = user_of(self.container.config["AMQP_URI"])
+        self.options["user_id"] = broker_user(self.container.config["AMQP_URI"])
         super().setup()
 
 
@@ -285,18 +244,26 @@ def is_transient(error: BaseException) -> bool:
 
 class AuthenticatedEventHandler(EventHandler):
     """An event handler that applies only events from the owner of their type, matching their schema, with
-    bounded, observable failure (see the module's docstring)."""
+    bounded, observable failure (see the module's docstring). The producer and whether every instance hears
+    the event (broadcast) come from the catalogue, where the handler must be listed as a consumer."""
+
+    def __init__(self, event_type: str, **kwargs: Any) -> None:
+        super().__init__(CATALOGUE[event_type].producer, event_type, **kwargs)
 
     def setup(self) -> None:
         """Declare the handler's queue exactly as ``declare`` does (the same arguments), then consume."""
         config = self.container.config
         service = self.container.service_name
-        component = component_of(service)
-        self.user_prefix = config.get("BUS_USER_PREFIX", DEFAULT_USER_PREFIX)
-        self.retry_seconds = float(config.get("BUS_RETRY_SECONDS", DEFAULT_RETRY_SECONDS))
-        limit = int(config.get("BUS_DELIVERY_LIMIT", DEFAULT_DELIVERY_LIMIT))
+        listed = [sub for sub in CATALOGUE[self.event_type].consumers
+                  if (sub.service, sub.method) == (service, self.method_name)]
+        if not listed:
+            raise RuntimeError(f"{service}.{self.method_name} handles {self.event_type} but the event catalogue "
+                               "(klients_common/events.py) does not list it as a consumer")
+        self.user_prefix = config["BUS_USER_PREFIX"]
+        self.retry_seconds = float(config["BUS_RETRY_SECONDS"])
         exchange = Exchange(events_exchange(self.source_service), type="topic", durable=True, no_declare=True)
-        if self.handler_type is BROADCAST:
+        if listed[0].broadcast:
+            self.handler_type, self.reliable_delivery = BROADCAST, False
             name = f"evt-{self.source_service}-{self.event_type}--{service}.{self.method_name}-" \
                    f"{self.broadcast_identifier}"
             self.queue = Queue(name, exchange=exchange, routing_key=self.event_type, durable=False,
@@ -304,7 +271,8 @@ class AuthenticatedEventHandler(EventHandler):
         else:
             name = handler_queue(self.source_service, self.event_type, service, self.method_name)
             self.queue = Queue(name, exchange=exchange, routing_key=self.event_type, durable=True,
-                               queue_arguments=queue_arguments(component, name, limit))
+                               queue_arguments=queue_arguments(component_of(service), name,
+                                                               int(config["BUS_DELIVERY_LIMIT"])))
         Consumer.setup(self)
 
     def handle_message(self, body: Any, message: Any) -> None:
@@ -358,12 +326,10 @@ class AuthenticatedEventHandler(EventHandler):
             message.reject(requeue=False)
 
 
-def handler(source: str, event_type: str, *, broadcast: bool = False) -> Any:
-    """Decorate a service method as the handler of ``source``'s ``event_type`` events (authenticated)."""
-    if broadcast:
-        return AuthenticatedEventHandler.decorator(source, event_type, handler_type=BROADCAST,
-                                                   reliable_delivery=False)
-    return AuthenticatedEventHandler.decorator(source, event_type, handler_type=SERVICE_POOL)
+def handler(event_type: str) -> Any:
+    """Decorate a service method as the handler of ``event_type`` events (authenticated; the catalogue says
+    who produces it and whether every instance hears it)."""
+    return AuthenticatedEventHandler.decorator(event_type)
 
 
 # --- dead letters ---------------------------------------------------------------------------------------
@@ -378,27 +344,26 @@ def _letter_id(body: bytes | str) -> str:
 
 
 def _describe(message: Any, user_prefix: str) -> dict[str, Any]:
-    deaths = (message.headers or {}).get("x-death") or [{}]
-    first = deaths[-1]
-    keys = first.get("routing-keys") or [""]
-    event_type = str(keys[0])
-    exchange = str(first.get("exchange") or "")
-    source = exchange.removesuffix(".events")
+    """Describe a dead letter by where it first died (a letter put back and dead again has an ``x-death``
+    entry for the dead-letter queue too: the origin is named by ``x-first-death-queue``)."""
+    headers = message.headers or {}
+    deaths = headers.get("x-death") or [{}]
+    origin = next((d for d in deaths if d.get("queue") == headers.get("x-first-death-queue")), deaths[-1])
+    event_type = str((origin.get("routing-keys") or [""])[0])
+    source = str(headers.get("x-first-death-exchange") or "").removesuffix(".events")
     try:
-        body = json.loads(message.body)
         check_producer(event_type, source, message.properties.get("user_id"), user_prefix)
-        check_payload(event_type, body)
+        check_payload(event_type, json.loads(message.body))
         why = "failed in its handler (see the service's log)"
     except EventRejected as exc:
         why = str(exc)
     except ValueError:
         why = "not JSON"
-    when = first.get("time")
-    return {"id": _letter_id(message.body), "event": event_type, "queue": str(first.get("queue") or ""),
-            "reason": str(first.get("reason") or ""), "why": why,
-            "producer": message.properties.get("user_id"),
+    when = origin.get("time")
+    return {"id": _letter_id(message.body), "event": event_type, "queue": str(origin.get("queue") or ""),
+            "reason": str(origin.get("reason") or ""), "why": why, "producer": message.properties.get("user_id"),
             "at": when.astimezone(UTC).isoformat() if isinstance(when, datetime) else str(when or ""),
-            "deliveries": sum(int(d.get("count") or 0) for d in deaths)}
+            "times": int(origin.get("count") or 0)}
 
 
 def _browse(amqp_uri: str, component: str, limit: int) -> tuple[Connection, list[Any]]:
@@ -414,8 +379,7 @@ def _browse(amqp_uri: str, component: str, limit: int) -> tuple[Connection, list
     return connection, messages
 
 
-def dead_letters(amqp_uri: str, component: str, user_prefix: str = DEFAULT_USER_PREFIX,
-                 limit: int = 1000) -> list[dict[str, Any]]:
+def dead_letters(amqp_uri: str, component: str, user_prefix: str, limit: int = 1000) -> list[dict[str, Any]]:
     """Return what waits in ``component``'s dead-letter queue (oldest first), leaving it there."""
     connection, messages = _browse(amqp_uri, component, limit)
     try:

@@ -25,9 +25,12 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from kombu.connection import Connection
+from kombu.entity import Exchange
 
-from .bus import DEFAULT_USER_PREFIX, SERVICES, declare, permissions, topic_permissions
-from .events import catalogue_markdown
+from .bus import SERVICES, declare, events_exchange, permissions, topic_permissions
+from .events import COMPONENTS, catalogue_markdown, events_of
+from .settings import bus_config
 
 BROKER_COMPONENTS = tuple(c for c in SERVICES if c != "portal")  # the portal never touches the broker
 
@@ -42,9 +45,10 @@ class Settings:
         self.admin_password = env.get("BUS_ADMIN_PASSWORD") or self._read(env.get("BUS_ADMIN_PASSWORD_FILE"))
         self.host = env.get("BUS_HOST", "127.0.0.1:5672")
         self.vhost = env.get("BUS_VHOST", "/")
-        self.prefix = env.get("BUS_USER_PREFIX", DEFAULT_USER_PREFIX)
+        shared = bus_config()
+        self.prefix = shared["BUS_USER_PREFIX"]
+        self.delivery_limit = shared["BUS_DELIVERY_LIMIT"]
         self.secrets_dir = Path(env.get("BUS_SECRETS_DIR", "var/bus"))
-        self.delivery_limit = int(env.get("BUS_DELIVERY_LIMIT", "5"))
         self.keycloak_fronted = env.get("PORTAL_TOKEN_ISSUER", "identity") == "keycloak"
 
     @staticmethod
@@ -70,11 +74,13 @@ class Settings:
         """Return an AMQP URI on the vhost."""
         return f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@{self.host}/{quote(self.vhost, safe='')}"
 
+    def component_uri(self, component: str, create: bool = False) -> str:
+        """Return the AMQP URI ``component`` connects with (``create``: make its password if it has none)."""
+        return self.uri(self.prefix + component, self.password(component, create=create))
 
-def component_uri(component: str) -> str:
-    """Return the AMQP URI ``component`` connects with."""
-    settings = Settings()
-    return settings.uri(settings.prefix + component, settings.password(component))
+    def admin_uri(self) -> str:
+        """Return the administrator's AMQP URI on the vhost."""
+        return self.uri(self.admin_user, self.admin_password)
 
 
 def setup(settings: Settings, *, fresh: bool = False) -> None:
@@ -102,11 +108,14 @@ def setup(settings: Settings, *, fresh: bool = False) -> None:
         call("DELETE", f"topic-permissions/{vhost}/{name}", ok=(204, 404))
         for topic in topic_permissions(component, user):
             call("PUT", f"topic-permissions/{vhost}/{name}", topic)
-    admin_uri = settings.uri(settings.admin_user, settings.admin_password)
+    with Connection(settings.admin_uri(), connect_timeout=10) as connection:  # every events exchange first:
+        channel = connection.channel()  # a component binds to its sources' exchanges, which it may not declare
+        for producer in COMPONENTS:
+            if events_of(producer):
+                Exchange(events_exchange(producer), type="topic", durable=True)(channel).declare()
     optional = ("identity_keycloak_sync",) if settings.keycloak_fronted else ()
     for component in BROKER_COMPONENTS:
-        declare(admin_uri, component, settings.delivery_limit, optional=optional,
-                foreign_exchanges=component == BROKER_COMPONENTS[0])
+        declare(settings.admin_uri(), component, settings.delivery_limit, optional=optional)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         users = ", ".join(settings.prefix + c for c in BROKER_COMPONENTS)
         print(f"klients-bus: vhost {settings.vhost!r} ready: users {users}")
     elif args.command == "uri":
-        print(component_uri(args.component))
+        print(settings.component_uri(args.component))
     elif args.command == "catalogue":
         sys.stdout.write(catalogue_markdown())
     else:

@@ -50,6 +50,16 @@ AUDIT = {"actor": OPTIONAL_STRING, "subject": OPTIONAL_STRING, "contract": {"typ
 
 
 @dataclass(frozen=True)
+class Subscriber:
+    """A nameko service method that handles an event (``broadcast``: every instance hears it, on a queue of
+    its own that goes with it; otherwise the service's instances share one durable queue)."""
+
+    service: str
+    method: str
+    broadcast: bool = False
+
+
+@dataclass(frozen=True)
 class Event:
     """One event type on the bus."""
 
@@ -57,10 +67,18 @@ class Event:
     producer: str
     schema: dict[str, Any]
     effect: str
-    consumers: tuple[str, ...] = ()
+    consumers: tuple[Subscriber, ...] = ()
 
 
-def _audit(event: str, effect: str, consumers: tuple[str, ...] = (), /, **fields: Any) -> Event:
+def to(*where: str, broadcast: bool = False) -> tuple[Subscriber, ...]:
+    """Return subscribers from ``"service.method"`` names."""
+    return tuple(Subscriber(name.partition(".")[0], name.partition(".")[2], broadcast) for name in where)
+
+
+KEYCLOAK_SYNC = "identity_keycloak_sync"
+
+
+def _audit(event: str, effect: str, consumers: tuple[Subscriber, ...] = (), /, **fields: Any) -> Event:
     return Event(event, "identity", obj({**AUDIT, **fields}, open_=True), effect, consumers)
 
 
@@ -76,38 +94,43 @@ READING = obj({
 CATALOGUE: dict[str, Event] = {e.name: e for e in (
     # --- identity: links and notices (to the person), for notifications -------------------------------------
     Event("email_verification_requested", "identity", LINK_MAIL,
-          "notifications mails the registration link to the address", ("notifications",)),
+          "notifications mails the registration link to the address", to("notifications.on_email_verification")),
     Event("password_reset_requested", "identity", LINK_MAIL,
-          "notifications mails the password-reset link", ("notifications",)),
+          "notifications mails the password-reset link", to("notifications.on_password_reset")),
     Event("contact_email_verification_requested", "identity", LINK_MAIL,
-          "notifications mails the link that confirms a new contact address (to the new address)", ("notifications",)),
+          "notifications mails the link that confirms a new contact address (to the new address)",
+          to("notifications.on_contact_email_verification")),
     Event("contact_email_changed", "identity",
           obj({"to": EMAIL, "new_email": EMAIL}, {"lang": LANG, "phone": OPTIONAL_STRING}),
-          "notifications tells the old address (and the phone, by SMS) that the e-mail changed", ("notifications",)),
+          "notifications tells the old address (and the phone, by SMS) that the e-mail changed",
+          to("notifications.on_contact_email_changed")),
     Event("contact_preferences_changed", "identity",
           obj({"email": EMAIL, "language": LANG, "reminders": BOOLEAN, "changed_at": DATETIME}),
-          "notifications remembers the address's language and reminder choice", ("notifications",)),
+          "notifications remembers the address's language and reminder choice",
+          to("notifications.on_contact_preferences_changed")),
     Event("invitation_created", "identity",
           obj({"to": EMAIL, "contract": CONTRACT, "role": ROLE, "link": URL, "expires_at": DATETIME},
               {"lang": LANG, "name": OPTIONAL_STRING, "level": OPTIONAL_STRING, "invited_by": OPTIONAL_STRING,
                "valid_until": OPTIONAL_DATE}),
-          "notifications mails the invitation link to the invited address", ("notifications",)),
+          "notifications mails the invitation link to the invited address", to("notifications.on_invitation_created")),
     Event("invitation_accepted_notice", "identity",
           obj({"to": EMAIL, "invitee": STRING, "contract": CONTRACT, "role": ROLE},
               {"lang": LANG, "name": OPTIONAL_STRING, "level": OPTIONAL_STRING, "grant": OPTIONAL_STRING}),
-          "notifications tells the inviter (or the holder) that the invitee took up the access", ("notifications",)),
+          "notifications tells the inviter (or the holder) that the invitee took up the access",
+          to("notifications.on_invitation_accepted")),
     # --- identity: audit events ---------------------------------------------------------------------------
     _audit("grant_added", "a person gained access to a contract; the Keycloak sync copies their grants",
-           ("identity.keycloak_sync",), subject=STRING, contract=CONTRACT, role=ROLE),
+           to(f"{KEYCLOAK_SYNC}.on_grant_added"), subject=STRING, contract=CONTRACT, role=ROLE),
     _audit("grant_revoked", "every service refuses the person's older tokens for the contract at once "
            "(broadcast to every instance); the Keycloak sync drops the grant; notifications tells the person "
-           "when `notify` is true", ("billing", "metering", "identity.keycloak_sync", "notifications"),
+           "when `notify` is true", to("billing.on_grant_revoked", "metering.on_grant_revoked", broadcast=True)
+           + to(f"{KEYCLOAK_SYNC}.on_grant_revoked", "notifications.on_grant_revoked"),
            subject=STRING, contract=CONTRACT, revoked_at=DATETIME, notify=BOOLEAN, to=OPTIONAL_EMAIL, lang=LANG,
            name=OPTIONAL_STRING, reason=OPTIONAL_STRING, role=ROLE),
     _audit("invitation_accepted", "an invitee took up access; the Keycloak sync copies their grants",
-           ("identity.keycloak_sync",), subject=STRING, contract=CONTRACT, role=ROLE),
+           to(f"{KEYCLOAK_SYNC}.on_invitation_accepted"), subject=STRING, contract=CONTRACT, role=ROLE),
     _audit("user_changed", "a sub-user's level or end date changed (an invitee not yet in: no subject); the "
-           "Keycloak sync copies the grants", ("identity.keycloak_sync",), contract=CONTRACT),
+           "Keycloak sync copies the grants", to(f"{KEYCLOAK_SYNC}.on_user_changed"), contract=CONTRACT),
     _audit("person_registered", "a person's first login or registration (audit)"),
     _audit("accounts_linked", "an e-mail account was joined to its holder's strong login (audit)"),
     _audit("login", "a person logged in (audit)"),
@@ -125,34 +148,36 @@ CATALOGUE: dict[str, Event] = {e.name: e for e in (
     Event("contract_registered", "billing",
           obj({"contract": CONTRACT, "email": OPTIONAL_EMAIL, "holder_name": {"type": "string"},
                "status": STRING}),
-          "notifications remembers where to write about the contract", ("notifications",)),
+          "notifications remembers where to write about the contract", to("notifications.on_contract_registered")),
     Event("contract_transferred", "billing",
           obj({"contract": CONTRACT, "holder_personal_code": {"type": "string", "pattern": "^[0-9]{6}-?[0-9]{5}$"},
                "on": DATE}),
           "identity ends the previous holder's access and all they granted; the new holder becomes owner",
-          ("identity",)),
+          to("identity.on_contract_transferred")),
     Event("invoice_issued", "billing",
           obj({"contract": CONTRACT, "invoice": STRING, "period": STRING, "total": MONEY, "due_date": DATE,
                "estimated": BOOLEAN, "email": OPTIONAL_EMAIL}, {"lang": LANG}),
-          "notifications mails the invoice notice to the contract's address", ("notifications",)),
+          "notifications mails the invoice notice to the contract's address", to("notifications.on_invoice_issued")),
     Event("payment_received", "billing",
           obj({"payment": STRING, "contract": CONTRACT, "amount": MONEY, "received_at": DATETIME,
                "email": OPTIONAL_EMAIL}, {"person": OPTIONAL_STRING, "role": OPTIONAL_STRING, "lang": LANG}),
           "notifications confirms the payment; identity puts it on the contract's activity list",
-          ("notifications", "identity")),
+          to("notifications.on_payment_received", "identity.on_payment_received")),
     # --- metering --------------------------------------------------------------------------------------
     Event("reading_accepted", "metering", READING,
           "billing keeps the consumption for the billing run; notifications confirms it; identity lists it "
-          "as activity", ("billing", "notifications", "identity")),
+          "as activity", to("billing.on_reading_accepted", "notifications.on_reading_accepted",
+                            "identity.on_reading_accepted")),
     Event("reading_flagged", "metering", READING, "an accepted reading far above the usual (for operators)"),
     Event("reading_rejected", "metering",
           obj({"contract": CONTRACT, "meter": STRING, "reason": STRING},
               {"value": {"type": ["integer", "null"]}, "submitted_by": OPTIONAL_STRING,
                "submitted_role": OPTIONAL_STRING}),
-          "notifications says why the reading was not accepted", ("notifications",)),
+          "notifications says why the reading was not accepted", to("notifications.on_reading_rejected")),
     Event("reading_window_opened", "metering",
           obj({"contract": CONTRACT, "period": STRING, "opens": DATETIME, "closes": DATETIME}),
-          "notifications reminds the contract's address to submit a reading", ("notifications",)),
+          "notifications reminds the contract's address to submit a reading",
+          to("notifications.on_reading_window_opened")),
 )}
 
 COMPONENTS = ("identity", "billing", "metering", "notifications", "gateway", "portal")
@@ -215,8 +240,9 @@ def catalogue_markdown() -> str:
     lines += ["| event | producer | consumers | effect |", "|---|---|---|---|"]
     for name in sorted(CATALOGUE):
         event = CATALOGUE[name]
-        lines.append(f"| `{name}` | {event.producer} | {', '.join(event.consumers) or '(audit only)'} | "
-                     f"{event.effect} |")
+        consumers = ", ".join(f"`{c.service}.{c.method}`" + (" (every instance)" if c.broadcast else "")
+                              for c in event.consumers)
+        lines.append(f"| `{name}` | {event.producer} | {consumers or '(audit only)'} | {event.effect} |")
     lines += ["", "## Payload schemas", ""]
     for name in sorted(CATALOGUE):
         lines += [f"### `{name}`", "", "```json", json.dumps(CATALOGUE[name].schema, indent=1, sort_keys=True),

@@ -52,7 +52,7 @@ REVOCATIONS = RevocationList()  # one per process, shared by every container in 
 class RevocationAware:
     """Mixin for nameko services: every instance hears identity's ``grant_revoked`` (broadcast)."""
 
-    @handler("identity", "grant_revoked", broadcast=True)
+    @handler("grant_revoked")
     def on_grant_revoked(self, payload: Any) -> None:
         """Remember the revocation so tokens issued before it are refused at once."""
         try:

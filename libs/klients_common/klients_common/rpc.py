@@ -68,6 +68,11 @@ def error_from_reply(error: dict[str, Any]) -> Exception:
     return RemoteError(str(error.get("exc_type")), str(error.get("value")))
 
 
+def broker_user(amqp_uri: str) -> str:
+    """Return the broker user name in ``amqp_uri`` (each component has its own, see klients_common.bus)."""
+    return unquote(urlparse(amqp_uri).username or "guest")
+
+
 class RpcClient:
     """One per process: call ``client.call("billing", "get_contract", ..., context={...})``."""
 
@@ -78,7 +83,7 @@ class RpcClient:
         self.exchange = Exchange(exchange, type="topic", durable=True)
         self.heartbeat = heartbeat
         # Named after the broker user: each component may only declare and read its own reply queues.
-        self.reply_queue_name = f"rpc.reply-{unquote(urlparse(amqp_uri).username or 'guest')}-{uuid.uuid4()}"
+        self.reply_queue_name = f"rpc.reply-{broker_user(amqp_uri)}-{uuid.uuid4()}"
         self._pending: dict[str, Future[Any]] = {}
         self._pending_lock = threading.Lock()
         self._publish_lock = threading.Lock()

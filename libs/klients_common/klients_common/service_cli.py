@@ -22,6 +22,16 @@ def migrate_bus(component: str, settings: dict[str, Any], optional: tuple[str, .
     print(f"klients-{component}: bus topology declared ({len(queues)} queues)")
 
 
+BUS_COMMANDS = ("dead-letters", "resend")
+
+
+def bus_command(prog: str, component: str, argv: list[str], settings: dict[str, Any]) -> int:
+    """Run the operators' ``dead-letters`` / ``resend`` (``argv[0]`` is one of ``BUS_COMMANDS``)."""
+    from .bus import dead_letter_command
+
+    return dead_letter_command(prog, component, argv, settings["AMQP_URI"], settings["BUS_USER_PREFIX"])
+
+
 def main(prog: str, *, package: str, service: str, config: Callable[[], dict[str, Any]],
          seed: str | None = None, argv: list[str] | None = None) -> int:
     """Run one command for the service whose class is at ``service`` (``module:Class``)."""
@@ -29,11 +39,8 @@ def main(prog: str, *, package: str, service: str, config: Callable[[], dict[str
 
     argv = sys.argv[1:] if argv is None else argv
     component = package.removeprefix("klients_")
-    if argv[:1] and argv[0] in ("dead-letters", "resend"):
-        settings = config()
-        from .bus import dead_letter_command
-
-        return dead_letter_command(prog, component, argv, settings["AMQP_URI"], settings["BUS_USER_PREFIX"])
+    if argv[:1] and argv[0] in BUS_COMMANDS:
+        return bus_command(prog, component, argv, config())
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("command", choices=["migrate", "seed-demo", "run"])
     args = parser.parse_args(argv)

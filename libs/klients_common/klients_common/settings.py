@@ -54,6 +54,7 @@ def database_url(service: str) -> str:
 
 
 AMQP_URI_DEFAULT = "amqp://guest:guest@127.0.0.1:5672/"
+BUS_USER_PREFIX_DEFAULT = "klients-"
 IDENTITY_URL_DEFAULT = "http://127.0.0.1:8001"
 API_AUDIENCE_DEFAULT = "klients-api"
 
@@ -64,6 +65,17 @@ def token_issuers() -> list[dict[str, Any]]:
         "TOKEN_ISSUERS",
         [{"issuer": env_str("IDENTITY_ISSUER", IDENTITY_URL_DEFAULT), "audience": API_AUDIENCE_DEFAULT}],
     )
+
+
+def bus_config() -> dict[str, Any]:
+    """Return the bus settings every component and ``klients-bus`` share (docs/bus.md)."""
+    return {
+        "BUS_USER_PREFIX": env_str("BUS_USER_PREFIX", BUS_USER_PREFIX_DEFAULT),  # users are <prefix><component>
+        "BUS_DELIVERY_LIMIT": env_int("BUS_DELIVERY_LIMIT", 5),  # deliveries before a failing event is dead
+        # How long a transient failure is retried in place: under RabbitMQ's 30-minute consumer timeout, which
+        # would close the channel under a message held longer.
+        "BUS_RETRY_SECONDS": env_int("BUS_RETRY_SECONDS", 600),
+    }
 
 
 def nameko_config(service: str, **extra: Any) -> dict[str, Any]:
@@ -77,9 +89,7 @@ def nameko_config(service: str, **extra: Any) -> dict[str, Any]:
         "DATABASE_URL": database_url(service),
         # The bus (klients_common.bus): exchanges are declared by `migrate`, not by the running services.
         "DECLARE_EVENT_EXCHANGES": False,
-        "BUS_USER_PREFIX": env_str("BUS_USER_PREFIX", "klients-"),
-        "BUS_DELIVERY_LIMIT": env_int("BUS_DELIVERY_LIMIT", 5),
-        "BUS_RETRY_SECONDS": env_int("BUS_RETRY_SECONDS", 600),
+        **bus_config(),
         "LOGGING": {
             "version": 1,
             "disable_existing_loggers": False,

@@ -17,15 +17,6 @@ from .models import MeteredConsumption, processed_events
 
 log = logging.getLogger(__name__)
 
-READING_FIELDS = {"event_id": str, "contract": str, "meter": str, "reading_id": int, "read_on": str,
-                  "source": str, "consumption_m3": int, "submitted_at": str}
-
-
-def valid_reading_event(payload: Any) -> bool:
-    """Return whether a ``reading_accepted`` payload has every field billing needs, of the right type."""
-    return isinstance(payload, dict) and all(isinstance(payload.get(k), t) for k, t in READING_FIELDS.items())
-
-
 def record_reading(*, db_session: Session, payload: dict[str, Any]) -> bool:
     """Apply a ``reading_accepted`` event once; return False for a repeat delivery or an older reading."""
     if not first_delivery(db_session, processed_events, payload["event_id"], "reading_accepted"):

@@ -180,13 +180,10 @@ class BillingService(RevocationAware):
 
     # --- events -------------------------------------------------------------------------------------
 
-    @handler("metering", "reading_accepted")
+    @handler("reading_accepted")
     def on_reading_accepted(self, payload: Any) -> None:
-        """Keep the accepted reading's consumption for the billing run (once per event id)."""
-        if not consumers.valid_reading_event(payload):
-            # A malformed event will not get better by retrying: log it and let it go.
-            log.error("malformed reading_accepted event dropped: %r", payload)
-            return
+        """Keep the accepted reading's consumption for the billing run (once per event id; the bus has checked
+        the producer and the payload's schema)."""
         consumers.record_reading(db_session=self.db, payload=payload)
         self.db.commit()
 

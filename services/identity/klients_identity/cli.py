@@ -14,6 +14,8 @@ import sys
 from sqlalchemy.orm import sessionmaker
 
 from klients_common.db import make_engine, migrate, transaction
+from klients_common.service_cli import BUS_COMMANDS, bus_command, migrate_bus
+from klients_common.settings import nameko_config
 
 from . import keys
 from .settings import Settings
@@ -66,12 +68,8 @@ def add_client(session, args: argparse.Namespace) -> str | None:  # type: ignore
 def main(argv: list[str] | None = None) -> int:
     """Run one identity command."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] and argv[0] in ("dead-letters", "resend"):
-        from klients_common.bus import dead_letter_command
-        from klients_common.settings import nameko_config
-
-        bus = nameko_config("identity")
-        return dead_letter_command("klients-identity", "identity", argv, bus["AMQP_URI"], bus["BUS_USER_PREFIX"])
+    if argv[:1] and argv[0] in BUS_COMMANDS:
+        return bus_command("klients-identity", "identity", argv, nameko_config("identity"))
     parser = argparse.ArgumentParser(prog="klients-identity")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="upgrade the database; make sure a signing key and the portal client exist")
@@ -100,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
 
         patch()
         from klients_common.green import run_services
-        from klients_common.settings import nameko_config
 
         from .service import IdentityService
 
@@ -117,9 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     factory = sessionmaker(make_engine(settings.database_url))
     if args.command == "migrate":
         migrate("klients_identity", settings.database_url)
-        from klients_common.service_cli import migrate_bus
-        from klients_common.settings import nameko_config
-
         migrate_bus("identity", nameko_config("identity"),
                     optional=("identity_keycloak_sync",) if settings.keycloak_fronted else ())
         with transaction(factory) as session:

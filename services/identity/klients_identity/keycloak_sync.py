@@ -95,9 +95,9 @@ class KeycloakSyncService:
     config = Config()
 
     def _sync(self, payload: Any) -> None:
-        person = payload.get("subject") if isinstance(payload, dict) else None
-        if not isinstance(person, str) or person in ("", "register", "system"):
-            return  # not about a person (malformed events are logged by nobody else: say so)
+        person = payload.get("subject")
+        if not person or person in ("register", "system"):
+            return  # not about a person (e.g. a change to an invitation nobody has taken up yet)
         try:
             synced = sync_person(self.keycloak, self.db, person)
         except (KeycloakError, RequestException, UndeclaredAttribute) as exc:
@@ -109,22 +109,22 @@ class KeycloakSyncService:
         log.info("grants synced to Keycloak for event %s" if synced else
                  "event %s: the person has no Keycloak user yet", payload.get("event_id"))
 
-    @handler("identity", "grant_added")
+    @handler("grant_added")
     def on_grant_added(self, payload: Any) -> None:
         """A grant appeared (register sync, operator)."""
         self._sync(payload)
 
-    @handler("identity", "grant_revoked")
+    @handler("grant_revoked")
     def on_grant_revoked(self, payload: Any) -> None:
         """A grant was revoked or ended."""
         self._sync(payload)
 
-    @handler("identity", "invitation_accepted")
+    @handler("invitation_accepted")
     def on_invitation_accepted(self, payload: Any) -> None:
         """An invitation became an active grant."""
         self._sync(payload)
 
-    @handler("identity", "user_changed")
+    @handler("user_changed")
     def on_user_changed(self, payload: Any) -> None:
         """A level or an end date changed."""
         self._sync(payload)

@@ -61,12 +61,12 @@ class NotificationsService:
         """Turn reminders off for an address, authorised by the signed link in the reminder itself."""
         return preferences.turn_off_reminders(self.db, self.config["LINK_SECRET"], str(email), str(sig))
 
-    @handler("identity", "email_verification_requested")
+    @handler("email_verification_requested")
     def on_email_verification(self, payload: Any) -> None:
         """Send the registration link (only ever to the register's address; identity checked that)."""
         self._link_mail("email_verification_requested", payload)
 
-    @handler("identity", "password_reset_requested")
+    @handler("password_reset_requested")
     def on_password_reset(self, payload: Any) -> None:
         """Send the password-reset link."""
         self._link_mail("password_reset_requested", payload)
@@ -75,29 +75,29 @@ class NotificationsService:
         self._mail(LINK_EVENTS[event], payload, "to", ("link", "expires_at"),
                    lambda p, lang: {"link": p["link"], "deadline": riga_time(p["expires_at"])})
 
-    @handler("identity", "contact_email_verification_requested")
+    @handler("contact_email_verification_requested")
     def on_contact_email_verification(self, payload: Any) -> None:
         """Send the link that confirms a new contact address (to the new address only)."""
         self._link_mail("contact_email_verification_requested", payload)
 
-    @handler("identity", "contact_email_changed")
+    @handler("contact_email_changed")
     def on_contact_email_changed(self, payload: Any) -> None:
         """Tell the old address that the e-mail was changed, and the phone too if there is one (a security
         message: never turned off; out of band, since the mailbox may be what was taken over)."""
         self._mail("contact_email_changed", payload, "to", ("new_email",),
                    lambda p, lang: {"new_email": p["new_email"]})
-        if isinstance(payload, dict) and isinstance(payload.get("phone"), str) and payload["phone"]:
+        if payload.get("phone"):
             self._text("contact_email_changed_sms", payload, {"new_email": str(payload.get("new_email", ""))})
 
     def _text(self, template: str, payload: dict[str, Any], values: dict[str, Any]) -> None:
         """Send a text message once per event through the configured provider (if SMS are on)."""
-        if self.sms is None or not isinstance(payload.get("event_id"), str):
+        if self.sms is None:
             return
         message = render(template, "en" if payload.get("lang") == "en" else "lv", values)
         deliver_once(self.db, self.sms, event_id=payload["event_id"], template=template, to=payload["phone"],
                      message=message)  # a provider that is down (OSError) is retried like the mail server
 
-    @handler("identity", "contact_preferences_changed")
+    @handler("contact_preferences_changed")
     def on_contact_preferences_changed(self, payload: Any) -> None:
         """Remember the language and the reminder choice a person made in the portal, for their address."""
         changed_at = datetime.fromisoformat(payload["changed_at"])  # the schema guarantees a date-time
@@ -106,28 +106,26 @@ class NotificationsService:
                                   reminders=payload.get("reminders"), changed_at=changed_at)
         self.db.commit()
 
-    @handler("identity", "invitation_created")
+    @handler("invitation_created")
     def on_invitation_created(self, payload: Any) -> None:
         """Send the invitation link to the invited address (an access message: never turned off)."""
         self._mail("invitation", payload, "to", ("contract", "role", "link", "expires_at"), invitation_values)
 
-    @handler("identity", "invitation_accepted_notice")
+    @handler("invitation_accepted_notice")
     def on_invitation_accepted(self, payload: Any) -> None:
         """Tell the inviter (or the holder) that the invited person has taken up the access (never turned off)."""
         self._mail("invitation_accepted", payload, "to", ("invitee", "contract", "role"), invitation_accepted_values)
 
-    @handler("identity", "grant_revoked")
+    @handler("grant_revoked")
     def on_grant_revoked(self, payload: Any) -> None:
         """Tell a person their access to a contract has ended, when identity says they should hear of it (a
         security message: never turned off). Services drop the access itself on their own broadcast handlers."""
-        if not isinstance(payload, dict) or payload.get("notify") is not True or \
-                not isinstance(payload.get("to"), str) or not payload["to"].strip():
-            log.info("access_ended for event %s: no notice asked for, nothing to send",
-                     payload.get("event_id") if isinstance(payload, dict) else None)
+        if not payload["notify"] or not payload["to"]:
+            log.info("access_ended for event %s: no notice asked for, nothing to send", payload["event_id"])
             return
         self._mail("access_ended", payload, "to", ("contract", "role", "reason", "revoked_at"), access_ended_values)
 
-    @handler("billing", "invoice_issued")
+    @handler("invoice_issued")
     def on_invoice_issued(self, payload: Any) -> None:
         """Tell the contract's register address about a new invoice."""
         self._mail("invoice_issued", payload, "email", ("contract", "invoice", "period", "total", "due_date"),
@@ -135,24 +133,24 @@ class NotificationsService:
                                     "total": money(p["total"], lang), "due_date": local_date(p["due_date"], lang),
                                     "estimated": ESTIMATED[lang] if p.get("estimated") else ""})
 
-    @handler("billing", "payment_received")
+    @handler("payment_received")
     def on_payment_received(self, payload: Any) -> None:
         """Confirm a received payment to the contract's register address."""
         self._mail("payment_received", payload, "email", ("contract", "amount", "received_at"),
                    lambda p, lang: {"contract": p["contract"], "amount": money(p["amount"], lang),
                                     "received": local_date(p["received_at"], lang)})
 
-    @handler("billing", "contract_registered")
+    @handler("contract_registered")
     def on_contract_registered(self, payload: Any) -> None:
         """Remember where to write about a contract (the register's address)."""
         row = self.db.get(ContractContact, payload["contract"]) or ContractContact(contract=payload["contract"])
-        row.email = payload.get("email") if isinstance(payload.get("email"), str) else None
+        row.email = payload["email"]
         row.holder_name = str(payload.get("holder_name") or "")
         row.updated_at = datetime.now(UTC)
         self.db.add(row)
         self.db.commit()
 
-    @handler("metering", "reading_accepted")
+    @handler("reading_accepted")
     def on_reading_accepted(self, payload: Any) -> None:
         """Confirm an accepted reading to the contract's address (noting when it will be reviewed)."""
         self._contract_mail("reading_accepted", payload, ("meter", "read_on"),
@@ -161,14 +159,14 @@ class NotificationsService:
                                              "consumption": p["consumption_m3"],
                                              "flagged": FLAGGED[lang] if p.get("flagged") else ""})
 
-    @handler("metering", "reading_rejected")
+    @handler("reading_rejected")
     def on_reading_rejected(self, payload: Any) -> None:
         """Say why a reading was not accepted."""
         self._contract_mail("reading_rejected", payload, ("meter", "reason"),
                             lambda p, lang: {"contract": p["contract"], "meter": p["meter"],
                                              "reason": REJECTION_REASONS[p["reason"]][lang]})
 
-    @handler("metering", "reading_window_opened")
+    @handler("reading_window_opened")
     def on_reading_window_opened(self, payload: Any) -> None:
         """Remind the contract to submit its reading, with a link to do it."""
         portal = self.config.get("PORTAL_URL", "http://127.0.0.1:3000")
@@ -180,27 +178,25 @@ class NotificationsService:
 
         self._contract_mail("reading_window_opened", payload, ("closes",), values)
 
-    def _contract_mail(self, template: str, payload: Any, fields: tuple[str, ...],
+    def _contract_mail(self, template: str, payload: dict[str, Any], fields: tuple[str, ...],
                        values: Callable[[dict[str, Any], str], dict[str, Any]]) -> None:
         """Send a contract-level message to the address the register holds for the contract."""
-        contract = payload.get("contract") if isinstance(payload, dict) else None
-        contact = self.db.get(ContractContact, contract) if isinstance(contract, str) else None
-        self._mail(template, {**payload, "email": contact.email if contact else None} if isinstance(payload, dict)
-                   else payload, "email", ("contract", *fields), values)
+        contact = self.db.get(ContractContact, payload["contract"])
+        self._mail(template, {**payload, "email": contact.email if contact else None}, "email", ("contract", *fields),
+                   values)
 
-    def _mail(self, template: str, payload: Any, recipient: str, fields: tuple[str, ...],
+    def _mail(self, template: str, payload: dict[str, Any], recipient: str, fields: tuple[str, ...],
               values: Callable[[dict[str, Any], str], dict[str, Any]]) -> None:
-        """Render ``template`` for the event and send it once; dead-letter what cannot be sent."""
-        if isinstance(payload, dict) and recipient in payload and payload[recipient] is None:
-            log.info("%s for event %s: no address on file, nothing to send", template, payload.get("event_id"))
+        """Render ``template`` for the event (its payload checked against the event's schema by the bus) and
+        send it once; what cannot be written or is refused for good is ``Undeliverable``."""
+        if not payload.get(recipient):
+            log.info("%s for event %s: no address on file, nothing to send", template, payload["event_id"])
             return
-        if isinstance(payload, dict) and isinstance(payload.get(recipient), str) and \
-                not preferences.wants(self.db, template, payload[recipient]):
-            log.info("%s for event %s: turned off by the recipient", template, payload.get("event_id"))
+        if not preferences.wants(self.db, template, payload[recipient]):
+            log.info("%s for event %s: turned off by the recipient", template, payload["event_id"])
             return
         try:
-            if not isinstance(payload, dict) or not all(payload.get(k) not in (None, "") for k in
-                                                        ("event_id", recipient, *fields)):
+            if not all(payload.get(k) not in (None, "") for k in fields):
                 raise ValueError("fields missing")
             lang = payload.get("lang") or preferences.language_of(self.db, payload[recipient])
             lang = "en" if lang == "en" else "lv"  # the event's, else the person's choice, else Latvian
