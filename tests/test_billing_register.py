@@ -77,15 +77,24 @@ def test_unreadable_files_are_refused(tmp_path, text, message):
 
 
 def test_identity_asks_which_contracts_a_person_holds_with_a_service_token(rpc, mint, new_contract):
-    from tests.stack import mint_token
+    """Only identity's broker user with a service token reads the register: the same token from another
+    component's connection (the gateway's, which a person's requests reach) is refused, and so is a person's."""
+    from klients_common.rpc import RpcClient
+    from tests.stack import bus_uri, mint_token
 
     code = random_personal_code()
     mine = new_contract(personal_code=code, email="ilze@example.lv")
-    service = mint_token({}, subject="service:identity", scope="register:read")
-    held = rpc.call("billing", "contracts_of", code.replace("-", ""), context={"authorization": f"Bearer {service}"})
-    assert mine.number in [c["number"] for c in held]
-    assert rpc.call("billing", "email_on_file", mine.number,
-                    context={"authorization": f"Bearer {service}"}) == "ilze@example.lv"
-    person = mint({mine.number: "owner"})
-    with pytest.raises(Forbidden):
-        rpc.call("billing", "contracts_of", code, context={"authorization": f"Bearer {person}"})
+    service = {"authorization": f"Bearer {mint_token({}, subject='service:identity', scope='register:read')}"}
+    identity = RpcClient(bus_uri("identity"), timeout=5)
+    try:
+        held = identity.call("billing", "contracts_of", code.replace("-", ""), context=service)
+        assert mine.number in [c["number"] for c in held]
+        assert identity.call("billing", "email_on_file", mine.number, context=service) == "ilze@example.lv"
+        person = mint({mine.number: "owner"})
+        with pytest.raises(Forbidden):
+            identity.call("billing", "contracts_of", code, context={"authorization": f"Bearer {person}"})
+    finally:
+        identity.close()
+    for method, argument in (("contracts_of", code), ("email_on_file", mine.number), ("register_entry", mine.number)):
+        with pytest.raises(Forbidden):
+            rpc.call("billing", method, argument, context=service)  # the gateway's connection

@@ -6,6 +6,11 @@ call and event a worker makes (nameko 2.14.1 copies ``worker_ctx.data`` into ``c
 service never trusts that header: ``Authorization`` re-verifies the token in each worker, so a message
 published straight to the broker with a forged header is refused like any other bad token.
 
+Service-to-service calls (identity asking billing's register) rest on who is calling, not on a scope a
+person could ask for: the RPC client stamps each request with its broker user as the AMQP ``user_id``
+(RabbitMQ refuses a ``user_id`` that is not the connection's), our ``rpc`` entrypoint hands it to the worker
+(overwriting any header of that name), and ``Caller.require_service`` checks it beside the service token.
+
     class BillingService:
         name = "billing"
         auth = Authorization()
@@ -21,15 +26,16 @@ from typing import Any
 
 from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc as nameko_rpc
+from nameko.rpc import Rpc
 
 from .auth import AccessToken, TokenVerifier
-from .errors import KlientsError, NotFound
+from .errors import Forbidden, KlientsError, NotFound
 from .grants import Grant, Right
 from .jsonlog import REQUEST_ID
 from .revocations import REVOCATIONS
 
 CONTEXT_KEY = "authorization"
+BROKER_USER_KEY = "broker_user"  # the broker-validated user that sent the request (never from a header)
 
 
 def _register_remote_errors() -> None:
@@ -45,19 +51,31 @@ def _register_remote_errors() -> None:
 _register_remote_errors()
 
 
+class AuthenticatedRpc(Rpc):
+    """nameko's RPC entrypoint that tells the worker which broker user sent the request."""
+
+    def unpack_message_headers(self, message: Any) -> dict[str, Any]:
+        """Context data from the headers, with the request's validated ``user_id`` under ``BROKER_USER_KEY``."""
+        data: dict[str, Any] = super().unpack_message_headers(message)
+        data[BROKER_USER_KEY] = message.properties.get("user_id")
+        return data
+
+
 def rpc(method: Any) -> Any:
     """nameko's ``@rpc`` for our services: our own errors (not found, forbidden, validation...) are answers,
     not failures, so nameko logs them as expected (a warning, without a traceback: see
-    ``klients_common.jsonlog.QuietExpected``) and keeps ``error`` for what really went wrong."""
-    return nameko_rpc(expected_exceptions=(KlientsError,))(method)
+    ``klients_common.jsonlog.QuietExpected``) and keeps ``error`` for what really went wrong. The worker
+    learns the calling broker user (see ``Caller.require_service``)."""
+    return AuthenticatedRpc.decorator(expected_exceptions=(KlientsError,))(method)
 
 
 class Caller:
     """The verified caller of one worker; verification happens on first use."""
 
-    def __init__(self, verifier: TokenVerifier, worker_ctx: Any) -> None:
+    def __init__(self, verifier: TokenVerifier, worker_ctx: Any, user_prefix: str) -> None:
         self._verifier = verifier
         self._worker_ctx = worker_ctx
+        self._user_prefix = user_prefix
         self._token: AccessToken | None = None
 
     @property
@@ -84,6 +102,13 @@ class Caller:
         """Raise Forbidden unless the caller's token carries ``scope``."""
         self.token.require_scope(scope)
 
+    def require_service(self, component: str, scope: str) -> None:
+        """Raise Forbidden unless the request came over the broker from ``component``'s own user and carries
+        a token with ``scope`` (a scope alone could have been obtained by a person)."""
+        if self._worker_ctx.data.get(BROKER_USER_KEY) != self._user_prefix + component:
+            raise Forbidden(f"only {component} may call this")
+        self.token.require_scope(scope)
+
     def require_acr(self, minimum: str | None = None) -> None:
         """Raise StepUpRequired unless the session is strong enough."""
         if minimum is None:
@@ -100,10 +125,11 @@ class Authorization(DependencyProvider):
     def setup(self) -> None:
         """Build one verifier (and its JWKS cache) per service container."""
         self.verifier = TokenVerifier.from_config(self.container.config)
+        self.user_prefix = str(self.container.config["BUS_USER_PREFIX"])
 
     def get_dependency(self, worker_ctx: Any) -> Caller:
         """Return the caller of this worker."""
-        return Caller(self.verifier, worker_ctx)
+        return Caller(self.verifier, worker_ctx, self.user_prefix)
 
     def worker_setup(self, worker_ctx: Any) -> None:
         """Put the caller's request id on this worker's log records (the worker's own green thread)."""

@@ -83,7 +83,8 @@ class RpcClient:
         self.exchange = Exchange(exchange, type="topic", durable=True)
         self.heartbeat = heartbeat
         # Named after the broker user: each component may only declare and read its own reply queues.
-        self.reply_queue_name = f"rpc.reply-{broker_user(amqp_uri)}-{uuid.uuid4()}"
+        self.user = broker_user(amqp_uri)  # sent as the validated user_id: services know who calls
+        self.reply_queue_name = f"rpc.reply-{self.user}-{uuid.uuid4()}"
         self._pending: dict[str, Future[Any]] = {}
         self._pending_lock = threading.Lock()
         self._publish_lock = threading.Lock()
@@ -134,7 +135,7 @@ class RpcClient:
                     self._get_producer().publish(
                         {"args": list(args), "kwargs": kwargs},
                         exchange=self.exchange, routing_key=f"{service}.{method}",
-                        reply_to=self.reply_queue_name, correlation_id=correlation_id,
+                        reply_to=self.reply_queue_name, correlation_id=correlation_id, user_id=self.user,
                         headers=headers, mandatory=True, serializer="json",
                         delivery_mode=2, expiration=timeout, timeout=timeout,
                     )

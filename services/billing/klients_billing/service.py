@@ -68,21 +68,21 @@ class BillingService(RevocationAware):
 
     @rpc
     def contracts_of(self, personal_code: str) -> list[dict[str, Any]]:
-        """Return the active contracts a personal code holds (identity only: scope ``register:read``)."""
-        self.auth.require_scope(REGISTER_SCOPE)
+        """Return the active contracts a personal code holds (identity only, with scope ``register:read``)."""
+        self.auth.require_service("identity", REGISTER_SCOPE)
         return register.contracts_of(db_session=self.db, personal_code=personal_code)
 
     @rpc
     def email_on_file(self, contract: str) -> str | None:
-        """Return the register's e-mail for a contract (identity only: scope ``register:read``)."""
-        self.auth.require_scope(REGISTER_SCOPE)
+        """Return the register's e-mail for a contract (identity only, with scope ``register:read``)."""
+        self.auth.require_service("identity", REGISTER_SCOPE)
         return register.email_on_file(db_session=self.db, contract=contract)
 
     @rpc
     def register_entry(self, contract: str) -> dict[str, Any]:
         """Return the register's entry for a contract, holder included (identity's operator pages only:
-        scope ``register:read``)."""
-        self.auth.require_scope(REGISTER_SCOPE)
+        with scope ``register:read``)."""
+        self.auth.require_service("identity", REGISTER_SCOPE)
         row = register.get_contract_or_raise(db_session=self.db, number=str(contract).strip().upper())
         return {"number": row.number, "status": row.status, "holder_name": row.holder_name,
                 "holder_personal_code": row.holder_personal_code, "supply_address": row.supply_address,
