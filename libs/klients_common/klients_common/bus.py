@@ -51,10 +51,11 @@ from .rpc import broker_user
 log = logging.getLogger(__name__)
 
 RPC_EXCHANGE = "nameko-rpc"
-# The nameko services of each component (their names appear in queue names).
+# Every component that connects to the broker, with its nameko services (their names appear in queue names).
+# The portal is not here: it talks only to the gateway's public API.
 SERVICES: dict[str, tuple[str, ...]] = {
     "identity": ("identity", "identity_keycloak_sync"), "billing": ("billing",), "metering": ("metering",),
-    "notifications": ("notifications",), "gateway": (), "portal": (),
+    "notifications": ("notifications",), "gateway": (),
 }
 # What each nameko service consumes, from the catalogue: (producer, event type, service, method, broadcast).
 SUBSCRIPTIONS: list[tuple[str, str, str, str, bool]] = [

@@ -29,10 +29,10 @@ from kombu.connection import Connection
 from kombu.entity import Exchange
 
 from .bus import SERVICES, declare, events_exchange, permissions, topic_permissions
-from .events import COMPONENTS, catalogue_markdown, events_of
+from .events import catalogue_markdown, events_of
 from .settings import bus_config
 
-BROKER_COMPONENTS = tuple(c for c in SERVICES if c != "portal")  # the portal never touches the broker
+BROKER_COMPONENTS = tuple(SERVICES)
 
 
 class Settings:
@@ -110,7 +110,7 @@ def setup(settings: Settings, *, fresh: bool = False) -> None:
             call("PUT", f"topic-permissions/{vhost}/{name}", topic)
     with Connection(settings.admin_uri(), connect_timeout=10) as connection:  # every events exchange first:
         channel = connection.channel()  # a component binds to its sources' exchanges, which it may not declare
-        for producer in COMPONENTS:
+        for producer in BROKER_COMPONENTS:
             if events_of(producer):
                 Exchange(events_exchange(producer), type="topic", durable=True)(channel).declare()
     optional = ("identity_keycloak_sync",) if settings.keycloak_fronted else ()

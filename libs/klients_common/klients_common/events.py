@@ -180,9 +180,6 @@ CATALOGUE: dict[str, Event] = {e.name: e for e in (
           to("notifications.on_reading_window_opened")),
 )}
 
-COMPONENTS = ("identity", "billing", "metering", "notifications", "gateway", "portal")
-
-
 class EventRejected(Exception):
     """An event that must not be applied: unknown, from the wrong producer, or not matching its schema."""
 
