@@ -181,10 +181,11 @@ def topology(component: str, delivery_limit: int,
     if services:
         dlx = Exchange(dead_letter_exchange(component), type="fanout", durable=True)
         exchanges.append(dlx)
-        # A classic queue: browsing it (dead-letters) must not count as deliveries. Rejecting a message
-        # from it dead-letters the message to the default exchange, i.e. back to the queue it came from.
+        # A classic queue, said outright (a broker whose default queue type is quorum would otherwise make it
+        # one, count every browse as a delivery and, at RabbitMQ 4's default limit, send letters back by
+        # itself). Rejecting a message from it dead-letters it to the default exchange, i.e. back home.
         queues.append(Queue(dead_letter_queue(component), exchange=dlx, durable=True,
-                            queue_arguments={"x-dead-letter-exchange": ""}))
+                            queue_arguments={"x-queue-type": "classic", "x-dead-letter-exchange": ""}))
     for source, event, service, method, broadcast in SUBSCRIPTIONS:
         if service in OPTIONAL_SERVICES and service not in optional:
             continue
