@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 import pytest
 
 from klients_common.errors import NotFound
-from tests.stack import publish_event, wait_until
+from tests.access_helpers import plant_person
+from tests.conftest import identity_session
+from tests.stack import publish_event, random_personal_code, wait_until
 
 
 def announce_revocation(person: str, contract: str) -> None:
@@ -62,3 +64,20 @@ def test_a_malformed_revocation_is_ignored_and_the_service_keeps_answering(rpc, 
     token = mint({"LVG-100001": "owner"})
     time.sleep(0.5)
     assert not refused(rpc, "billing", "get_contract", "LVG-100001", token)
+
+
+def test_the_register_taking_a_contract_away_reaches_every_service(rpc, mint):
+    """At a login, identity drops owner grants the client register no longer backs; the revocation (an event
+    without a notice to send) goes out like any other and billing refuses the older token."""
+    from klients_identity import accounts
+    from klients_identity.models import Grant, Person
+
+    person, grant = plant_person("LVG-100003", personal_code=random_personal_code())
+    token = mint({"LVG-100003": "owner"}, subject=person)
+    assert not refused(rpc, "billing", "get_contract", "LVG-100003", token)
+    time.sleep(1)  # the revocation comes after the token was issued
+    with identity_session() as session:
+        accounts.sync_owner_grants(session, session.get(Person, person), held=[])
+    with identity_session() as session:
+        assert session.get(Grant, grant).status == "revoked"
+    wait_until("billing to refuse", lambda: refused(rpc, "billing", "get_contract", "LVG-100003", token), timeout=5)

@@ -78,8 +78,9 @@ def to(*where: str, broadcast: bool = False) -> tuple[Subscriber, ...]:
 KEYCLOAK_SYNC = "identity_keycloak_sync"
 
 
-def _audit(event: str, effect: str, consumers: tuple[Subscriber, ...] = (), /, **fields: Any) -> Event:
-    return Event(event, "identity", obj({**AUDIT, **fields}, open_=True), effect, consumers)
+def _audit(event: str, effect: str, consumers: tuple[Subscriber, ...] = (), /,
+           optional: dict[str, Any] | None = None, **required: Any) -> Event:
+    return Event(event, "identity", obj({**AUDIT, **required}, optional, open_=True), effect, consumers)
 
 
 LINK_MAIL = obj({"to": EMAIL, "link": URL, "expires_at": DATETIME}, {"lang": LANG})
@@ -125,8 +126,8 @@ CATALOGUE: dict[str, Event] = {e.name: e for e in (
            "(broadcast to every instance); the Keycloak sync drops the grant; notifications tells the person "
            "when `notify` is true", to("billing.on_grant_revoked", "metering.on_grant_revoked", broadcast=True)
            + to(f"{KEYCLOAK_SYNC}.on_grant_revoked", "notifications.on_grant_revoked"),
-           subject=STRING, contract=CONTRACT, revoked_at=DATETIME, notify=BOOLEAN, to=OPTIONAL_EMAIL, lang=LANG,
-           name=OPTIONAL_STRING, reason=OPTIONAL_STRING, role=ROLE),
+           optional={"to": OPTIONAL_EMAIL, "lang": LANG, "name": OPTIONAL_STRING, "reason": OPTIONAL_STRING},
+           subject=STRING, contract=CONTRACT, revoked_at=DATETIME, notify=BOOLEAN, role=ROLE),
     _audit("invitation_accepted", "an invitee took up access; the Keycloak sync copies their grants",
            to(f"{KEYCLOAK_SYNC}.on_invitation_accepted"), subject=STRING, contract=CONTRACT, role=ROLE),
     _audit("user_changed", "a sub-user's level or end date changed (an invitee not yet in: no subject); the "
