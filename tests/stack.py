@@ -23,7 +23,7 @@ from klients_common.rpc import RpcClient, ServiceUnavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SERVICES = ("billing", "metering", "notifications", "identity")
+SERVICES = ("identity", "billing", "metering", "notifications")  # identity first: the others load its revocations
 MIGRATED = ("identity", "billing", "metering", "notifications")
 
 

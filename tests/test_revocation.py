@@ -81,3 +81,27 @@ def test_the_register_taking_a_contract_away_reaches_every_service(rpc, mint):
     with identity_session() as session:
         assert session.get(Grant, grant).status == "revoked"
     wait_until("billing to refuse", lambda: refused(rpc, "billing", "get_contract", "LVG-100003", token), timeout=5)
+
+
+def test_a_restarted_instance_remembers_the_revocations_in_force(stack, rpc, mint):
+    """The grant is revoked while billing is down (it hears no announcement); the new instance loads what
+    identity says is still in force before it serves, and refuses the older token."""
+    from klients_identity.models import Grant
+
+    person, grant = plant_person("LVG-100002", personal_code=random_personal_code())
+    token = mint({"LVG-100002": "owner"}, subject=person)
+    assert not refused(rpc, "billing", "get_contract", "LVG-100002", token)
+    stack.stop("billing")
+    time.sleep(1)  # the revocation comes after the token was issued
+    with identity_session() as session:
+        row = session.get(Grant, grant)
+        row.status, row.ended_at = "revoked", datetime.now(UTC)
+    stack.start_service("billing", rpc)
+    assert refused(rpc, "billing", "get_contract", "LVG-100002", token)
+
+
+def test_only_billing_and_metering_may_ask_for_the_revocations_in_force(rpc):
+    from klients_common.errors import Forbidden
+
+    with pytest.raises(Forbidden):
+        rpc.call("identity", "revocations_in_force")  # the gateway's connection

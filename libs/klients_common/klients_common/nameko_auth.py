@@ -102,11 +102,15 @@ class Caller:
         """Raise Forbidden unless the caller's token carries ``scope``."""
         self.token.require_scope(scope)
 
+    def require_component(self, *components: str) -> None:
+        """Raise Forbidden unless the request came over the broker from one of ``components``' own users."""
+        if self._worker_ctx.data.get(BROKER_USER_KEY) not in {self._user_prefix + c for c in components}:
+            raise Forbidden(f"only {' or '.join(components)} may call this")
+
     def require_service(self, component: str, scope: str) -> None:
         """Raise Forbidden unless the request came over the broker from ``component``'s own user and carries
         a token with ``scope`` (a scope alone could have been obtained by a person)."""
-        if self._worker_ctx.data.get(BROKER_USER_KEY) != self._user_prefix + component:
-            raise Forbidden(f"only {component} may call this")
+        self.require_component(component)
         self.token.require_scope(scope)
 
     def require_acr(self, minimum: str | None = None) -> None:

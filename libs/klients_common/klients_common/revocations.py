@@ -4,8 +4,13 @@ every service within a second, not only at the next refresh.
 Identity announces ``grant_revoked`` (person, contract, when). Every service instance keeps the recent
 ones in memory (``RevocationList``, fed by ``RevocationAware``'s broadcast handler) and ``Caller.require``
 refuses a token issued no later than the revocation for that contract. Entries are kept for the longest
-access-token lifetime (plus skew): an older token has expired anyway. An instance that is disconnected
-while a revocation is announced misses it; the token it would have caught expires within five minutes.
+access-token lifetime (plus skew): an older token has expired anyway.
+
+A starting instance first asks identity for the revocations still in force (``RevocationsAtStart``, before
+any entrypoint of the service starts), so a restart forgets nothing. If identity does not answer within
+``REVOCATIONS_LOAD_SECONDS`` (30), the instance starts anyway and says so in an error line: a token it would
+have caught expires within five minutes. An instance that loses its broker connection while running misses
+the announcements made meanwhile, with the same bound.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import threading
 import time
 from datetime import datetime
 from typing import Any
+
+from nameko.extensions import DependencyProvider
 
 from .bus import handler
 
@@ -49,8 +56,39 @@ class RevocationList:
 REVOCATIONS = RevocationList()  # one per process, shared by every container in it
 
 
+class RevocationsAtStart(DependencyProvider):
+    """Loads the revocations still in force from identity before the service's entrypoints start."""
+
+    def setup(self) -> None:
+        """Ask identity (as this component's broker user) for what was revoked within ``KEEP_SECONDS``."""
+        from .rpc import RpcClient, RpcError
+
+        config = self.container.config
+        deadline = time.monotonic() + float(config["REVOCATIONS_LOAD_SECONDS"])
+        client = RpcClient(config["AMQP_URI"], timeout=5)
+        try:
+            while True:
+                try:
+                    revoked = client.call("identity", "revocations_in_force")
+                    break
+                except RpcError as exc:
+                    if time.monotonic() > deadline:
+                        log.error("identity did not give the revocations in force (%s): starting without them",
+                                  type(exc).__name__)
+                        return
+                    time.sleep(1)
+        finally:
+            client.close()
+        for item in revoked:
+            REVOCATIONS.add(item["subject"], item["contract"], datetime.fromisoformat(item["revoked_at"]).timestamp())
+        log.info("%d revocations in force loaded from identity", len(revoked))
+
+
 class RevocationAware:
-    """Mixin for nameko services: every instance hears identity's ``grant_revoked`` (broadcast)."""
+    """Mixin for nameko services: the revocations in force at start, then every instance hears identity's
+    ``grant_revoked`` (broadcast)."""
+
+    revocations_at_start = RevocationsAtStart()
 
     @handler("grant_revoked")
     def on_grant_revoked(self, payload: Any) -> None:

@@ -90,6 +90,8 @@ def nameko_config(service: str, **extra: Any) -> dict[str, Any]:
         # The bus (klients_common.bus): exchanges are declared by `migrate`, not by the running services.
         "DECLARE_EVENT_EXCHANGES": False,
         **bus_config(),
+        # How long a starting instance waits for identity's revocations in force (klients_common.revocations).
+        "REVOCATIONS_LOAD_SECONDS": env_int("REVOCATIONS_LOAD_SECONDS", 30),
         "LOGGING": {
             "version": 1,
             "disable_existing_loggers": False,

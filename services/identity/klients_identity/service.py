@@ -19,14 +19,16 @@ from sqlalchemy import select
 
 from klients_common.auth import LOA_ORDER, LOA_SUBSTANTIAL
 from klients_common.bus import EventPublisher, handler
+from klients_common.db import as_utc
 from klients_common.errors import NotFound, ValidationFailed
 from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization, rpc
 from klients_common.nameko_db import Database
 from klients_common.outbox import first_delivery, relay, relay_quietly
+from klients_common.revocations import KEEP_SECONDS
 
 from . import access, contacts
-from .models import Grant, Person, outbox, processed_events
+from .models import Grant, Person, outbox, processed_events, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,17 @@ class IdentityService:
                                  else {}, issuer_url=self.config["IDENTITY_ISSUER"], strong=strong)
         relay_quietly(self.db, outbox, self.dispatch)
         return result
+
+    @rpc
+    def revocations_in_force(self) -> list[dict[str, Any]]:
+        """Grants revoked or ended within the revocation window, for a billing or metering instance that is
+        starting (by its broker user: no token involved)."""
+        self.auth.require_component("billing", "metering")
+        since = utcnow() - timedelta(seconds=KEEP_SECONDS)
+        rows = self.db.execute(select(Grant.person_id, Grant.contract, Grant.ended_at).where(
+            Grant.ended_at >= since, Grant.person_id.is_not(None), Grant.status.in_(("revoked", "ended"))))
+        return [{"subject": person, "contract": contract, "revoked_at": as_utc(ended_at).isoformat()}
+                for person, contract, ended_at in rows]
 
     @rpc
     def list_my_grants(self) -> list[dict[str, Any]]:
