@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from amqp.exceptions import AMQPError
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from nameko.events import BROADCAST, EventDispatcher, EventHandler
@@ -305,7 +306,7 @@ class AuthenticatedEventHandler(EventHandler):
         import eventlet
 
         if exc_info is None:
-            self.queue_consumer.ack_message(message)
+            self._settle("acknowledge", self.queue_consumer.ack_message, message)
             return result, exc_info
         error = exc_info[1]
         where = f"event {self.event_type} ({body.get('event_id')}) on {self.queue.name}"
@@ -318,14 +319,23 @@ class AuthenticatedEventHandler(EventHandler):
             eventlet.spawn_after(delay, self._spawn, body, message, worker_ctx.data, started, attempt + 1)
         else:
             log.error("%s failed (%s: %s); giving it back to the queue", where, type(error).__name__, error)
-            eventlet.spawn_after(1.0, self.queue_consumer.requeue_message, message)
+            eventlet.spawn_after(1.0, self._settle, "give back", self.queue_consumer.requeue_message, message)
         return result, exc_info
 
     def _dead_letter(self, message: Any) -> None:
         """Reject without requeue: RabbitMQ moves the message to the dead-letter exchange (a broadcast
         handler's queue has none: the message is dropped, after the log line)."""
-        if message.channel.connection:
-            message.reject(requeue=False)
+        self._settle("dead-letter", lambda m: m.reject(requeue=False) if m.channel.connection else None, message)
+
+    def _settle(self, what: str, action: Any, message: Any) -> None:
+        """Settle a delivery; if the connection it came on has just died, say so and carry on: the broker
+        delivers the message again (the effect is applied once per event id). An exception here would
+        otherwise end the whole service container."""
+        try:
+            action(message)
+        except (OSError, AMQPError) as exc:
+            log.warning("could not %s event %s on %s (%s): the broker will deliver it again", what,
+                        self.event_type, self.queue.name, type(exc).__name__)
 
 
 def handler(event_type: str) -> Any:
