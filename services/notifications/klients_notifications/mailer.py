@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -11,12 +13,15 @@ from email.utils import make_msgid
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from .models import Delivery
 from .templates import Message
+
+log = logging.getLogger(__name__)
+MARK_PATIENCE_SECONDS = 60  # how long a sent message waits for the database to record it
 
 
 @dataclass(frozen=True)
@@ -69,29 +74,52 @@ def deliver_once(session: Session, mailer: Mailer, *, event_id: str, template: s
                  message: Message) -> bool:
     """Send the message unless this event already sent it; return whether it was sent now.
 
-    The delivery row is claimed before sending and marked after: a crash in between leaves it
-    ``sending``, and the redelivered event does not send again (at most one e-mail; such rows are
-    listed for operators to check)."""
-    now = datetime.now(UTC)
-    try:
-        with session.begin_nested():
-            session.add(Delivery(event_id=event_id, template=template, recipient=to, status="sending", attempts=0,
-                                 created_at=now))
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        existing = session.scalar(select(Delivery).where(Delivery.event_id == event_id,
-                                                         Delivery.template == template))
-        if existing is None or existing.status != "failed":
-            return False
-    row = session.scalar(select(Delivery).where(Delivery.event_id == event_id, Delivery.template == template))
-    row.attempts += 1
+    The delivery row is claimed before sending (a new row, or a ``failed`` one taken back by one worker only)
+    and marked after: nothing touches the database between the claim and the send, so a database outage
+    can delay a message but not lose it, and the mark is retried until the database is back. A process that
+    dies between the claim and the mark leaves the row ``sending`` and the redelivered event does not send
+    again (at most one e-mail; such rows are listed for operators to check)."""
+    if not _claim(session, event_id=event_id, template=template, to=to):
+        return False
     try:
         mailer.send(to, message, event_id=event_id)
     except (smtplib.SMTPException, OSError) as exc:
-        row.status, row.last_error = "failed", type(exc).__name__
-        session.commit()
+        _mark(session, event_id, template, status="failed", last_error=type(exc).__name__)
         raise
-    row.status, row.sent_at = "sent", datetime.now(UTC)
-    session.commit()
+    _mark(session, event_id, template, status="sent", sent_at=datetime.now(UTC))
     return True
+
+
+def _claim(session: Session, *, event_id: str, template: str, to: str) -> bool:
+    try:
+        with session.begin_nested():
+            session.add(Delivery(event_id=event_id, template=template, recipient=to, status="sending", attempts=1,
+                                 created_at=datetime.now(UTC)))
+        session.commit()
+        return True
+    except IntegrityError:
+        session.rollback()
+    retried = session.execute(update(Delivery).where(
+        Delivery.event_id == event_id, Delivery.template == template, Delivery.status == "failed",
+    ).values(status="sending", attempts=Delivery.attempts + 1))
+    session.commit()
+    return bool(retried.rowcount)
+
+
+def _mark(session: Session, event_id: str, template: str, **values: Any) -> None:
+    """Record how the send went; the message is out (or refused) already, so wait for the database."""
+    delay = 0.5
+    while True:
+        try:
+            session.execute(update(Delivery).where(Delivery.event_id == event_id, Delivery.template == template)
+                            .values(**values))
+            session.commit()
+            return
+        except (OperationalError, DBAPIError) as exc:
+            session.rollback()
+            if delay > MARK_PATIENCE_SECONDS:
+                raise
+            log.warning("recording delivery %s/%s waits for the database (%s)", event_id, template,
+                        type(exc).__name__)
+            time.sleep(delay)
+            delay *= 2
