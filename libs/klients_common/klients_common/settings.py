@@ -96,7 +96,8 @@ def nameko_config(service: str, **extra: Any) -> dict[str, Any]:
             "version": 1,
             "disable_existing_loggers": False,
             "formatters": {
-                "plain": {"format": "%(asctime)s %(levelname)s [" + service + "] %(name)s: %(message)s"},
+                "plain": {"()": "klients_common.jsonlog.PlainFormatter",
+                          "fmt": "%(asctime)s %(levelname)s [" + service + "] %(name)s: %(message)s"},
                 "json": {"()": "klients_common.jsonlog.JsonFormatter"},
             },
             "filters": {"quiet_expected": {"()": "klients_common.jsonlog.QuietExpected"}},
