@@ -103,21 +103,25 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float = 60) -> Non
     raise RuntimeError(f"{what} did not come up within {timeout:g} s (last error: {last!r})")
 
 
-def reset_databases() -> None:
-    """Drop every table of every service database and migrate it (database and its part of the bus) from
-    scratch."""
+def reset_database(service: str, url: str, amqp_uri: str) -> None:
+    """Drop every table of ``service``'s database at ``url`` and migrate it (database and its part of the bus,
+    declared as its own broker user) from scratch."""
     from klients_common.service_cli import migrate_bus
     from klients_common.settings import nameko_config
 
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    migrate(f"klients_{service}", url)
+    migrate_bus(service, {**nameko_config(service), "AMQP_URI": amqp_uri})
+
+
+def reset_databases() -> None:
+    """Reset every service's test database (``reset_database``)."""
     for service in MIGRATED:
-        url = os.environ[f"{service.upper()}_DATABASE_URL"]
-        engine = make_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-        migrate(f"klients_{service}", url)
-        migrate_bus(service, {**nameko_config(service), "AMQP_URI": bus_uri(service)})
+        reset_database(service, os.environ[f"{service.upper()}_DATABASE_URL"], bus_uri(service))
 
 
 class Stack:
