@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from klients_common.db import make_engine
 from klients_notifications.models import Delivery
-from tests.stack import Stack
+from tests.stack import Stack, bus_uri
 
 EVENTS = int(os.environ.get("BENCH_MAIL_EVENTS", "5000"))
 
@@ -30,13 +30,14 @@ def burst() -> dict[str, Any]:
     expires = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     try:
         started = time.perf_counter()
-        with Connection(os.environ["AMQP_URI"]) as conn:
+        with Connection(bus_uri("identity")) as conn:  # as identity publishes them, with its validated user id
             producer = conn.Producer(serializer="json")
-            exchange = Exchange("identity.events", type="topic", durable=True)
+            exchange = Exchange("identity.events", type="topic", durable=True, no_declare=True)
             for n in range(EVENTS):
                 producer.publish({"event_id": str(uuid.uuid4()), "to": f"{marker}-{n}@example.lv",
                                   "link": f"http://127.0.0.1:8001/x/{n}", "expires_at": expires, "lang": "lv"},
-                                 exchange=exchange, routing_key="password_reset_requested", delivery_mode=2)
+                                 exchange=exchange, routing_key="password_reset_requested", delivery_mode=2,
+                                 user_id=os.environ["BUS_USER_PREFIX"] + "identity")
         published = time.perf_counter() - started
         while True:
             with sessions() as session:

@@ -13,6 +13,8 @@ gateway under gunicorn, then measures, in one run:
 * identity: code-exchange latency, refresh grants per second beside Keycloak's on the same machine, and the
   Keycloak-fronted mode's full brokered login and portal-realm refreshes (``bench/identity.py``);
 * notifications: e-mails per second to the local SMTP server from a burst of events;
+* the bus: readings per second from metering's outbox to billing with authenticated events, and the
+  authentication's CPU per event beside billing's (``bench/bus.py``);
 * billing: the amount-due RPC on a register of ``BENCH_CONTRACTS`` (default 1,000,000) contracts with
   twelve invoices each, and payment initiations per second (``bench/billing.py``).
 
@@ -35,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from tests.stack import load_env, mint_token, start_system  # noqa: E402
+from tests.stack import admin_uri, load_env, mint_token, start_system  # noqa: E402
 
 load_env()
 os.environ["RATE_LIMIT_TOKEN"] = "1000000/minute"  # measure the server, not its abuse protection
@@ -73,8 +75,9 @@ def timed(call, n: int) -> list[float]:
 
 
 def raw_amqp_round_trip(n: int) -> dict[str, float]:
-    """The floor: publish a request, an echo consumer replies, wait for the reply (pika, same vhost)."""
-    params = pika.URLParameters(os.environ["AMQP_URI"])
+    """The floor: publish a request, an echo consumer replies, wait for the reply (pika, same vhost; as the
+    administrator: no component may publish straight into a queue)."""
+    params = pika.URLParameters(admin_uri())
     queue = f"bench-echo-{uuid.uuid4()}"
     ready = threading.Event()
     stop = threading.Event()
@@ -168,6 +171,10 @@ def main() -> None:
         import notifications
 
         results["notification_mails_from_a_burst"] = notifications.burst()
+
+        import bus
+
+        results["readings_through_the_bus_authenticated"] = bus.readings_flow(stack.procs["billing"].pid)
 
         import billing
 

@@ -64,7 +64,17 @@ def enqueue(session: Session, outbox: Table, event_type: str, payload: dict[str,
 
 
 def relay(session: Session, outbox: Table, dispatch: Callable[[str, dict[str, Any]], None], limit: int = 100) -> int:
-    """Publish up to ``limit`` unpublished events in order and mark them; return how many."""
+    """Publish every unpublished event, in order, ``limit`` per transaction; return how many. (One batch per
+    timer tick would drain a backlog at ``limit`` per tick.)"""
+    total = 0
+    while True:
+        published = _relay_batch(session, outbox, dispatch, limit)
+        total += published
+        if published < limit:
+            return total
+
+
+def _relay_batch(session: Session, outbox: Table, dispatch: Callable[[str, dict[str, Any]], None], limit: int) -> int:
     rows = session.execute(
         select(outbox.c.id, outbox.c.event_type, outbox.c.payload)
         .where(outbox.c.published_at.is_(None)).order_by(outbox.c.created_at).limit(limit)
