@@ -25,6 +25,7 @@ from klients_common.db import make_engine, transaction
 from klients_common.events import check_payload, check_producer
 from klients_common.outbox import enqueue
 from klients_metering.models import outbox
+from tests.stack import wait_until
 
 EVENTS = int(os.environ.get("BENCH_BUS_EVENTS", "3000"))
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -66,15 +67,13 @@ def readings_flow(billing_pid: int) -> dict[str, Any]:
     with transaction(sessionmaker(make_engine(os.environ["METERING_DATABASE_URL"]))) as session:
         for i in range(EVENTS):
             enqueue(session, outbox, "reading_accepted", _payload(prefix, i, now))
-    while True:
+
+    def applied() -> int:
         with billing() as session:
-            applied = session.scalar(select(func.count()).select_from(MeteredConsumption).where(
+            return session.scalar(select(func.count()).select_from(MeteredConsumption).where(
                 MeteredConsumption.contract.like(f"{prefix}-%")))
-        if applied >= EVENTS:
-            break
-        if time.perf_counter() - started > 600:
-            raise RuntimeError(f"only {applied} of {EVENTS} readings applied")
-        time.sleep(0.1)
+
+    wait_until(f"{EVENTS} readings applied by billing", lambda: applied() >= EVENTS, timeout=600)
     elapsed = time.perf_counter() - started
     billing_cpu = (_cpu_seconds(billing_pid) - cpu_before) / EVENTS
     check = check_cost()

@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from klients_common.db import make_engine
 from klients_notifications.models import Delivery
-from tests.stack import Stack, bus_uri
+from tests.stack import Stack, bus_uri, wait_until
 
 EVENTS = int(os.environ.get("BENCH_MAIL_EVENTS", "5000"))
 
@@ -39,15 +39,13 @@ def burst() -> dict[str, Any]:
                                  exchange=exchange, routing_key="password_reset_requested", delivery_mode=2,
                                  user_id=os.environ["BUS_USER_PREFIX"] + "identity")
         published = time.perf_counter() - started
-        while True:
+
+        def sent() -> int:
             with sessions() as session:
-                sent = session.scalar(select(func.count()).select_from(Delivery).where(
+                return session.scalar(select(func.count()).select_from(Delivery).where(
                     Delivery.recipient.like(f"{marker}-%"), Delivery.status == "sent"))
-            if sent >= EVENTS:
-                break
-            if time.perf_counter() - started > 600:
-                raise RuntimeError(f"only {sent} of {EVENTS} mails delivered")
-            time.sleep(0.25)
+
+        wait_until(f"{EVENTS} mails delivered", lambda: sent() >= EVENTS, timeout=600)
         elapsed = time.perf_counter() - started
     finally:
         smtp.stop_all()

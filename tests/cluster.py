@@ -96,12 +96,9 @@ class Cluster:
             self.ctl(i, "start_app")
 
     def down(self) -> None:
-        """Stop every node and delete the cluster's folder."""
+        """Kill every node (nothing of the cluster is kept, so there is nothing to stop cleanly) and delete the
+        cluster's folder."""
         for i, proc in self.procs.items():
             if proc.poll() is None:
-                try:
-                    self.ctl(i, "stop", timeout=60)
-                except (RuntimeError, subprocess.TimeoutExpired):
-                    self.kill(i)
-                proc.wait(timeout=60)
+                self.kill(i)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -45,9 +45,11 @@ def test_a_revoked_grant_is_refused_within_a_second_by_every_service(rpc, mint, 
     response = gateway.get("/api/v1/contracts/LVG-100001", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 404
     assert not refused(rpc, "billing", "get_contract", "LVG-100002", token)  # the other grant stands
-    # Lists honour it too: the contract list leaves the revoked contract out.
+    # Lists honour it too: the contract list and /me leave the revoked contract out.
     listed = rpc.call("billing", "list_contracts", context={"authorization": f"Bearer {token}"})
     assert [c["number"] for c in listed] == ["LVG-100002"]
+    me = gateway.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert [g["contract"] for g in me["grants"]] == ["LVG-100002"]
 
 
 def test_a_token_issued_after_the_revocation_works_again_when_the_grant_is_back(rpc, mint):

@@ -18,12 +18,16 @@ from . import api
 @operation(summary="The caller and their grants", tag="me", response=s.ME)
 @token_required
 def me() -> ResponseReturnValue:
-    """Return the caller and their live grants (from the verified token)."""
+    """Return the caller and their live grants (from the verified token, less those revoked since it was
+    issued: the services' revocation list, asked of billing)."""
     token = current_token()
     complete = token.claims.get("grants_complete", True) is not False
-    grants = [{"contract": g.contract, "role": g.role.value, "rights": sorted(g.rights), "until": g.until}
-              for g in sorted(token.live_grants(), key=lambda g: g.contract)] if complete else \
-        rpc.call("identity", "list_my_grants")  # more than a token carries: identity has them all
+    if complete:
+        revoked = set(rpc.call("billing", "revoked_grants"))
+        grants = [{"contract": g.contract, "role": g.role.value, "rights": sorted(g.rights), "until": g.until}
+                  for g in sorted(token.live_grants(), key=lambda g: g.contract) if g.contract not in revoked]
+    else:  # more than a token carries: identity has them all, from its database
+        grants = rpc.call("identity", "list_my_grants")
     return jsonify({"id": token.subject, "acr": token.acr, "grants": grants, "token_grants_complete": complete})
 
 

@@ -55,6 +55,14 @@ class BillingService(RevocationAware):
         return contract_out(register.get_contract_or_raise(db_session=self.db, number=contract), grant.role)
 
     @rpc
+    def revoked_grants(self) -> list[str]:
+        """The contracts of the caller's token whose grant was revoked after the token was issued (the
+        gateway's ``/me`` leaves them out, as every contract-scoped call refuses them)."""
+        token = self.auth.token
+        return sorted(grant.contract for grant in token.live_grants()
+                      if REVOCATIONS.revoked(token.subject, grant.contract, float(token.claims["iat"])))
+
+    @rpc
     def list_contracts(self) -> list[dict[str, Any]]:
         """Return the contracts the caller holds a live grant on, with the caller's role (a grant revoked since
         the token was issued is left out, as every contract-scoped call refuses it)."""
