@@ -261,9 +261,9 @@ def mint_token(grants: dict[str, Any], *, subject: str = "person-1",
         grant_list.append(Grant(contract, Role(role), rights_for(Role(role), SubuserLevel(level) if level else None)))
     session = sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))()
     try:
+        kwargs.setdefault("client_id", "klients-portal")
         return issue_access_token(session, issuer=os.environ["IDENTITY_ISSUER"], audience=audience, subject=subject,
-                                  client_id="klients-portal", grants=grant_list, acr=acr, amr=["mca"], ttl=ttl,
-                                  **kwargs)
+                                  grants=grant_list, acr=acr, amr=["mca"], ttl=ttl, **kwargs)
     finally:
         session.close()
 

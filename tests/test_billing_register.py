@@ -84,7 +84,8 @@ def test_identity_asks_which_contracts_a_person_holds_with_a_service_token(rpc, 
 
     code = random_personal_code()
     mine = new_contract(personal_code=code, email="ilze@example.lv")
-    service = {"authorization": f"Bearer {mint_token({}, subject='service:identity', scope='register:read')}"}
+    service_token = mint_token({}, subject="service:identity", scope="register:read", client_id="klients-identity")
+    service = {"authorization": f"Bearer {service_token}"}
     identity = RpcClient(bus_uri("identity"), timeout=5)
     try:
         held = identity.call("billing", "contracts_of", code.replace("-", ""), context=service)

@@ -46,6 +46,25 @@ LOA_ORDER = {
     "http://eidas.europa.eu/LoA/high": 3,
 }
 LOA_SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
+
+# Scopes a person's token may carry (what identity offers clients: discovery's ``scopes_supported``). Service
+# scopes (``SERVICE_SCOPES``) exist only in a component's own service token, whose subject is
+# ``service:<component>`` and whose client is ``klients-<component>``: no person can ask for one.
+PERSON_SCOPES = ("openid", "profile", "email", "offline_access", "grants")
+REGISTER_READ = "register:read"  # identity reads billing's client register (registration, operator pages)
+SERVICE_SCOPES = (REGISTER_READ,)
+
+
+def service_subject(component: str) -> str:
+    """Return the ``sub`` of ``component``'s own service token."""
+    return f"service:{component}"
+
+
+def service_client(component: str) -> str:
+    """Return the ``client_id`` of ``component``'s own service token."""
+    return f"klients-{component}"
+
+
 _KID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
 

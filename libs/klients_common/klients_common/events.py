@@ -119,6 +119,15 @@ CATALOGUE: dict[str, Event] = {e.name: e for e in (
               {"lang": LANG, "name": OPTIONAL_STRING, "level": OPTIONAL_STRING, "grant": OPTIONAL_STRING}),
           "notifications tells the inviter (or the holder) that the invitee took up the access",
           to("notifications.on_invitation_accepted")),
+    # --- identity: token revocation -------------------------------------------------------------------------
+    Event("token_revoked", "identity",
+          obj({"kind": {"type": "string", "enum": ["jti", "sid"]}, "value": STRING, "revoked_at": DATETIME,
+               "reason": {"type": "string", "enum": ["revoke", "logout", "password_change", "accounts_linked",
+                                                      "code_reuse", "refresh_reuse"]}},
+              {"client_id": OPTIONAL_STRING}),
+          "every service instance refuses, at once, the access tokens issued no later than `revoked_at` with "
+          "this `jti`, or of this login (`sid`; at `client_id` only, if given)",
+          to("billing.on_token_revoked", "metering.on_token_revoked", "identity.on_token_revoked", broadcast=True)),
     # --- identity: audit events ---------------------------------------------------------------------------
     _audit("grant_added", "a person gained access to a contract; the Keycloak sync copies their grants",
            to(f"{KEYCLOAK_SYNC}.on_grant_added"), subject=STRING, contract=CONTRACT, role=ROLE),

@@ -28,8 +28,8 @@ from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 
-from .auth import AccessToken, TokenVerifier
-from .errors import Forbidden, KlientsError, NotFound
+from .auth import AccessToken, TokenVerifier, service_client, service_subject
+from .errors import Forbidden, KlientsError, NotFound, Unauthenticated
 from .grants import Grant, Right
 from .jsonlog import REQUEST_ID
 from .revocations import REVOCATIONS
@@ -80,9 +80,13 @@ class Caller:
 
     @property
     def token(self) -> AccessToken:
-        """Return the verified access token or raise Unauthenticated."""
+        """Return the verified access token or raise Unauthenticated (also for a token identity revoked after
+        issuing it: ``/revoke``, logout, a password change, a reused code or refresh token)."""
         if self._token is None:
-            self._token = self._verifier.verify(self._worker_ctx.data.get(CONTEXT_KEY))
+            token = self._verifier.verify(self._worker_ctx.data.get(CONTEXT_KEY))
+            if REVOCATIONS.token_revoked(token.claims):
+                raise Unauthenticated("the access token was revoked")
+            self._token = token
         return self._token
 
     @property
@@ -109,9 +113,13 @@ class Caller:
 
     def require_service(self, component: str, scope: str) -> None:
         """Raise Forbidden unless the request came over the broker from ``component``'s own user and carries
-        a token with ``scope`` (a scope alone could have been obtained by a person)."""
+        ``component``'s own service token (subject ``service:<component>``, issued to its service client) with
+        ``scope``. A scope alone could have been obtained by a person; a person's token never has this subject."""
         self.require_component(component)
-        self.token.require_scope(scope)
+        token = self.token
+        if token.subject != service_subject(component) or token.client_id != service_client(component):
+            raise Forbidden(f"only {component}'s own service token may call this")
+        token.require_scope(scope)
 
     def require_acr(self, minimum: str | None = None) -> None:
         """Raise StepUpRequired unless the session is strong enough."""

@@ -11,6 +11,7 @@ from nameko.dependency_providers import Config
 from nameko.timer import timer
 from sqlalchemy import select
 
+from klients_common.auth import REGISTER_READ
 from klients_common.bus import EventPublisher, handler
 from klients_common.errors import NotFound, Unavailable
 from klients_common.grants import Right
@@ -28,7 +29,6 @@ from .schemas import contract_out, invoice_out
 from .settings import BILLING_RUN_CHECK_INTERVAL, OUTBOX_INTERVAL
 
 log = logging.getLogger(__name__)
-REGISTER_SCOPE = "register:read"
 
 
 class BillingService(RevocationAware):
@@ -77,20 +77,20 @@ class BillingService(RevocationAware):
     @rpc
     def contracts_of(self, personal_code: str) -> list[dict[str, Any]]:
         """Return the active contracts a personal code holds (identity only, with scope ``register:read``)."""
-        self.auth.require_service("identity", REGISTER_SCOPE)
+        self.auth.require_service("identity", REGISTER_READ)
         return register.contracts_of(db_session=self.db, personal_code=personal_code)
 
     @rpc
     def email_on_file(self, contract: str) -> str | None:
         """Return the register's e-mail for a contract (identity only, with scope ``register:read``)."""
-        self.auth.require_service("identity", REGISTER_SCOPE)
+        self.auth.require_service("identity", REGISTER_READ)
         return register.email_on_file(db_session=self.db, contract=contract)
 
     @rpc
     def register_entry(self, contract: str) -> dict[str, Any]:
         """Return the register's entry for a contract, holder included (identity's operator pages only:
         with scope ``register:read``)."""
-        self.auth.require_service("identity", REGISTER_SCOPE)
+        self.auth.require_service("identity", REGISTER_READ)
         row = register.get_contract_or_raise(db_session=self.db, number=str(contract).strip().upper())
         return {"number": row.number, "status": row.status, "holder_name": row.holder_name,
                 "holder_personal_code": row.holder_personal_code, "supply_address": row.supply_address,

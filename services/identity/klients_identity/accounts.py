@@ -111,7 +111,7 @@ def link_email_accounts(session: Session, person: Person, held: list[str]) -> No
             grant.end_reason = "account linked to the holder's strong login"
         if not person.email and twin.email:
             person.email = twin.email
-        end_sessions(session, twin.id)
+        end_sessions(session, twin.id, reason="accounts_linked")
         audit(session, actor=person.id, action="accounts_linked", subject=person.id, linked=twin.id)
 
 
@@ -125,12 +125,19 @@ def start_login_session(session: Session, person: Person, *, acr: str, amr: list
     return login
 
 
-def end_sessions(session: Session, person_id: str) -> None:
-    """End the person's login sessions and revoke their refresh tokens (after a password change)."""
+def end_sessions(session: Session, person_id: str, *, reason: str = "password_change") -> None:
+    """End the person's login sessions and revoke their refresh and access tokens (after a password change)."""
     from sqlalchemy import update
 
+    from . import token_revocation
     from .models import RefreshToken
 
+    now = utcnow()
+    ended = session.scalars(update(LoginSession).where(
+        LoginSession.person_id == person_id, LoginSession.ended_at.is_(None), LoginSession.expires_at > now)
+        .values(ended_at=now).returning(LoginSession.sid)).all()
     session.execute(update(LoginSession).where(LoginSession.person_id == person_id, LoginSession.ended_at.is_(None))
-                    .values(ended_at=utcnow()))
+                    .values(ended_at=now))
     session.execute(update(RefreshToken).where(RefreshToken.person_id == person_id).values(revoked=True))
+    for sid in ended:  # their access tokens too, at every service
+        token_revocation.revoke(session, "sid", sid, reason=reason, at=now)

@@ -233,13 +233,20 @@ class RefreshToken(IdentityBase):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class RevokedAccessToken(IdentityBase):
-    """Access tokens revoked before their expiry (RFC 7009), for introspection."""
+class TokenRevocation(IdentityBase):
+    """Access tokens revoked before they expire: one token (``kind`` ``jti``) or every token of a login (``sid``,
+    at one client if ``client_id`` is set) issued no later than ``revoked_at``. Announced to every service as
+    ``token_revoked``; needed only for the longest access-token lifetime (the retention job deletes older rows)."""
 
-    __tablename__ = "revoked_access_tokens"
+    __tablename__ = "token_revocations"
+    __table_args__ = (Index("ix_token_revocations_kind_value", "kind", "value"),)
 
-    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
 
 
 class UsedNonce(IdentityBase):

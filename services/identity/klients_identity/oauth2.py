@@ -28,11 +28,12 @@ from flask import Flask, current_app, request
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from klients_common.auth import PERSON_SCOPES
 from klients_common.grants import Grant as TokenGrant
 from klients_common.grants import Role, SubuserLevel, grants_claim, rights_for
 
-from . import db, keys
-from .models import AuthorizationCode, Grant, OAuthClient, Person, RefreshToken, as_utc, utcnow
+from . import db, keys, token_revocation
+from .models import AuthorizationCode, Grant, LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
 from .tokens import MAX_GRANTS_IN_TOKEN, issue_access_token
 
 CODE_TTL = timedelta(seconds=60)
@@ -62,9 +63,10 @@ class Client(ClientMixin):  # type: ignore[misc]
         return None
 
     def get_allowed_scope(self, scope: str) -> str:
-        """Return the requested scopes the client may have."""
-        allowed = set(self.row.scopes.split())
-        return " ".join(s for s in (scope or "").split() if s in allowed)
+        """Return the requested scopes the client may have in a person's token: those registered for the client
+        that a person's token may carry at all (never a service scope, whatever the client's row says)."""
+        allowed = set(self.row.scopes.split()) & set(PERSON_SCOPES)
+        return " ".join(dict.fromkeys(s for s in (scope or "").split() if s in allowed))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         """Return whether ``redirect_uri`` is registered, compared exactly."""
@@ -147,6 +149,7 @@ class Subject:
     auth_time: datetime
     sid: str
     family_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    session_expires: datetime | None = None  # the login's absolute end: no refresh token outlives it
 
     def get_user_id(self) -> str:
         """Return the ``sub``."""
@@ -236,7 +239,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         data = request.payload.data
         db().add(AuthorizationCode(
             code_hash=digest(code), client_id=request.client.get_client_id(), person_id=subject.person_id,
-            sid=subject.sid, redirect_uri=request.payload.redirect_uri, scope=request.payload.scope or "",
+            sid=subject.sid, redirect_uri=request.payload.redirect_uri,
+            scope=request.client.get_allowed_scope(request.payload.scope or ""),
             nonce=data.get("nonce"), code_challenge=data["code_challenge"],
             code_challenge_method=data.get("code_challenge_method", "plain"), acr=subject.acr, amr=subject.amr,
             auth_time=subject.auth_time, expires_at=utcnow() + CODE_TTL))
@@ -249,9 +253,9 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         if row is None or row.client_id != client.get_client_id():
             return None
         if row.used_at is not None:
-            if row.family_id:
-                revoke_family(db(), row.family_id)
-                db().commit()
+            # RFC 6749 §4.1.2: a reused code revokes what its first exchange issued, access token included.
+            revoke_chain(db(), family_id=row.family_id, sid=row.sid, client_id=row.client_id, reason="code_reuse")
+            db().commit()
             return None
         if as_utc(row.expires_at) < utcnow():
             return None
@@ -262,12 +266,14 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         authorization_code.row.used_at = utcnow()
 
     def authenticate_user(self, authorization_code: Code) -> Subject | None:
-        """Return whom the code was issued for, if their login still stands."""
+        """Return whom the code was issued for, if their login still stands (not ended, not expired: the same
+        rule as every refresh)."""
         row = authorization_code.row
-        person = db().get(Person, row.person_id)
-        if person is None:
+        login = db().get(LoginSession, row.sid)
+        if login is None or login.ended_at is not None or as_utc(login.expires_at) <= utcnow():
             return None
-        subject = Subject(person.id, row.acr, list(row.amr), as_utc(row.auth_time), row.sid)
+        subject = Subject(login.person_id, row.acr, list(row.amr), as_utc(row.auth_time), row.sid,
+                          session_expires=as_utc(login.expires_at))
         row.family_id = subject.family_id
         return subject
 
@@ -275,6 +281,14 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
 def revoke_family(session: Session, family_id: str) -> None:
     """Revoke every refresh token of a family (one login at one client)."""
     session.execute(update(RefreshToken).where(RefreshToken.family_id == family_id).values(revoked=True))
+
+
+def revoke_chain(session: Session, *, family_id: str | None, sid: str, client_id: str, reason: str) -> None:
+    """Revoke a login's tokens at one client: its refresh-token family and, at every service, the access tokens
+    issued so far (RFC 7009 §2.1; code and refresh-token reuse)."""
+    if family_id:
+        revoke_family(session, family_id)
+    token_revocation.revoke(session, "sid", sid, client_id=client_id, reason=reason)
 
 
 # --- ID tokens ----------------------------------------------------------------------------------------
@@ -349,31 +363,65 @@ def requested_contracts(resources: list[str]) -> set[str] | None:
         raise InvalidTargetError(f"resource is {CONTRACT_RESOURCE}<contract>, at most {MAX_GRANTS_IN_TOKEN} of them")
     return {r.removeprefix(CONTRACT_RESOURCE) for r in resources}
 
+# The token pipeline: both grants that issue tokens (authorization_code here, refresh_token in refresh.py)
+# choose the grants, mint the access token, make the refresh token and bound its life with these functions.
+
+def token_grants(session: Session, person_id: str, resources: list[str]) -> tuple[list[TokenGrant], bool]:
+    """Return the grants an access token carries: every live one, or only those of the contracts the request
+    names (RFC 8707 ``resource``; then whether that is a subset of what the person holds)."""
+    grants = live_grants(session, person_id)
+    wanted = requested_contracts(resources)
+    if wanted is None:
+        return grants, False
+    held = {g.contract for g in grants}
+    if not wanted <= held:
+        raise InvalidTargetError("a requested resource is not a contract you have access to")
+    return [g for g in grants if g.contract in wanted], len(wanted) < len(held)
+
+
+def sign_access_token(session: Session, *, client_id: str, person_id: str, sid: str, acr: str, amr: list[str],
+                      auth_time: datetime, scope: str, grants: tuple[list[TokenGrant], bool]) -> str:
+    """Return a signed access token for a person's login at a client, carrying ``grants`` (from
+    ``token_grants``: the grants and whether they are a chosen subset)."""
+    settings = current_app.config["SETTINGS"]
+    return issue_access_token(
+        session, issuer=settings.issuer, audience=settings.api_audience, subject=person_id, client_id=client_id,
+        grants=grants[0], acr=acr, amr=amr, scope=scope, auth_time=int(auth_time.timestamp()), sid=sid,
+        ttl=settings.access_token_ttl, partial=grants[1])
+
+
+def new_refresh_token() -> str:
+    """Return a fresh refresh-token value (244 random bits; stored only as its digest)."""
+    return str(uuid.uuid4()) + uuid.uuid4().hex
+
+
+def refresh_expiry(now: datetime, session_expires: datetime | None) -> datetime:
+    """Return when a refresh token made ``now`` expires: ``REFRESH_TTL`` on, never after its login ends."""
+    until = now + REFRESH_TTL
+    return min(until, session_expires) if session_expires is not None else until
+
+
+def token_response(access: str, scope: str, refresh: str | None = None) -> dict[str, Any]:
+    """Return the token endpoint's answer."""
+    token: dict[str, Any] = {"token_type": "Bearer", "access_token": access,
+                             "expires_in": current_app.config["SETTINGS"].access_token_ttl, "scope": scope}
+    if refresh:
+        token["refresh_token"] = refresh
+    return token
+
+
 def generate_token(grant_type: str, client: Client, user: Subject | None = None, scope: str | None = None,
                    expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
-    """Return the token response: an RFC 9068 access token and, for code and refresh grants, a new refresh token."""
-    settings = current_app.config["SETTINGS"]
+    """Return the code grant's token response: an RFC 9068 access token and, if the client may refresh, a
+    refresh token."""
     if user is None:
         raise ValueError("tokens are issued to persons only")
-    grants = live_grants(db(), user.person_id)
-    wanted = requested_contracts(request.form.getlist("resource"))
-    partial = False
-    if wanted is not None:
-        held = {g.contract for g in grants}
-        if not wanted <= held:
-            raise InvalidTargetError("a requested resource is not a contract you have access to")
-        partial = len(wanted) < len(held)
-        grants = [g for g in grants if g.contract in wanted]
-    access = issue_access_token(
-        db(), issuer=settings.issuer, audience=settings.api_audience, subject=user.person_id,
-        client_id=client.get_client_id(), grants=grants, acr=user.acr,
-        amr=user.amr, scope=scope or "", auth_time=int(user.auth_time.timestamp()), sid=user.sid,
-        ttl=settings.access_token_ttl, partial=partial)
-    token = {"token_type": "Bearer", "access_token": access, "expires_in": settings.access_token_ttl,
-             "scope": scope or ""}
-    if include_refresh_token and "refresh_token" in client.row.grant_types.split():
-        token["refresh_token"] = str(uuid.uuid4()) + uuid.uuid4().hex
-    return token
+    scope = client.get_allowed_scope(scope or "")
+    grants = token_grants(db(), user.person_id, request.form.getlist("resource"))
+    access = sign_access_token(db(), client_id=client.get_client_id(), person_id=user.person_id, sid=user.sid,
+                               acr=user.acr, amr=user.amr, auth_time=user.auth_time, scope=scope, grants=grants)
+    refresh = new_refresh_token() if include_refresh_token and client.check_grant_type("refresh_token") else None
+    return token_response(access, scope, refresh)
 
 
 def save_token(token: dict[str, Any], request: Any) -> None:
@@ -386,7 +434,7 @@ def save_token(token: dict[str, Any], request: Any) -> None:
     db().add(RefreshToken(
         token_hash=digest(refresh), family_id=user.family_id, client_id=request.client.get_client_id(),
         person_id=user.person_id, sid=user.sid, scope=token.get("scope", ""), acr=user.acr, amr=user.amr,
-        auth_time=user.auth_time, issued_at=now, expires_at=now + REFRESH_TTL))
+        auth_time=user.auth_time, issued_at=now, expires_at=refresh_expiry(now, user.session_expires)))
 
 
 class S256Only(CodeChallenge):  # type: ignore[misc]

@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from klients_common.auth import LOA_ORDER, InvalidToken
 
-from . import db, keys, pages
+from . import db, keys, pages, token_revocation
 from .limits import limiter, token_limit
-from .models import LoginSession, OAuthClient, Person, RefreshToken, RevokedAccessToken, as_utc, utcnow
-from .oauth2 import Subject, authenticate_client, digest, query_client, revoke_family, server, user_info
+from .models import LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
+from .oauth2 import Subject, authenticate_client, digest, query_client, revoke_chain, revoke_family, server, user_info
 
 bp = Blueprint("oidc", __name__)
 SCOPES = ["openid", "profile", "email", "offline_access", "grants"]  # grants: for Keycloak brokering
@@ -182,7 +182,7 @@ def userinfo() -> ResponseReturnValue:
         response.status_code = 401
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return response
-    if db().get(RevokedAccessToken, token.claims["jti"]) is not None or "openid" not in token.scopes:
+    if token_revocation.is_revoked(db(), token.claims) or "openid" not in token.scopes:
         return jsonify({"error": "invalid_token"}), 401
     person = db().get(Person, token.subject)
     if person is None:
@@ -192,30 +192,25 @@ def userinfo() -> ResponseReturnValue:
 
 @bp.post("/revoke")
 def revoke() -> ResponseReturnValue:
-    """RFC 7009: revoke a refresh token (its whole family) or an access token. Always 200 for a known client."""
+    """RFC 7009: revoke a refresh token (its whole family, and the access tokens of that login at this client)
+    or one access token, at identity and at every service within a second. Always 200 for a known client."""
     client = authenticate_client(confidential_only=False)
     if client is None:
         return jsonify({"error": "invalid_client"}), 401
     value = request.form.get("token", "")
-    row = db().get(RefreshToken, digest(value))
+    row = db().get(RefreshToken, digest(value)) if value else None
     if row is not None and row.client_id == client.get_client_id():
-        revoke_family(db(), row.family_id)
-    else:
+        revoke_chain(db(), family_id=row.family_id, sid=row.sid, client_id=row.client_id, reason="revoke")
+    elif row is None and value:
         try:
             claims = current_app.extensions["klients_verifier"].verify(value).claims
         except InvalidToken:
             claims = None
-        if claims and claims.get("client_id") == client.get_client_id() and \
-                db().get(RevokedAccessToken, claims["jti"]) is None:
-            db().add(RevokedAccessToken(jti=claims["jti"], expires_at=_from_epoch(claims["exp"])))
+        if claims and claims.get("client_id") == client.get_client_id() and not token_revocation.is_revoked(
+                db(), claims):
+            token_revocation.revoke(db(), "jti", str(claims["jti"]), reason="revoke")
     db().commit()
     return Response(status=200)
-
-
-def _from_epoch(value: int) -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(value, UTC)
 
 
 @bp.post("/introspect")
@@ -226,7 +221,9 @@ def introspect() -> ResponseReturnValue:
     value = request.form.get("token", "")
     row = db().get(RefreshToken, digest(value))
     if row is not None:
-        live = not row.revoked and row.rotated_at is None and as_utc(row.expires_at) > utcnow()
+        login = db().get(LoginSession, row.sid)
+        live = not row.revoked and row.rotated_at is None and as_utc(row.expires_at) > utcnow() and \
+            login is not None and login.ended_at is None and as_utc(login.expires_at) > utcnow()
         return jsonify({"active": live, "token_type": "refresh_token", "client_id": row.client_id,
                         "sub": row.person_id, "scope": row.scope,
                         "exp": int(as_utc(row.expires_at).timestamp())} if live else {"active": False})
@@ -234,7 +231,7 @@ def introspect() -> ResponseReturnValue:
         token = current_app.extensions["klients_verifier"].verify(value)
     except InvalidToken:
         return jsonify({"active": False})
-    if db().get(RevokedAccessToken, token.claims["jti"]) is not None:
+    if token_revocation.is_revoked(db(), token.claims):
         return jsonify({"active": False})
     return jsonify({"active": True, "token_type": "access_token", **token.claims})
 
@@ -250,6 +247,7 @@ def logout() -> ResponseReturnValue:
         login.ended_at = utcnow()
         for family in set(db().scalars(select(RefreshToken.family_id).where(RefreshToken.sid == login.sid))):
             revoke_family(db(), family)
+        token_revocation.revoke(db(), "sid", login.sid, reason="logout", at=login.ended_at)
         db().commit()
     session.clear()
     target = values.get("post_logout_redirect_uri")

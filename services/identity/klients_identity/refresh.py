@@ -2,10 +2,12 @@
 
 Every portal refreshes every few minutes, so this is identity's hottest endpoint. It does in one
 statement what matters: the presented token is rotated only if it is live (not rotated, not revoked, not
-expired, of this client, its login not ended); a token that was already rotated revokes its whole family
-(reuse detection, RFC 9700 §4.14.2). Two concurrent uses of one token serialise on its row: the second
-finds it rotated and revokes the family. Then the grants are read, the new refresh token stored, one
-commit, and the access token signed.
+expired, of this client, its login neither ended nor past its absolute end); a token that was already
+rotated revokes its whole family and the access tokens of the chain (reuse detection, RFC 9700 §4.14.2).
+Two concurrent uses of one token serialise on its row: the second finds it rotated and revokes the family.
+Then the grants are read, the new refresh token stored (expiring with the login at the latest), one commit,
+and the access token signed. Scope, resource and token rules are the code grant's own functions
+(``oauth2``'s token pipeline): the two grants differ only in how they find the login.
 
 Answers follow RFC 6749 §5.2 (``invalid_grant``, ``invalid_client``, ``invalid_scope``, ``invalid_request``)
 and RFC 8707 (``invalid_target``), never cached.
@@ -14,36 +16,44 @@ and RFC 8707 (``invalid_target``), never cached.
 from __future__ import annotations
 
 import json
-import uuid
+from datetime import datetime
+from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, jsonify, request
 from sqlalchemy import bindparam, insert, select, update
 
 from . import db
 from .models import LoginSession, RefreshToken, utcnow
 from .oauth2 import (
-    REFRESH_TTL,
     Client,
     InvalidTargetError,
     authenticate_client,
     digest,
-    live_grants,
+    new_refresh_token,
+    refresh_expiry,
     requested_contracts,
-    revoke_family,
+    revoke_chain,
+    sign_access_token,
+    token_grants,
+    token_response,
 )
-from .tokens import issue_access_token
 
 TOKENS = RefreshToken.__table__
 SESSIONS = LoginSession.__table__
-# Built once: constructing SQLAlchemy statements per request costs more than running them.
+LOGIN = SESSIONS.alias("login")
+# Built once: constructing SQLAlchemy statements per request costs more than running them. The login must
+# stand (not ended, not past its absolute end): a refresh never extends a login.
 ROTATE = (update(TOKENS).where(
     TOKENS.c.token_hash == bindparam("h"), TOKENS.c.client_id == bindparam("client"), TOKENS.c.rotated_at.is_(None),
     TOKENS.c.revoked.is_(False), TOKENS.c.expires_at > bindparam("now"), SESSIONS.c.sid == TOKENS.c.sid,
-    SESSIONS.c.ended_at.is_(None))
+    SESSIONS.c.ended_at.is_(None), SESSIONS.c.expires_at > bindparam("now"))
     .values(rotated_at=bindparam("now"))
     .returning(TOKENS.c.family_id, TOKENS.c.person_id, TOKENS.c.sid, TOKENS.c.scope, TOKENS.c.acr, TOKENS.c.amr,
-               TOKENS.c.auth_time))
-REUSED = select(TOKENS.c.family_id).where(TOKENS.c.token_hash == bindparam("h"), TOKENS.c.rotated_at.is_not(None))
+               TOKENS.c.auth_time,
+               select(LOGIN.c.expires_at).where(LOGIN.c.sid == TOKENS.c.sid).correlate_except(LOGIN)
+               .scalar_subquery().label("session_expires")))  # SQLite returns only the updated table's columns
+REUSED = select(TOKENS.c.family_id, TOKENS.c.sid, TOKENS.c.client_id).where(
+    TOKENS.c.token_hash == bindparam("h"), TOKENS.c.rotated_at.is_not(None))
 STORE = insert(TOKENS)
 
 
@@ -65,6 +75,10 @@ def _client() -> Client | Response:
     return client
 
 
+def _aware(value: Any, now: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=now.tzinfo)  # SQLite gives naive UTC
+
+
 def grant() -> Response:
     """Answer a refresh_token grant."""
     client = _client()
@@ -73,49 +87,44 @@ def grant() -> Response:
     presented = request.form.get("refresh_token", "")
     if not presented:
         return _error("invalid_request", "refresh_token is required")
+    resources = request.form.getlist("resource")
     try:
-        wanted = requested_contracts(request.form.getlist("resource"))
+        requested_contracts(resources)  # a malformed request must not use up the token
     except InvalidTargetError as exc:
         return _error("invalid_target", exc.description)
     session, now = db(), utcnow()
     rotated = session.execute(ROTATE, {"h": digest(presented), "client": client.get_client_id(), "now": now}).first()
     if rotated is None:
-        reused = session.scalar(REUSED, {"h": digest(presented)})
-        if reused is not None:
-            revoke_family(session, reused)  # someone replayed a used token: end the whole chain
+        reused = session.execute(REUSED, {"h": digest(presented)}).first()
+        if reused is not None and reused.client_id == client.get_client_id():
+            # Someone replayed a used token: end the whole chain, and the access tokens it issued.
+            revoke_chain(session, family_id=reused.family_id, sid=reused.sid, client_id=reused.client_id,
+                         reason="refresh_reuse")
         session.commit()
         return _error("invalid_grant", "the refresh token is not valid")
-    granted = rotated.scope.split()
     scope = request.form.get("scope")
-    if scope is not None and not set(scope.split()) <= set(granted):
+    if scope is not None and not set(scope.split()) <= set(rotated.scope.split()):
         session.rollback()
         return _error("invalid_scope", "a refresh may only narrow the scope")
-    scope = scope if scope is not None else rotated.scope
-    grants = live_grants(session, rotated.person_id)
-    partial = False
-    if wanted is not None:
-        held = {g.contract for g in grants}
-        if not wanted <= held:
-            session.rollback()
-            return _error("invalid_target", "a requested resource is not a contract you have access to")
-        partial = len(wanted) < len(held)
-        grants = [g for g in grants if g.contract in wanted]
-    new_token = str(uuid.uuid4()) + uuid.uuid4().hex
+    scope = client.get_allowed_scope(scope if scope is not None else rotated.scope)
     amr = json.loads(rotated.amr) if isinstance(rotated.amr, str) else list(rotated.amr)
+    try:
+        grants = token_grants(session, rotated.person_id, resources)
+    except InvalidTargetError as exc:
+        session.rollback()
+        return _error("invalid_target", exc.description)
+    new_token = new_refresh_token()
     session.execute(STORE, {
         "token_hash": digest(new_token), "family_id": rotated.family_id, "client_id": client.get_client_id(),
         "person_id": rotated.person_id, "sid": rotated.sid, "scope": rotated.scope, "acr": rotated.acr, "amr": amr,
-        "auth_time": rotated.auth_time, "issued_at": now, "expires_at": now + REFRESH_TTL, "revoked": False,
+        "auth_time": rotated.auth_time, "issued_at": now,
+        "expires_at": refresh_expiry(now, _aware(rotated.session_expires, now)), "revoked": False,
         "rotated_at": None})
-    session.commit()
-    settings = current_app.config["SETTINGS"]
-    auth_time = rotated.auth_time if rotated.auth_time.tzinfo else rotated.auth_time.replace(tzinfo=now.tzinfo)
-    access = issue_access_token(
-        session, issuer=settings.issuer, audience=settings.api_audience, subject=rotated.person_id,
-        client_id=client.get_client_id(), grants=grants, acr=rotated.acr, amr=amr, scope=scope,
-        auth_time=int(auth_time.timestamp()), sid=rotated.sid, ttl=settings.access_token_ttl, partial=partial)
-    response = jsonify({"access_token": access, "token_type": "Bearer", "expires_in": settings.access_token_ttl,
-                        "refresh_token": new_token, "scope": scope})
+    session.commit()  # the row lock ends here; signing happens outside it
+    access = sign_access_token(
+        session, client_id=client.get_client_id(), person_id=rotated.person_id, sid=rotated.sid, acr=rotated.acr,
+        amr=amr, auth_time=_aware(rotated.auth_time, now), scope=scope, grants=grants)
+    response = jsonify(token_response(access, scope, new_token))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response

@@ -16,28 +16,54 @@ from typing import Any
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from klients_common.auth import LOA_ORDER, LOA_SUBSTANTIAL
 from klients_common.bus import EventPublisher, handler
-from klients_common.db import as_utc
+from klients_common.db import as_utc, make_engine
 from klients_common.errors import NotFound, ValidationFailed
 from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization, rpc
 from klients_common.nameko_db import Database
 from klients_common.outbox import first_delivery, relay, relay_quietly
-from klients_common.revocations import KEEP_SECONDS
+from klients_common.revocations import KEEP_SECONDS, RevocationsAtStart, TokenRevocationAware
 
-from . import access, contacts
+from . import access, contacts, token_revocation
 from .models import Grant, Person, outbox, processed_events, utcnow
 
 log = logging.getLogger(__name__)
 
 
-class IdentityService:
+def revocations_in_force(session: Session) -> dict[str, list[dict[str, Any]]]:
+    """Return the grant and token revocations a live access token could still be affected by."""
+    since = utcnow() - timedelta(seconds=KEEP_SECONDS)
+    rows = session.execute(select(Grant.person_id, Grant.contract, Grant.ended_at).where(
+        Grant.ended_at >= since, Grant.person_id.is_not(None), Grant.status.in_(("revoked", "ended"))))
+    return {"grants": [{"subject": person, "contract": contract, "revoked_at": as_utc(ended_at).isoformat()}
+                       for person, contract, ended_at in rows],
+            "tokens": token_revocation.in_force(session)}
+
+
+class RevocationsFromDatabase(RevocationsAtStart):
+    """Identity's own instances read the token revocations in force from their database at start (grants they
+    check against the database on every call)."""
+
+    def fetch(self) -> Any:
+        """Return the token revocations in force."""
+        engine = make_engine(self.container.config["DATABASE_URL"])
+        try:
+            with Session(engine) as session:
+                return {"grants": [], "tokens": token_revocation.in_force(session)}
+        finally:
+            engine.dispose()
+
+
+class IdentityService(TokenRevocationAware):
     """Identity on the bus."""
 
     name = "identity"
 
+    revocations_at_start = RevocationsFromDatabase()
     db = Database()
     dispatch = EventPublisher()
     auth = Authorization()
@@ -67,15 +93,11 @@ class IdentityService:
         return result
 
     @rpc
-    def revocations_in_force(self) -> list[dict[str, Any]]:
-        """Grants revoked or ended within the revocation window, for a billing or metering instance that is
-        starting (by its broker user: no token involved)."""
+    def revocations_in_force(self) -> dict[str, list[dict[str, Any]]]:
+        """Grants revoked or ended and tokens revoked within the revocation window, for a billing or metering
+        instance that is starting (by its broker user: no token involved)."""
         self.auth.require_component("billing", "metering")
-        since = utcnow() - timedelta(seconds=KEEP_SECONDS)
-        rows = self.db.execute(select(Grant.person_id, Grant.contract, Grant.ended_at).where(
-            Grant.ended_at >= since, Grant.person_id.is_not(None), Grant.status.in_(("revoked", "ended"))))
-        return [{"subject": person, "contract": contract, "revoked_at": as_utc(ended_at).isoformat()}
-                for person, contract, ended_at in rows]
+        return revocations_in_force(self.db)
 
     @rpc
     def list_my_grants(self) -> list[dict[str, Any]]:
