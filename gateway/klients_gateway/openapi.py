@@ -226,6 +226,8 @@ def _operation_object(endpoint: str, method: str, spec: Operation, path_params: 
             statuses |= {403, 404}
     if spec.body is not None or spec.query:
         statuses.add(422)
+    if spec.body is not None:
+        statuses.add(413)  # the body is over the limit (klients_common.web), refused before it is read
     if spec.step_up:
         statuses.add(403)
     description = doc

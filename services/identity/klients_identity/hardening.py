@@ -11,17 +11,20 @@ with a redirect to the client), the banks' login pages (the bank form posts ther
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from klients_common.web import harden
 
 from . import attachments, pages
 
+log = logging.getLogger(__name__)
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
        "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
@@ -56,11 +59,19 @@ def form_targets() -> dict[str, list[str]]:
 
 
 def _client_origins() -> set[str]:
-    """The origins of every registered client's redirect and post-logout URIs (a few rows: asked per page)."""
-    from . import db
+    """The origins of every registered client's redirect and post-logout URIs (a few rows: asked per page, in
+    a session of its own so that a request's failed transaction cannot spoil it)."""
     from .models import OAuthClient
 
     found: set[str] = set()
-    for uris, logout_uris in db().execute(select(OAuthClient.redirect_uris, OAuthClient.post_logout_redirect_uris)):
+    session = current_app.extensions["klients_db"]()
+    try:
+        rows = session.execute(select(OAuthClient.redirect_uris, OAuthClient.post_logout_redirect_uris)).all()
+    except SQLAlchemyError:
+        log.warning("the clients' redirect URIs could not be read; forms may post to identity only")
+        return found
+    finally:
+        session.close()
+    for uris, logout_uris in rows:
         found |= {o for o in map(origin, [*(uris or []), *(logout_uris or [])]) if o}
     return found
