@@ -25,7 +25,7 @@ from klients_common.web import harden
 from . import attachments, pages
 
 log = logging.getLogger(__name__)
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
        "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
