@@ -68,14 +68,15 @@ set -a; eval "$("$PY" -m klients_simulators.devsetup fetch --dir "$VAR/providers
 start identity env AMQP_URI="$(klients-bus uri identity)" klients-identity serve --bind 127.0.0.1:8001
 start identity-service env AMQP_URI="$(klients-bus uri identity)" klients-identity run
 for svc in billing metering notifications; do start "$svc" env AMQP_URI="$(klients-bus uri "$svc")" "klients-$svc" run; done
-start gateway env AMQP_URI="$(klients-bus uri gateway)" klients-gateway serve --bind 127.0.0.1:8000
+start gateway env AMQP_URI="$(klients-bus uri gateway)" klients-gateway serve --bind 127.0.0.1:8000 --internal-bind 127.0.0.1:8010
 
 wait_for 60 identity curl -fsS http://127.0.0.1:8001/healthz
-wait_for 60 "the services" curl -fsS http://127.0.0.1:8000/readyz
+wait_for 60 "the services" curl -fsS http://127.0.0.1:8010/readyz
 cat <<INFO
 
   Klients is running (logs in $VAR/log, Ctrl-C or 'make stop' stops it):
-    gateway (public API)   http://127.0.0.1:8000/api/v1     probes /healthz /readyz
+    gateway (public API)   http://127.0.0.1:8000/api/v1     liveness /healthz
+    gateway (internal)     http://127.0.0.1:8010/readyz /metrics (loopback only)
     identity (OIDC)        http://127.0.0.1:8001/.well-known/openid-configuration
     Keycloak (staff)       http://127.0.0.1:8080/admin  (admin/admin; realm klients-staff, operator/operator-demo-1)
     RabbitMQ               amqp://127.0.0.1:5672, one user per component (klients-bus uri NAME); API :15672

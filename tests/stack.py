@@ -231,8 +231,8 @@ def start_system(rpc: RpcClient, *, fresh_bus: bool = True) -> Stack:
             running.start_service(service, rpc)
         running.start("gateway", str(BIN / "klients-gateway"), "serve", "--workers", "2", "--threads", "16",
                       component="gateway")
-        gateway = "http://" + os.environ["GATEWAY_BIND"]
-        wait_until("gateway", lambda: requests.get(f"{gateway}/readyz", timeout=2).ok)
+        internal = "http://" + os.environ["GATEWAY_INTERNAL_BIND"]  # /readyz is served on the internal port only
+        wait_until("gateway", lambda: requests.get(f"{internal}/readyz", timeout=2).ok)
         wait_until("payments simulator",
                    lambda: requests.get(f"http://{os.environ['SIM_PAYMENTS_BIND']}/v1/payments/x", timeout=2)
                    .status_code == 404)

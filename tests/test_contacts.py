@@ -66,3 +66,19 @@ def test_changing_the_login_email_from_a_weak_session_asks_for_a_strong_login(ga
     assert response.status_code == 403
     assert 'insufficient_user_authentication' in response.headers["WWW-Authenticate"]
     assert gateway.get("/api/v1/me/contact", headers=bearer(weak)).get_json()["email_pending"] is None
+
+
+def test_changing_the_phone_from_a_weak_session_asks_for_a_strong_login(gateway, mint):
+    _, person, _ = logged_in_browser()
+    with identity_session() as session:
+        session.add(PasswordLogin(email=f"login-{uuid.uuid4().hex[:6]}@example.lv", person_id=person,
+                                  password_hash="x"))
+    weak = mint({}, subject=person, acr=LOW)
+    response = gateway.patch("/api/v1/me/contact", json={"phone": "29 123 457"}, headers=bearer(weak))
+    assert response.status_code == 403
+    assert 'insufficient_user_authentication' in response.headers["WWW-Authenticate"]
+    assert gateway.get("/api/v1/me/contact", headers=bearer(weak)).get_json()["phone"] is None
+    # the rest of the contact details stay open to a weak session; a strong one changes the phone
+    assert gateway.patch("/api/v1/me/contact", json={"language": "en"}, headers=bearer(weak)).status_code == 200
+    strong = gateway.patch("/api/v1/me/contact", json={"phone": "29 123 457"}, headers=bearer(mint({}, subject=person)))
+    assert strong.status_code == 200 and strong.get_json()["phone"] == "+37129123457"

@@ -3,7 +3,11 @@ problem+json for unknown routes and methods."""
 
 from __future__ import annotations
 
+import os
+
 from tests.helpers import bearer
+
+INTERNAL = "http://" + os.environ["GATEWAY_INTERNAL_BIND"]
 
 
 def test_cors_only_for_configured_portal_origins(gateway, mint):
@@ -30,7 +34,7 @@ def test_request_id_is_echoed_or_made(gateway):
 
 def test_metrics_count_requests_and_rpc_latency(gateway, mint):
     gateway.get("/api/v1/contracts/LVG-100001", headers={"Authorization": f"Bearer {mint({'LVG-100001': 'owner'})}"})
-    text = gateway.get("/metrics").get_data(as_text=True)
+    text = gateway.get("/metrics", base_url=INTERNAL).get_data(as_text=True)  # the internal port only
     assert 'klients_gateway_requests_total{method="GET",route="/api/v1/contracts/<contract>",status="200"}' in text
     assert 'klients_gateway_rpc_seconds_count{method="get_contract",service="billing"}' in text
 

@@ -57,7 +57,7 @@ def grant_row(grant_id: str) -> tuple[str, str | None]:
 def test_the_invitee_sets_a_password_confirms_with_smart_id_and_the_holder_is_told(gateway, holder, maildir, mint):
     grant, email, link = invite(gateway, maildir, holder, personal_code="020100-29990")
     browser, chosen = open_and_set_password(link)
-    assert chosen.status_code == 302 and "/login?strong=1" in chosen.headers["Location"]
+    assert chosen.status_code == 303 and "/login?strong=1" in chosen.headers["Location"]  # 303 after a POST
     strong_only = browser.get(ISSUER + chosen.headers["Location"], timeout=10)
     assert "Smart-ID" in strong_only.text and "/login/email" not in strong_only.text
     contact_page = smartid_login(browser, "020100-29990")

@@ -188,3 +188,35 @@ def test_malformed_event_is_dropped_and_billing_keeps_working(stack, rpc, mint, 
     publish_event("reading_accepted", {"contract": 12, "nonsense": True})
     token = mint({"LVG-100001": "owner"})
     assert rpc.call("billing", "get_contract", "LVG-100001", context={"authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize(("body", "field", "code"), [
+    ({"value": "12a"}, "value", "not_a_number"), ({"value": "abc"}, "value", "not_a_number"),
+    ({"value": 12.5}, "value", "not_whole"), ({"value": "12.5"}, "value", "not_whole"),
+    ({"value": -5}, "value", "negative"), ({"value": "-5"}, "value", "negative"),
+    ({"value": True}, "value", "not_a_number"), ({"value": None}, "value", "not_a_number"),
+    ({"value": [1]}, "value", "not_a_number"), ({"value": 10**30}, "value", "too_many_digits"),
+    ({"value": "9" * 40}, "value", "too_many_digits"), ({}, "value", "required"),
+    ({"value": 1240, "confirm_rollover": "true"}, "confirm_rollover", "not_boolean"),
+    ({"value": 1240, "confirm_unusual": 1}, "confirm_unusual", "not_boolean"),
+    ({"value": 1240, "confirm_unusual": None}, "confirm_unusual", "not_boolean"),
+    ({"value": 1240, "note": "x"}, "note", "unknown_field"),
+])
+def test_malformed_readings_get_the_documented_codes(gateway, household, body, field, code):
+    meter, tokens = household
+    url = f"/api/v1/contracts/{meter.contract}/meters/{meter.serial_number}/readings"
+    refused = gateway.post(url, json=body, headers=bearer(tokens["owner"]))
+    assert refused.status_code == 422 and refused.mimetype == "application/problem+json"
+    assert [(e["field"], e["code"]) for e in refused.get_json()["errors"]] == [(field, code)]
+    assert all(e["message"] and "is not of type" not in e["message"] and "True" not in e["message"]
+               for e in refused.get_json()["errors"])
+
+
+def test_a_reading_sent_as_a_string_of_digits_is_accepted(gateway, household):
+    meter, tokens = household
+    url = f"/api/v1/contracts/{meter.contract}/meters/{meter.serial_number}/readings"
+    accepted = gateway.post(url, json={"value": "1240"}, headers=bearer(tokens["owner"]))
+    assert accepted.status_code == 201, accepted.get_json()
+    assert accepted.get_json()["value"] == 1240
+    huge = gateway.post(url, content_type="application/json", data='{"value": 1e400}', headers=bearer(tokens["owner"]))
+    assert [(e["field"], e["code"]) for e in huge.get_json()["errors"]] == [("value", "too_many_digits")]

@@ -95,7 +95,7 @@ def test_an_approved_delegate_is_invited_activates_and_manages_users(staff, new_
     link = invitation_link(maildir, email, after=started)
 
     delegate, chosen = open_and_set_password(link)
-    assert chosen.status_code == 302  # a delegate chooses no password: straight on to the strong login
+    assert chosen.status_code == 303  # a delegate chooses no password: straight on to the strong login (303: a POST)
     contact = smartid_login(delegate, "050405-10009")
     done = delegate.post(f"{ISSUER}/invite/contact", data={"csrf": csrf_of(contact)}, timeout=10)
     assert done.status_code == 200

@@ -120,9 +120,9 @@ def test_gateway_answers_503_when_a_service_does_not_answer(stack, gateway, mint
             "/api/v1/contracts/LVG-100001/meters", headers=bearer(mint({"LVG-100001": "owner"})))
         assert response.status_code == 503
         assert response.mimetype == "application/problem+json"
-        assert gateway.get("/readyz").status_code == 503
+        assert gateway.get("/readyz", base_url="http://" + os.environ["GATEWAY_INTERNAL_BIND"]).status_code == 503
     finally:
         impatient.extensions["klients_rpc"].close()
         stack.start_service("metering", rpc)
-    assert gateway.get("/readyz").get_json() == {
+    assert gateway.get("/readyz", base_url="http://" + os.environ["GATEWAY_INTERNAL_BIND"]).get_json() == {
         "status": "ready", "services": {"billing": True, "metering": True, "notifications": True, "identity": True}}

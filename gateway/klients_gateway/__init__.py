@@ -16,9 +16,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
+    from klients_common.web import bind_port, harden
+
     from . import auth, errors, http, limits, probes, rpc
     from .api import api
 
+    settings = app.config["SETTINGS"]
+    harden(app, max_body=settings.max_request_bytes, route_limits={"api.payment_callback": 16 * 1024},
+           csp="default-src 'none'; frame-ancestors 'none'", internal_port=bind_port(settings.internal_bind),
+           internal_paths=("/metrics", "/readyz"))
     errors.init_app(app)
     auth.init_app(app)
     rpc.init_app(app)

@@ -2,7 +2,7 @@
 Prometheus metrics (requests by route, method and status; latency by route; RPC latency by service).
 
 Metrics are per process; with several gunicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's
-multiprocess mode) or scrape each worker.
+multiprocess mode) or scrape each worker. ``/metrics`` is served on the internal port only (``klients_common.web``).
 """
 
 from __future__ import annotations

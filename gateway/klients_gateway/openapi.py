@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import jsonschema
@@ -54,10 +55,12 @@ def operation(**spec: Any) -> Callable[[F], F]:
 
 
 def _field_errors(schema: schemas.Schema, instance: Any) -> list[dict[str, str]]:
-    """Return every violation as ``{field, code, message}`` (unknown and missing fields by name)."""
+    """Return every violation as ``{field, code, message}`` in the API's own words (``ERROR_CODES``): unknown
+    and missing fields by name, one error per field."""
     found: list[dict[str, str]] = []
     validator = jsonschema.Draft202012Validator(schema, format_checker=FORMATS)
-    for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
+    for error in sorted(validator.iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)),
+                                                                       e.validator != "type")):
         path = ".".join(str(p) for p in error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             known = set(error.schema.get("properties", {}))
@@ -67,9 +70,81 @@ def _field_errors(schema: schemas.Schema, instance: Any) -> list[dict[str, str]]
             found += [{"field": ".".join(filter(None, (path, k))), "code": "required", "message": f"{k} is required"}
                       for k in error.schema.get("required", []) if k not in error.instance]
         else:
-            found.append({"field": path or "(body)", "code": str(error.validator),
-                          "message": error.message if len(error.message) < 200 else f"{path} is not valid"})
-    return found
+            code = _code(error)
+            found.append({"field": path or "(body)", "code": code, "message": MESSAGES.get(code, "is not valid")})
+    seen: set[str] = set()
+    return [e for e in found if not (e["field"] in seen or seen.add(e["field"]))]  # type: ignore[func-returns-value]
+
+
+def _whole_number_code(value: Any, schema: schemas.Schema) -> str:
+    """Say what is wrong with ``value`` where a whole number is expected."""
+    if isinstance(value, str):
+        text = value.strip().replace(",", ".")
+        if re.fullmatch(r"-\d+(\.\d+)?", text):
+            return "negative"
+        if re.fullmatch(r"\d+\.\d+", text):
+            return "not_whole"
+        return "not_a_number"
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return "not_a_number"
+    if value != value:  # NaN
+        return "not_a_number"
+    if value < schema.get("minimum", value):
+        return "negative" if schema.get("minimum") == 0 else "too_small"
+    if value in (float("inf"), float("-inf")) or value > schema.get("maximum", value):
+        return str(schema.get("x-error-codes", {}).get("maximum", "too_large"))
+    return "not_whole"
+
+
+TYPE_CODES = {"boolean": "not_boolean", "string": "not_a_string", "object": "not_an_object", "array": "not_a_list",
+              "null": "not_null"}
+KEYWORD_CODES = {"maxLength": "too_long", "minLength": "too_short", "pattern": "bad_format", "format": "bad_format",
+                 "enum": "not_allowed", "const": "not_allowed", "minProperties": "empty", "maxItems": "too_many",
+                 "minItems": "too_few", "maximum": "too_large", "exclusiveMaximum": "too_large",
+                 "minimum": "too_small", "exclusiveMinimum": "too_small"}
+MESSAGES = {
+    "not_a_number": "must be a whole number (digits only)", "not_whole": "must be a whole number, no decimals",
+    "negative": "must not be negative", "too_many_digits": "has too many digits", "too_small": "is too small",
+    "too_large": "is too large", "not_boolean": "must be true or false", "not_a_string": "must be text",
+    "not_an_object": "must be an object", "not_a_list": "must be a list", "not_null": "must be null",
+    "too_long": "is too long", "too_short": "is too short", "bad_format": "is not in the expected format",
+    "not_allowed": "is not one of the allowed values", "empty": "give at least one field",
+    "too_many": "has too many items", "too_few": "has too few items",
+}
+
+
+def _code(error: jsonschema.ValidationError) -> str:
+    """Return the API's code for one violation: the schema's own (``x-error-codes``), else by what was
+    expected and what came (``not_a_number``, ``not_whole``, ``negative``, ``not_boolean``...)."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    overrides = schema.get("x-error-codes", {})
+    if error.validator in overrides:
+        return str(overrides[error.validator])
+    expected = schema.get("type", [])
+    expected = {expected} if isinstance(expected, str) else set(expected)
+    if expected & {"integer", "number"} and error.validator in ("type", "pattern", "minimum", "maximum"):
+        return _whole_number_code(error.instance, schema) if "integer" in expected else (
+            "negative" if error.validator == "minimum" and schema.get("minimum") == 0 else "not_a_number")
+    if error.validator == "type":
+        return next((TYPE_CODES[t] for t in ("boolean", "string", "object", "array", "null") if t in expected),
+                    "bad_type")
+    if error.validator == "minimum" and schema.get("minimum") == 0:
+        return "negative"
+    return KEYWORD_CODES.get(str(error.validator), str(error.validator))
+
+
+def _coerce_digit_strings(schema: schemas.Schema, body: dict[str, Any]) -> dict[str, Any]:
+    """Return ``body`` with a string of digits turned into its number where a field takes a whole number
+    given either way (``"type": ["integer", "string"]``), so the number's limits apply to it too."""
+    out = dict(body)
+    for name, spec in schema.get("properties", {}).items():
+        types = spec.get("type")
+        value = out.get(name)
+        if isinstance(types, list) and {"integer", "string"} <= set(types) and isinstance(value, str) \
+                and re.fullmatch(r"\s*\d+\s*", value):
+            digits = value.strip()
+            out[name] = int(digits) if len(digits) <= 40 else 10 ** 40  # int() of thousands of digits is slow
+    return out
 
 
 def validated_body() -> dict[str, Any]:
@@ -85,6 +160,7 @@ def validated_body() -> dict[str, Any]:
             errors.append({"field": "(body)", "code": "type", "message": "send a JSON object "
                                                                         "(Content-Type: application/json)"})
         else:
+            body = _coerce_digit_strings(spec.body, body)
             errors += _field_errors(spec.body, body)
     if errors:
         raise ValidationFailed("The request has errors.", {"errors": errors})
@@ -150,6 +226,8 @@ def _operation_object(endpoint: str, method: str, spec: Operation, path_params: 
             statuses |= {403, 404}
     if spec.body is not None or spec.query:
         statuses.add(422)
+    if spec.body is not None:
+        statuses.add(413)  # the body is over the limit (klients_common.web), refused before it is read
     if spec.step_up:
         statuses.add(403)
     description = doc

@@ -54,7 +54,9 @@ PAYMENT_START = obj({"amount": {"type": "string", "pattern": r"^\d{1,9}(\.\d{1,2
                                "description": "euros; defaults to the whole amount due"}})
 
 READING_SUBMIT = obj({
-    "value": {"type": "integer", "minimum": 0, "maximum": 99_999_999, "description": "the meter's display"},
+    "value": {"type": ["integer", "string"], "pattern": r"^\s*[0-9]+\s*$", "minimum": 0, "maximum": 99_999_999,
+              "x-error-codes": {"maximum": "too_many_digits"},
+              "description": "the meter's display in whole m³: a JSON number or a string of digits"},
     "confirm_rollover": {"type": "boolean", "description": "set when the first answer asked to confirm a rollover"},
     "confirm_unusual": {"type": "boolean", "description": "set when the first answer asked to confirm a large value"},
 }, ("value",))

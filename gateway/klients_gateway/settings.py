@@ -11,6 +11,8 @@
 | ``RATE_LIMIT_STORAGE`` | ``memory://`` | where counts live; ``redis://host:6379`` when several gateway instances run |
 | ``TRUSTED_PROXIES`` | ``0`` | reverse proxies in front whose ``X-Forwarded-For`` is believed |
 | ``LOG_FORMAT`` | ``json`` | ``json`` (one object per line) or ``text`` |
+| ``GATEWAY_INTERNAL_BIND`` | ``127.0.0.1:8010`` | the internal port (a second bind of the same server) serving ``/metrics`` and ``/readyz``; the public port answers 404 for them. Keep it reachable from the host or the cluster only |
+| ``MAX_REQUEST_BYTES`` | ``1048576`` | the largest request body accepted (413 before reading more); the provider's callback accepts 16 KiB |
 | ``CORS_ORIGINS`` | ``http://127.0.0.1:3000,http://localhost:3000`` | portal origins browsers may call the API from (nothing else gets CORS headers) |
 """
 
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from klients_common.settings import AMQP_URI_DEFAULT, env_float, env_int, env_str, token_issuers
+
+INTERNAL_BIND_DEFAULT = "127.0.0.1:8010"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class Settings:
     rate_limit_storage: str
     trusted_proxies: int
     log_format: str
+    internal_bind: str = INTERNAL_BIND_DEFAULT
+    max_request_bytes: int = 1024 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -55,4 +61,11 @@ class Settings:
             rate_limit_storage=env_str("RATE_LIMIT_STORAGE", "memory://"),
             trusted_proxies=env_int("TRUSTED_PROXIES", 0),
             log_format=env_str("LOG_FORMAT", "json"),
+            internal_bind=internal_bind(),
+            max_request_bytes=env_int("MAX_REQUEST_BYTES", 1024 * 1024),
         )
+
+
+def internal_bind() -> str:
+    """Return where the internal port listens (``GATEWAY_INTERNAL_BIND``)."""
+    return env_str("GATEWAY_INTERNAL_BIND", INTERNAL_BIND_DEFAULT)

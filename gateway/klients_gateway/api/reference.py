@@ -74,4 +74,5 @@ def reference_page() -> Response:
     html = render_template_string(PAGE, spec=spec, by_tag=list(by_tag.items()),
                                   pretty=lambda schema: json.dumps(schema, indent=2, ensure_ascii=False))
     return Response(html, mimetype="text/html",
-                    headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+                    headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                             "frame-ancestors 'none'"})

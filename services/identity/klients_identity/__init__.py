@@ -32,13 +32,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from klients_common.rpc import RpcClient
 
-    from . import limits, login, oauth2, oidc, pages, verifier
+    from . import hardening, limits, login, oauth2, oidc, pages, verifier
     from .web_session import DatabaseSessionInterface
 
     app.session_interface = DatabaseSessionInterface()
     app.extensions["klients_rpc"] = RpcClient(settings.amqp_uri, timeout=10)
     app.extensions["klients_verifier"] = verifier.local_verifier(settings)
     app.extensions["klients_login_methods"] = set(settings.login_methods)
+    hardening.install(app)
     oauth2.config_oauth(app)
     limits.init_app(app)
     app.register_blueprint(oidc.bp)

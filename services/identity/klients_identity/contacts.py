@@ -1,7 +1,8 @@
 """A person's contact details (product.md §3.4): e-mail, phone (E.164), postal address, language.
 
 A new e-mail address is used only after the link sent to it is opened; the old address is then told.
-Changing the address someone logs in with needs a strong login (``acr`` substantial or higher).
+Changing the address someone logs in with, or the phone number (where notices of such changes go), needs a
+strong login (``acr`` substantial or higher).
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ def update(session: Session, *, person_id: str, changes: dict[str, Any], issuer_
             errors.append(_errors("email", "bad_email", str(exc)))
     if errors:
         raise ValidationFailed("The contact details have errors.", {"errors": errors})
+    if clean.get("phone", person.phone) != person.phone and not strong:  # where security notices go, like e-mail
+        raise StepUpRequired("changing the phone number needs a strong login",
+                             {"acr_values": "http://eidas.europa.eu/LoA/substantial"})
     if new_email and new_email != person.email:
         if session.scalar(select(PasswordLogin.email).where(PasswordLogin.person_id == person.id)) and not strong:
             raise StepUpRequired("changing the e-mail you log in with needs a strong login",

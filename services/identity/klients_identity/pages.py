@@ -63,6 +63,8 @@ TEXT: dict[str, dict[str, str]] = {
         "contact_form": "Jūsu kontaktinformācija", "email_label": "E-pasts", "phone": "Tālrunis",
         "address": "Adrese", "bad_phone": "Norādiet tālruņa numuru, piemēram, +371 20000000.",
         "bad_address": "Adresē var būt līdz 300 rakstzīmēm.", "finish": "Pabeigt",
+        "too_large": "Pieprasījums ir pārāk liels",
+        "too_large_text": "Nosūtītie dati ir pārāk lieli. Atgriezieties un mēģiniet vēlreiz.",
     },
     "en": {
         "title": "Log in", "choose": "Choose how to log in", "smart_id": "Smart-ID", "eparaksts": "eParaksts",
@@ -116,6 +118,8 @@ TEXT: dict[str, dict[str, str]] = {
         "contact_form": "Your contact details", "email_label": "E-mail", "phone": "Phone", "address": "Address",
         "bad_phone": "Give a phone number, e.g. +371 20000000.",
         "bad_address": "The address may have at most 300 characters.", "finish": "Finish",
+        "too_large": "The request is too large",
+        "too_large_text": "What was sent is too large. Go back and try again.",
     },
 }
 

@@ -21,6 +21,7 @@
 | ``RATE_LIMIT_LOGIN`` / ``RATE_LIMIT_TOKEN`` | ``10/minute`` / ``120/minute`` | per client address: starting a login; the token endpoint |
 | ``RATE_LIMIT_STORAGE`` | ``memory://`` | where counts live; ``redis://…`` when several instances run |
 | ``TRUSTED_PROXIES`` | ``0`` | reverse proxies in front whose ``X-Forwarded-For`` is believed |
+| ``MAX_REQUEST_BYTES`` | ``65536`` | the largest request body accepted (a 413 page before reading more); the operators' upload form allows its attachment (10 MB) |
 | ``INVITATION_TTL_HOURS`` | ``72`` | how long an invitation link (additional user, delegate) stays valid |
 | ``KEYCLOAK_URL`` / ``STAFF_REALM`` | ``http://127.0.0.1:8080`` / ``klients-staff`` | the Keycloak staff realm operators sign in with |
 | ``OPERATOR_CLIENT_SECRET`` | dev secret | identity's client ``klients-operator-pages`` in that realm (``deploy/keycloak/staff_realm.py``) |
@@ -85,6 +86,7 @@ class Settings:
     portal_realm: str
     keycloak_broker_secret: str
     keycloak_sync_secret: str
+    max_request_bytes: int = 64 * 1024
 
     @property
     def keycloak_fronted(self) -> bool:
@@ -137,4 +139,5 @@ class Settings:
             portal_realm=env_str("PORTAL_REALM", "klients-portal"),
             keycloak_broker_secret=env_str("KEYCLOAK_BROKER_SECRET", "keycloak-broker-dev-secret"),
             keycloak_sync_secret=env_str("KEYCLOAK_SYNC_SECRET", "identity-sync-dev-secret"),
+            max_request_bytes=env_int("MAX_REQUEST_BYTES", 64 * 1024),
         )
