@@ -1,7 +1,9 @@
 """A person's contact details (product.md §3.4): e-mail, phone (E.164), postal address, language.
 
 A new e-mail address is used only after the link sent to it is opened; the old address is then told.
-Changing the address someone logs in with needs a strong login (``acr`` substantial or higher).
+Changing the address someone logs in with needs a strong login (``acr`` substantial or higher); the
+password login of the old contact address (only that one: a person may hold several) moves to the new
+address. An address another person logs in with cannot be taken (``AddressTaken``, nothing changes).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from klients_common.errors import NotFound, StepUpRequired, ValidationFailed
@@ -24,6 +27,10 @@ from .models import EmailToken, PasswordLogin, Person, as_utc, outbox, utcnow
 
 FIELDS = {"email", "phone", "address", "language", "reminders"}
 LINK_TTL = timedelta(hours=24)
+
+
+class AddressTaken(Exception):
+    """The confirmed address is already another person's login."""
 
 
 def contact_out(session: Session, person: Person) -> dict[str, Any]:
@@ -131,11 +138,14 @@ def confirm_email(session: Session, token: str) -> Person | None:
     person = session.get(Person, row.person_id)
     if person is None:
         return None
+    taken = session.get(PasswordLogin, row.email)
+    if taken is not None and taken.person_id != person.id:
+        raise AddressTaken(row.email)
     row.used_at = utcnow()
     old = person.email
     person.email = row.email
-    login = session.scalar(select(PasswordLogin).where(PasswordLogin.person_id == person.id))
-    if login is not None and login.email != row.email:
+    login = session.get(PasswordLogin, old) if old else None  # the login of the old address, no other
+    if login is not None and login.person_id == person.id and taken is None:
         session.add(PasswordLogin(email=row.email, person_id=person.id, password_hash=login.password_hash,
                                   created_at=login.created_at))
         session.delete(login)
@@ -145,5 +155,9 @@ def confirm_email(session: Session, token: str) -> Person | None:
     tell_preferences(session, person, row.email)
     audit(session, actor=person.id, action="contact_email_changed", subject=person.id, publish=False)  # the
     # event of that name is the notice to the old address, above: one event, one shape
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError as exc:  # another person took the address at the same moment
+        session.rollback()
+        raise AddressTaken(row.email) from exc
     return person
