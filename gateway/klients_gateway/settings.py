@@ -8,7 +8,7 @@
 | ``RPC_TIMEOUT`` | ``5`` | seconds to wait for a service before answering 503 |
 | ``READY_SERVICES`` | ``billing,metering,notifications,identity`` | services ``/readyz`` asks |
 | ``RATE_LIMIT_IP`` / ``RATE_LIMIT_PERSON`` | ``600/minute`` / ``300/minute`` | API requests per client address and per person (token ``sub``), all routes together |
-| ``RATE_LIMIT_STORAGE`` | ``memory://`` | where counts live; ``redis://host:6379`` when several gateway instances run |
+| ``RATE_LIMIT_STORAGE`` | ``memory://`` | where counts live: ``memory://`` is one process only; give an SQL database's URL (``postgresql+psycopg2://…``, ``sqlite:///…``: a ``rate_limits`` table there) or ``redis://host:6379`` when several workers or instances run |
 | ``TRUSTED_PROXIES`` | ``0`` | reverse proxies in front whose ``X-Forwarded-For`` is believed |
 | ``LOG_FORMAT`` | ``json`` | ``json`` (one object per line) or ``text`` |
 | ``CORS_ORIGINS`` | ``http://127.0.0.1:3000,http://localhost:3000`` | portal origins browsers may call the API from (nothing else gets CORS headers) |
