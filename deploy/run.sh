@@ -67,8 +67,12 @@ for port in 8091 8092 8093; do wait_for 30 "simulator on $port" port_open $port;
 set -a; eval "$("$PY" -m klients_simulators.devsetup fetch --dir "$VAR/providers")"; set +a
 start identity env AMQP_URI="$(klients-bus uri identity)" klients-identity serve --bind 127.0.0.1:8001
 start identity-service env AMQP_URI="$(klients-bus uri identity)" klients-identity run
+start identity-retention klients-identity purge --every "${PURGE_EVERY:-600}"  # expired rows out (docs/operators.md)
 for svc in billing metering notifications; do start "$svc" env AMQP_URI="$(klients-bus uri "$svc")" "klients-$svc" run; done
-start gateway env AMQP_URI="$(klients-bus uri gateway)" klients-gateway serve --bind 127.0.0.1:8000 --internal-bind 127.0.0.1:8010
+# The gateway's workers count rate limits together in a database of their own (identity uses its own).
+: "${GATEWAY_RATE_LIMIT_STORAGE:=sqlite:///$VAR/gateway-limits.db}"
+start gateway env AMQP_URI="$(klients-bus uri gateway)" RATE_LIMIT_STORAGE="$GATEWAY_RATE_LIMIT_STORAGE" \
+  klients-gateway serve --bind 127.0.0.1:8000 --internal-bind 127.0.0.1:8010
 
 wait_for 60 identity curl -fsS http://127.0.0.1:8001/healthz
 wait_for 60 "the services" curl -fsS http://127.0.0.1:8010/readyz

@@ -294,3 +294,18 @@ def test_compose_sets_up_the_bus_before_each_component_migrates_as_itself():
         assert variable == component.upper()
         assert migrate["environment"][f"AMQP_URI_{variable}"] == compose_uri(component)
     assert "RABBITMQ_ADMIN_PASSWORD" not in COMPOSE_SECRET.findall(yaml.safe_dump(migrate))
+
+
+def test_the_retention_job_runs_in_every_deployment():
+    """`klients-identity purge` deletes identity's expired rows: a CronJob on Kubernetes, a looping service
+    in compose, a background process in `make run`."""
+    (job,) = [d for _, d in k8s_documents() if d["kind"] == "CronJob" and d["metadata"]["name"] == "identity-retention"]
+    (container,) = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["klients-identity", "purge"] and "klients-identity" in console_scripts()
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    assert not bus_secrets(secrets_read(container)), "the purge needs no bus"
+    service = yaml.safe_load(COMPOSE.read_text())["services"]["identity-retention"]
+    assert service["command"][:3] == ["klients-identity", "purge", "--every"]
+    assert "AMQP_URI" not in service["environment"]
+    assert re.search(r"^start identity-retention klients-identity purge --every ",
+                     (ROOT / "deploy" / "run.sh").read_text(), re.M)

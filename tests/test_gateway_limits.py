@@ -37,3 +37,19 @@ def test_an_address_is_limited_whatever_the_tokens(strict, mint):
     assert answers == [200] * 6
     assert strict.get("/api/v1/me").status_code == 429  # no token: the address's allowance is spent
     assert strict.get("/healthz").status_code == 200  # probes are never limited
+
+
+def test_instances_on_one_sql_storage_count_together(stack, mint, tmp_path):
+    """Two gateway instances whose RATE_LIMIT_STORAGE is the same SQL database share one allowance."""
+    settings = replace(Settings.from_env(), rate_limit_person="3/minute", rate_limit_ip="100/minute",
+                       rate_limit_storage=f"sqlite:///{tmp_path / 'limits.db'}")
+    apps = [create_app({"SETTINGS": settings}) for _ in range(2)]
+    try:
+        first, second = (app.test_client() for app in apps)
+        token = mint({"LVG-100001": "owner"}, subject="p-shared-limit")
+        answers = [client.get("/api/v1/me", headers=bearer(token)).status_code
+                   for client in (first, second, first, second)]
+        assert answers == [200, 200, 200, 429]
+    finally:
+        for app in apps:
+            app.extensions["klients_rpc"].close()

@@ -8,7 +8,7 @@
 | ``RPC_TIMEOUT`` | ``5`` | seconds to wait for a service before answering 503 |
 | ``READY_SERVICES`` | ``billing,metering,notifications,identity`` | services ``/readyz`` asks |
 | ``RATE_LIMIT_IP`` / ``RATE_LIMIT_PERSON`` | ``600/minute`` / ``300/minute`` | API requests per client address and per person (token ``sub``), all routes together |
-| ``RATE_LIMIT_STORAGE`` | ``memory://`` | where counts live; ``redis://host:6379`` when several gateway instances run |
+| ``RATE_LIMIT_STORAGE`` | ``memory://`` | where counts live: ``memory://`` is one process only; give an SQL database's URL (``postgresql+psycopg2://…``, ``sqlite:///…``: a ``rate_limits`` table there) or ``redis://host:6379`` when several workers or instances run |
 | ``TRUSTED_PROXIES`` | ``0`` | reverse proxies in front whose ``X-Forwarded-For`` is believed |
 | ``LOG_FORMAT`` | ``json`` | ``json`` (one object per line) or ``text`` |
 | ``GATEWAY_INTERNAL_BIND`` | ``127.0.0.1:8010`` | the internal port (a second bind of the same server) serving ``/metrics`` and ``/readyz``; the public port answers 404 for them. Keep it reachable from the host or the cluster only |

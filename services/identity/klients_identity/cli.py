@@ -65,6 +65,27 @@ def add_client(session, args: argparse.Namespace) -> str | None:  # type: ignore
     return secret
 
 
+def purge_command(engine, *, every: float, batch: int) -> int:  # type: ignore[no-untyped-def]
+    """Run the retention job once, or for ever every ``every`` seconds (a failed run is retried next time)."""
+    import logging
+    import time
+
+    from .retention import purge
+
+    log = logging.getLogger("klients_identity.retention")
+    while True:
+        try:
+            counts = purge(engine, batch=batch)
+            print("purged " + ", ".join(f"{table} {n}" for table, n in counts.items()), flush=True)
+        except Exception:
+            if not every:
+                raise
+            log.exception("purge failed; trying again in %s s", every)
+        if not every:
+            return 0
+        time.sleep(every)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one identity command."""
     argv = sys.argv[1:] if argv is None else argv
@@ -86,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--bind", default=os.environ.get("IDENTITY_BIND", "127.0.0.1:8001"))
     serve.add_argument("--workers", default=os.environ.get("IDENTITY_WORKERS", "2"))
     sub.add_parser("run", help="run identity's nameko service (events)")
+    purge = sub.add_parser("purge", help="delete expired sessions, codes, tokens, nonces, links, counters")
+    purge.add_argument("--every", type=float, default=0, help="repeat every so many seconds (0: once)")
+    purge.add_argument("--batch", type=int, default=1000, help="rows per delete statement")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
 
@@ -126,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             key = keys.rotate(session, publish_ahead=0 if args.now else settings.key_publish_ahead,
                               token_ttl=settings.access_token_ttl)
             print(f"new key {key.kid} signs from {key.active_from.isoformat()}")
+    elif args.command == "purge":
+        return purge_command(make_engine(settings.database_url), every=args.every, batch=args.batch)
     elif args.command == "add-client":
         with transaction(factory) as session:
             secret = add_client(session, args)

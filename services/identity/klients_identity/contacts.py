@@ -2,7 +2,9 @@
 
 A new e-mail address is used only after the link sent to it is opened; the old address is then told.
 Changing the address someone logs in with, or the phone number (where notices of such changes go), needs a
-strong login (``acr`` substantial or higher).
+strong login (``acr`` substantial or higher); the password login of the old contact address (only that one:
+a person may hold several) moves to the new address. An address another person logs in with cannot be
+taken (``AddressTaken``, nothing changes).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from klients_common.errors import NotFound, StepUpRequired, ValidationFailed
@@ -25,6 +28,10 @@ from .models import EmailToken, PasswordLogin, Person, as_utc, outbox, utcnow
 
 FIELDS = {"email", "phone", "address", "language", "reminders"}
 LINK_TTL = timedelta(hours=24)
+
+
+class AddressTaken(Exception):
+    """The confirmed address is already another person's login."""
 
 
 def contact_out(session: Session, person: Person) -> dict[str, Any]:
@@ -135,11 +142,14 @@ def confirm_email(session: Session, token: str) -> Person | None:
     person = session.get(Person, row.person_id)
     if person is None:
         return None
+    taken = session.get(PasswordLogin, row.email)
+    if taken is not None and taken.person_id != person.id:
+        raise AddressTaken(row.email)
     row.used_at = utcnow()
     old = person.email
     person.email = row.email
-    login = session.scalar(select(PasswordLogin).where(PasswordLogin.person_id == person.id))
-    if login is not None and login.email != row.email:
+    login = session.get(PasswordLogin, old) if old else None  # the login of the old address, no other
+    if login is not None and login.person_id == person.id and taken is None:
         session.add(PasswordLogin(email=row.email, person_id=person.id, password_hash=login.password_hash,
                                   created_at=login.created_at))
         session.delete(login)
@@ -149,5 +159,9 @@ def confirm_email(session: Session, token: str) -> Person | None:
     tell_preferences(session, person, row.email)
     audit(session, actor=person.id, action="contact_email_changed", subject=person.id, publish=False)  # the
     # event of that name is the notice to the old address, above: one event, one shape
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError as exc:  # another person took the address at the same moment
+        session.rollback()
+        raise AddressTaken(row.email) from exc
     return person

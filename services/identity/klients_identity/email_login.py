@@ -2,7 +2,9 @@
 holds for the contract, a password (argon2id), login at assurance low, and password reset by link.
 
 Answers never tell whether an address or contract exists (no user enumeration): registration and reset
-always say "if the details are right, a link is on its way".
+always say "if the details are right, a link is on its way", do the same work (the register is asked
+even when the address already has a login) and take the same time (``EMAIL_FORM_SECONDS``). Per target
+address, failed logins and link mails are limited (``limits``), counted whether or not an account exists.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from flask import Blueprint, current_app, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from klients_common import constant_time
 from klients_common.errors import NotFound
 from klients_common.outbox import enqueue
 
-from . import accounts, db, pages, passwords
+from . import accounts, db, limits, pages, passwords
 from .limits import limiter, login_limit
 from .login import service_token, signed_in
 from .models import EmailToken, Grant, PasswordLogin, Person, as_utc, outbox, utcnow
@@ -29,6 +32,22 @@ from .models import EmailToken, Grant, PasswordLogin, Person, as_utc, outbox, ut
 bp = Blueprint("email", __name__, url_prefix="/login/email")
 LINK_TTL = {"register": timedelta(hours=24), "reset": timedelta(hours=1)}
 LOW = "http://eidas.europa.eu/LoA/low"
+ALREADY_REGISTERED = {
+    "lv": "Šai e-pasta adresei jau ir konts, tāpēc šī reģistrācijas saite vairs nav vajadzīga. Pieslēdzieties ar "
+          "e-pastu un paroli vai, ja paroli neatceraties, pieprasiet paroles maiņu.",
+    "en": "This e-mail address already has an account, so this registration link is no longer needed. Log in "
+          "with your e-mail and password or, if you do not remember the password, ask for a reset.",
+}
+ADDRESS_TAKEN = {
+    "lv": "Ar šo e-pasta adresi jau pieslēdzas cita persona, tāpēc to nevar izmantot. Jūsu kontaktinformācija "
+          "nav mainīta. Norādiet citu adresi vai sazinieties ar klientu apkalpošanu.",
+    "en": "Another person already logs in with this e-mail address, so it cannot be used. Your contact details "
+          "have not changed. Give another address or contact customer service.",
+}
+
+
+def _equal_time() -> float:
+    return float(current_app.config["SETTINGS"].email_form_seconds)
 
 
 def _normal(email: str) -> str | None:
@@ -64,8 +83,12 @@ def login() -> ResponseReturnValue:
     """Log in with e-mail and password (assurance low)."""
     pages.check_csrf()
     email = _normal(request.form.get("email", "")) or ""
+    if email and limits.account_spent("login", email):  # counted for any address: no enumeration
+        return limits.too_many_page()
     row = db().get(PasswordLogin, email) if email else None
     if not passwords.verify(row.password_hash if row else None, request.form.get("password", "")) or row is None:
+        if email:
+            limits.account_hit("login", email)
         return pages.render("email_login.html", 401, error=pages.TEXT[pages.current_lang()]["bad_credentials"])
     person = db().get(Person, row.person_id)
     login_session = accounts.start_login_session(db(), person, acr=LOW, amr=["pwd"], method="email")
@@ -81,18 +104,22 @@ def register_page() -> ResponseReturnValue:
 
 @bp.post("/register")
 @limiter.limit(login_limit)
+@constant_time.taking_at_least(_equal_time)
 def register() -> ResponseReturnValue:
-    """Send a registration link, but only to the address the register holds for that contract."""
+    """Send a registration link, but only to the address the register holds for that contract (and only a
+    few per address and hour)."""
     pages.check_csrf()
     email = _normal(request.form.get("email", ""))
-    contract = request.form.get("contract", "").strip().upper()
-    if email and contract and db().get(PasswordLogin, email) is None:
-        try:
+    contract = request.form.get("contract", "").strip().upper()[:32]
+    if email and contract:
+        has_login = db().get(PasswordLogin, email) is not None
+        try:  # asked whatever the address: the same work for known and unknown addresses
             on_file = current_app.extensions["klients_rpc"].call(
                 "billing", "email_on_file", contract, context={"authorization": f"Bearer {service_token()}"})
         except NotFound:
             on_file = None
-        if on_file and _normal(on_file) == email:
+        within_limit = limits.account_hit("mail", email)
+        if on_file and _normal(on_file) == email and not has_login and within_limit:
             _send_link("register", email, contract=contract)
             db().commit()
     return pages.render("email_sent.html")
@@ -103,7 +130,11 @@ def confirm_contact_email(token: str) -> ResponseReturnValue:
     """Open the link sent to a new contact address: from now on it is the person's e-mail."""
     from . import contacts
 
-    if contacts.confirm_email(db(), token) is None:
+    try:
+        person = contacts.confirm_email(db(), token)
+    except contacts.AddressTaken:
+        return pages.problem_page(409, "link_invalid", ADDRESS_TAKEN[pages.current_lang()])
+    if person is None:
         return pages.problem_page(400, "link_invalid", pages.TEXT[pages.current_lang()]["link_invalid_text"])
     return pages.render("email_confirmed.html")
 
@@ -116,14 +147,16 @@ def forgot_page() -> ResponseReturnValue:
 
 @bp.post("/forgot")
 @limiter.limit(login_limit)
+@constant_time.taking_at_least(_equal_time)
 def forgot() -> ResponseReturnValue:
-    """Send a reset link if the address has a login."""
+    """Send a reset link if the address has a login (a few per address and hour)."""
     pages.check_csrf()
     email = _normal(request.form.get("email", ""))
-    row = db().get(PasswordLogin, email) if email else None
-    if row is not None:
-        _send_link("reset", row.email, person_id=row.person_id)
-        db().commit()
+    if email and limits.account_hit("mail", email):
+        row = db().get(PasswordLogin, email)
+        if row is not None:
+            _send_link("reset", row.email, person_id=row.person_id)
+            db().commit()
     return pages.render("email_sent.html")
 
 
@@ -165,23 +198,39 @@ def set_password() -> ResponseReturnValue:
     errors = pages.new_password_errors(row.email)
     if errors:
         return pages.render("email_password.html", 422, errors=errors)
-    row.used_at = utcnow()
     if purpose == "register":
+        if db().get(PasswordLogin, row.email) is not None:  # an earlier link for this address was used
+            return _already_registered()
+        row.used_at = utcnow()
         person = Person(id=str(uuid.uuid4()), given_name="", family_name="", email=row.email,
                         language=pages.current_lang())
         db().add(person)
         db().flush()
         db().add(PasswordLogin(email=row.email, person_id=person.id, password_hash=passwords.hash_password(password)))
+        try:
+            db().flush()
+        except IntegrityError:  # two links for the same address used at the same moment
+            db().rollback()
+            return _already_registered()
         db().add(Grant(id=str(uuid.uuid4()), person_id=person.id, contract=row.contract, role="owner",
                        status="active", created_by="email-registration"))
         accounts.audit(db(), actor=person.id, action="person_registered", subject=person.id, contract=row.contract,
                        method="email")
     else:
-        login_row = db().scalar(select(PasswordLogin).where(PasswordLogin.person_id == row.person_id))
+        # Exactly the login of the address the link was sent to (a person may hold several).
+        login_row = db().get(PasswordLogin, row.email)
+        if login_row is None:  # the login went away since the link was sent
+            return pages.problem_page(400, "link_invalid", pages.TEXT[pages.current_lang()]["link_invalid_text"])
+        row.used_at = utcnow()
         login_row.password_hash = passwords.hash_password(password)
-        person = db().get(Person, row.person_id)
+        person = db().get(Person, login_row.person_id)
         accounts.end_sessions(db(), person.id)
         accounts.audit(db(), actor=person.id, action="password_reset", subject=person.id)
     login_session = accounts.start_login_session(db(), person, acr=LOW, amr=["pwd"], method="email")
     db().commit()
     return signed_in(login_session.sid)
+
+
+def _already_registered() -> ResponseReturnValue:
+    session.pop("email_link", None)
+    return pages.problem_page(409, "link_invalid", ALREADY_REGISTERED[pages.current_lang()])

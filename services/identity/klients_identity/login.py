@@ -16,7 +16,7 @@ from klients_common import constant_time
 from klients_common.personal_code import normalise_personal_code
 from klients_common.rpc import RpcClient
 
-from . import accounts, db, pages
+from . import accounts, db, limits, pages
 from .connectors.base import LoginFailed, VerifiedIdentity
 from .limits import limiter, login_limit
 from .models import utcnow
@@ -140,6 +140,8 @@ def smartid_start() -> ResponseReturnValue:
                 code = normalise_personal_code(request.form.get("personal_code", ""))
             except ValueError as exc:
                 return pages.render("smartid_start.html", 422, error=str(exc), hint=request.form.get("personal_code"))
+            if not limits.account_hit("push", code):  # per personal code, from any address; same for anyone
+                return limits.too_many_page()
             started = client.start_notification(code)
     except LoginFailed as error:
         return failed(error, url_for("login.smartid_start_page"))
@@ -231,13 +233,18 @@ def bank_start(bank_id: str) -> ResponseReturnValue:
 
 
 @bp.route("/bank/<bank_id>/return", methods=["GET", "POST"])
+@limiter.limit(login_limit)
 def bank_return(bank_id: str) -> ResponseReturnValue:
     """Park the bank's response and continue on a same-site redirect that carries the session cookie."""
+    from .connectors.banklink import response_fields
     from .models import BankReturn
+    from .providers import bank_configs
 
+    if bank_id not in bank_configs():
+        return pages.problem_page(404, "failed", "unknown bank")
     key = secrets.token_urlsafe(32)
     db().add(BankReturn(key_hash=hashlib.sha256(key.encode()).hexdigest(), bank_id=bank_id,
-                        fields={k: v for k, v in request.values.items()}, expires_at=utcnow() + timedelta(minutes=5)))
+                        fields=response_fields(request.values), expires_at=utcnow() + timedelta(minutes=5)))
     db().commit()
     return redirect(url_for("login.bank_done", bank_id=bank_id, r=key), code=303)
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from klients_common.db import as_utc  # noqa: F401 - identity's modules import it from here
 from klients_common.outbox import outbox_table, processed_events_table
+from klients_common.ratelimit import rate_limits_table
 
 
 def utcnow() -> datetime:
@@ -187,7 +188,7 @@ class LoginSession(IdentityBase):
     acr: Mapped[str] = mapped_column(String(64))
     amr: Mapped[list[str]] = mapped_column(JSON)
     auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # retention
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
@@ -208,7 +209,7 @@ class AuthorizationCode(IdentityBase):
     acr: Mapped[str] = mapped_column(String(64))
     amr: Mapped[list[str]] = mapped_column(JSON)
     auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # retention
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     family_id: Mapped[str | None] = mapped_column(String(36), nullable=True)  # refresh family issued from it
 
@@ -228,7 +229,7 @@ class RefreshToken(IdentityBase):
     amr: Mapped[list[str]] = mapped_column(JSON)
     auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # retention
     rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -277,6 +278,7 @@ class AuditEvent(IdentityBase):
 
 outbox = outbox_table(IdentityBase.metadata)
 processed_events = processed_events_table(IdentityBase.metadata)
+rate_limits = rate_limits_table(IdentityBase.metadata)  # klients_common.ratelimit's counters
 
 
 class BrowserSession(IdentityBase):
@@ -314,5 +316,5 @@ class EmailToken(IdentityBase):
     contract: Mapped[str | None] = mapped_column(String(32), nullable=True)
     person_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # retention
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -19,7 +19,11 @@
 | ``EPARAKSTS_URL`` / ``EPARAKSTS_CLIENT_ID`` / ``EPARAKSTS_CLIENT_SECRET`` | simulator at ``http://127.0.0.1:8092`` / ``klients`` / dev secret | eParaksts (LVRTC) account |
 | ``BANKS`` | ``[]`` | JSON list of banks: ``bank_id``, ``display_name``, ``protocol`` (``v009``/``elink``), ``url``, ``merchant_id``, ``bank_sender_id``, ``our_private_key_file``, ``bank_certificate_file`` |
 | ``RATE_LIMIT_LOGIN`` / ``RATE_LIMIT_TOKEN`` | ``10/minute`` / ``120/minute`` | per client address: starting a login; the token endpoint |
-| ``RATE_LIMIT_STORAGE`` | ``memory://`` | where counts live; ``redis://…`` when several instances run |
+| ``RATE_LIMIT_STORAGE`` | ``database`` | where counts live: ``database`` (identity's own database: every worker and instance counts together), another SQLAlchemy URL, ``redis://…``, or ``memory://`` (one process only) |
+| ``RATE_LIMIT_ACCOUNT_LOGIN`` | ``10/hour`` | failed password logins per target e-mail address, from any client address |
+| ``RATE_LIMIT_ACCOUNT_MAIL`` | ``3/hour`` | registration and reset mails per target e-mail address (more requests get the same answer, no mail) |
+| ``RATE_LIMIT_ACCOUNT_PUSH`` | ``6/hour`` | Smart-ID notifications started per personal code |
+| ``EMAIL_FORM_SECONDS`` | ``0.25`` | the public e-mail forms (registration, reset) answer no sooner than this, whatever the address |
 | ``TRUSTED_PROXIES`` | ``0`` | reverse proxies in front whose ``X-Forwarded-For`` is believed |
 | ``MAX_REQUEST_BYTES`` | ``65536`` | the largest request body accepted (a 413 page before reading more); the operators' upload form allows its attachment (10 MB) |
 | ``INVITATION_TTL_HOURS`` | ``72`` | how long an invitation link (additional user, delegate) stays valid |
@@ -77,6 +81,10 @@ class Settings:
     rate_limit_login: str
     rate_limit_token: str
     rate_limit_storage: str
+    rate_limit_account_login: str
+    rate_limit_account_mail: str
+    rate_limit_account_push: str
+    email_form_seconds: float
     trusted_proxies: int
     invitation_ttl_hours: float
     staff_issuer: str
@@ -128,7 +136,11 @@ class Settings:
             banks_json=env_str("BANKS", "[]"),
             rate_limit_login=env_str("RATE_LIMIT_LOGIN", "10/minute"),
             rate_limit_token=env_str("RATE_LIMIT_TOKEN", "120/minute"),
-            rate_limit_storage=env_str("RATE_LIMIT_STORAGE", "memory://"),
+            rate_limit_storage=env_str("RATE_LIMIT_STORAGE", "database"),
+            rate_limit_account_login=env_str("RATE_LIMIT_ACCOUNT_LOGIN", "10/hour"),
+            rate_limit_account_mail=env_str("RATE_LIMIT_ACCOUNT_MAIL", "3/hour"),
+            rate_limit_account_push=env_str("RATE_LIMIT_ACCOUNT_PUSH", "6/hour"),
+            email_form_seconds=env_float("EMAIL_FORM_SECONDS", 0.25),
             trusted_proxies=env_int("TRUSTED_PROXIES", 0),
             invitation_ttl_hours=env_float("INVITATION_TTL_HOURS", 72.0),
             staff_issuer=(env_str("KEYCLOAK_URL", "http://127.0.0.1:8080").rstrip("/") + "/realms/"

@@ -130,6 +130,21 @@ FAILURES: dict[str, tuple[str, str, bool]] = {
                           "bank. Please choose another login method.", False),
 }
 FAILURE_CODES = tuple(FAILURES)
+RESPONSE_FIELD = re.compile(r"^(VK|IB)_[A-Z0-9_]{1,24}$")
+MAX_RESPONSE_FIELDS = 40
+
+
+def response_fields(values: Mapping[str, str]) -> dict[str, str]:
+    """Return what of a bank's return is worth keeping until it is verified: the protocol's fields (``VK_*``,
+    ``IB_*``), each no longer than a signed value can be (999 characters), at most 40. Anything else an
+    anonymous sender adds is dropped, so a parked return stays small."""
+    kept: dict[str, str] = {}
+    for name, value in values.items():
+        if RESPONSE_FIELD.match(name) and isinstance(value, str) and len(value) <= 999:
+            kept[name] = value
+            if len(kept) == MAX_RESPONSE_FIELDS:
+                break
+    return kept
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,187 @@
+"""Rate-limit counters in a service's own SQL database, shared by every worker and instance.
+
+A storage backend for the ``limits`` library (which flask-limiter uses): one row per counter in the
+``rate_limits`` table, each hit one ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` statement (SQLite 3.35+
+and PostgreSQL). It serves the fixed-window strategy and the sliding-window counter (two fixed windows,
+the previous one weighted). Expired rows are harmless (the upsert restarts them) and are deleted by
+``purge_expired`` (identity's retention job, ``klients-identity purge``).
+
+``RATE_LIMIT_STORAGE`` chooses where counts live (``limiter_storage``):
+
+* ``database``: the service's own database (identity's default; needs the ``rate_limits`` table, which
+  identity's migrations create);
+* an SQLAlchemy URL (``postgresql+psycopg2://…``, ``sqlite:///…``): that database (the table is created
+  there if missing; how the gateway, which has no database of its own, shares counts);
+* anything else the ``limits`` library knows (``redis://host:6379``, ``memory://`` for one process only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from math import floor
+from typing import Any
+
+from limits.storage import SlidingWindowCounterSupport, Storage
+from limits.storage.base import TimestampedSlidingWindow
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, bindparam, case, delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+SCHEME = "klients-sql"
+MAX_KEY = 255
+
+
+def rate_limits_table(metadata: MetaData) -> Table:
+    """Return the ``rate_limits`` table in ``metadata``: one counter per key, until ``expires_at`` (Unix
+    seconds, UTC)."""
+    return Table(
+        "rate_limits", metadata,
+        Column("key", String(MAX_KEY), primary_key=True),
+        Column("count", Integer, nullable=False),
+        Column("expires_at", Float(53), nullable=False, index=True),
+    )
+
+
+_METADATA = MetaData()
+TABLE = rate_limits_table(_METADATA)
+
+
+def _key(key: str) -> str:
+    """Keep keys within the column (a long key is replaced by its hash)."""
+    return key if len(key) <= MAX_KEY else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+class SqlStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWindow):
+    """``limits`` storage on an SQL database (``klients-sql://``; give ``engine=`` or ``url=``)."""
+
+    STORAGE_SCHEME = [SCHEME]  # noqa: RUF012 - the limits library reads it from the class
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, *, engine: Engine | None = None,
+                 url: str | None = None, create_table: bool = False, **options: Any) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions)
+        if engine is None:
+            if not url:
+                raise ValueError("klients-sql storage needs engine= or url=")
+            from .db import make_engine
+
+            engine = make_engine(url)
+        self.engine = engine
+        if create_table:
+            _METADATA.create_all(engine, checkfirst=True)
+        insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(TABLE)
+        now, amount, expiry = bindparam("now"), bindparam("amount"), bindparam("expiry")
+        stale = TABLE.c.expires_at <= now
+        self._incr = insert.values(key=bindparam("key"), count=amount, expires_at=now + expiry).on_conflict_do_update(
+            index_elements=[TABLE.c.key],
+            set_={"count": case((stale, amount), else_=TABLE.c.count + amount),
+                  "expires_at": case((stale, now + expiry), else_=TABLE.c.expires_at)},
+        ).returning(TABLE.c.count)
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        """Errors of the database."""
+        return SQLAlchemyError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        """Add ``amount`` to the counter (restarting it, to expire in ``expiry`` s, when it has expired)."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(self._incr, {"key": _key(key), "now": time.time(), "amount": amount,
+                                                 "expiry": float(expiry)}).scalar_one())
+
+    def decr(self, key: str, amount: int = 1) -> None:
+        """Take ``amount`` back (a sliding-window hit that lost a race)."""
+        with self.engine.begin() as conn:
+            conn.execute(TABLE.update().where(TABLE.c.key == _key(key)).values(count=TABLE.c.count - amount))
+
+    def _live(self, keys: list[str]) -> dict[str, tuple[int, float]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(TABLE.c.key, TABLE.c.count, TABLE.c.expires_at).where(
+                TABLE.c.key.in_([_key(k) for k in keys]), TABLE.c.expires_at > time.time()))
+            return {row.key: (int(row.count), float(row.expires_at)) for row in rows}
+
+    def get(self, key: str) -> int:
+        """Return the counter (0 when absent or expired)."""
+        return self._live([key]).get(_key(key), (0, 0.0))[0]
+
+    def get_expiry(self, key: str) -> float:
+        """Return when the counter expires (Unix time; now when absent)."""
+        return self._live([key]).get(_key(key), (0, time.time()))[1]
+
+    def check(self) -> bool:
+        """Return whether the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def reset(self) -> int | None:
+        """Delete every counter."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(TABLE)).rowcount or 0)
+
+    def clear(self, key: str) -> None:
+        """Delete one counter."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(TABLE).where(TABLE.c.key == _key(key)))
+
+    # -- sliding window counter: the previous and the current fixed window, the previous one weighted --
+
+    def _window(self, key: str, expiry: int, now: float) -> tuple[str, tuple[int, float, int, float]]:
+        previous_key, current_key = self.sliding_window_keys(key, expiry, now)
+        live = self._live([previous_key, current_key])
+        previous = live.get(_key(previous_key), (0, 0.0))[0]
+        current = live.get(_key(current_key), (0, 0.0))[0]
+        previous_ttl = (1 - (((now - expiry) / expiry) % 1)) * expiry if previous else 0.0
+        current_ttl = (1 - ((now / expiry) % 1)) * expiry + expiry
+        return current_key, (previous, previous_ttl, current, current_ttl)
+
+    def acquire_sliding_window_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        """Count a hit if the weighted count of both windows stays within ``limit``."""
+        if amount > limit:
+            return False
+        current_key, (previous, previous_ttl, _, _) = self._window(key, expiry, time.time())
+        weight = previous * previous_ttl / expiry
+        if floor(weight + self.get(current_key)) + amount > limit:
+            return False
+        if floor(weight + self.incr(current_key, 2 * expiry, amount)) > limit:
+            self.decr(current_key, amount)  # another hit won the race
+            return False
+        return True
+
+    def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
+        """Return (previous count, its ttl, current count, its ttl)."""
+        return self._window(key, expiry, time.time())[1]
+
+    def clear_sliding_window(self, key: str, expiry: int) -> None:
+        """Delete both windows' counters."""
+        for window_key in self.sliding_window_keys(key, expiry, time.time()):
+            self.clear(window_key)
+
+
+def purge_expired(engine: Engine, *, batch: int = 1000, grace: float = 0.0) -> int:
+    """Delete counters expired more than ``grace`` seconds ago, ``batch`` rows per statement; return how many."""
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            keys = select(TABLE.c.key).where(TABLE.c.expires_at < time.time() - grace).limit(batch)
+            deleted = conn.execute(delete(TABLE).where(TABLE.c.key.in_(keys.scalar_subquery()))).rowcount or 0
+        total += deleted
+        if deleted < batch:
+            return total
+
+
+def limiter_storage(setting: str, *, own_engine: Engine | None = None) -> dict[str, Any]:
+    """Return flask-limiter's ``storage_uri`` and ``storage_options`` for a ``RATE_LIMIT_STORAGE`` value."""
+    setting = setting.strip()
+    if setting == "database":
+        if own_engine is None:
+            raise ValueError("RATE_LIMIT_STORAGE=database needs the service's own database")
+        return {"storage_uri": f"{SCHEME}://", "storage_options": {"engine": own_engine}}
+    scheme = setting.split(":", 1)[0].split("+", 1)[0]
+    if scheme in ("postgresql", "sqlite"):
+        return {"storage_uri": f"{SCHEME}://", "storage_options": {"url": setting, "create_table": True}}
+    return {"storage_uri": setting, "storage_options": {}}
