@@ -63,6 +63,8 @@ TEXT: dict[str, dict[str, str]] = {
         "contact_form": "Jūsu kontaktinformācija", "email_label": "E-pasts", "phone": "Tālrunis",
         "address": "Adrese", "bad_phone": "Norādiet tālruņa numuru, piemēram, +371 20000000.",
         "bad_address": "Adresē var būt līdz 300 rakstzīmēm.", "finish": "Pabeigt",
+        "cancel": "Atcelt un atgriezties pakalpojumā",
+        "no_contract_next": "Kad līgums būs pārslēgts uz jums, pieslēdzieties vēlreiz.",
     },
     "en": {
         "title": "Log in", "choose": "Choose how to log in", "smart_id": "Smart-ID", "eparaksts": "eParaksts",
@@ -116,6 +118,8 @@ TEXT: dict[str, dict[str, str]] = {
         "contact_form": "Your contact details", "email_label": "E-mail", "phone": "Phone", "address": "Address",
         "bad_phone": "Give a phone number, e.g. +371 20000000.",
         "bad_address": "The address may have at most 300 characters.", "finish": "Finish",
+        "cancel": "Cancel and return to the service",
+        "no_contract_next": "Once the contract has been transferred to you, log in again.",
     },
 }
 
@@ -151,6 +155,7 @@ def check_csrf() -> None:
 def render(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
     """Render a page in the current language."""
     lang = current_lang()
+    context.setdefault("can_return", bool(session.get("pending_authorize")))  # a client waits: offer to go back
     return render_template(template, t=TEXT[lang], lang=lang, csrf=csrf_token(), **context), status
 
 
