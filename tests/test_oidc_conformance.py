@@ -13,6 +13,7 @@ import argparse
 import base64
 import hashlib
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -71,7 +72,7 @@ def send_authorization(browser: requests.Session, rp: Rp, *, method: str = "GET"
                        **params: str | None) -> requests.Response:
     """Send an authorization request (PKCE S256 added) without following its redirect."""
     query = {"client_id": rp.client_id, "redirect_uri": RP, "response_type": "code", "scope": "openid",
-             "state": "xyz-state", "nonce": "n-0S6_WzA2Mj",
+             "state": "xyz-state", "nonce": f"n-{secrets.token_urlsafe(8)}",
              "code_challenge": challenge or pkce()[1], "code_challenge_method": "S256", **params}
     query = {k: v for k, v in query.items() if v is not None}
     if method == "POST":
@@ -99,6 +100,7 @@ def code_flow(rp: Rp, browser: requests.Session | None = None, *, redirect_uri: 
     """Run the whole code flow; return the callback's parameters, the token response and the code."""
     browser = browser or logged_in_browser()[0]
     verifier, challenge = pkce()
+    params.setdefault("nonce", f"n-{secrets.token_urlsafe(8)}")
     answer = callback(send_authorization(browser, rp, challenge=challenge, redirect_uri=redirect_uri, **params),
                       redirect_uri)
     assert answer.get("state") == params.get("state", "xyz-state") and answer["iss"] == ISSUER, answer
@@ -107,7 +109,8 @@ def code_flow(rp: Rp, browser: requests.Session | None = None, *, redirect_uri: 
     assert response.headers["Cache-Control"] == "no-store"
     tokens = response.json()
     assert tokens["token_type"].lower() == "bearer" and tokens["access_token"] and tokens["id_token"]
-    return {"callback": answer, "tokens": tokens, "code": answer["code"], "browser": browser}
+    return {"callback": answer, "tokens": tokens, "code": answer["code"], "browser": browser,
+            "nonce": params["nonce"]}
 
 
 def jwks() -> KeySet:
@@ -118,7 +121,7 @@ def half_hash(value: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(value.encode()).digest()[:16]).rstrip(b"=").decode()
 
 
-def check_id_token(rp: Rp, id_token: str, *, nonce: str | None = "n-0S6_WzA2Mj", access_token: str | None = None,
+def check_id_token(rp: Rp, id_token: str, *, nonce: str | None = "", access_token: str | None = None,
                    code: str | None = None, max_age: int | None = None, sub: str | None = None) -> dict:
     """The checks every module makes of an ID token (OIDC Core 3.1.3.7); return its claims."""
     token = jwt.decode(id_token, jwks(), algorithms=["RS256"])  # signature by a published key, RS256 only
@@ -136,7 +139,7 @@ def check_id_token(rp: Rp, id_token: str, *, nonce: str | None = "n-0S6_WzA2Mj",
         assert claims["sub"] == sub
     if nonce is None:
         assert "nonce" not in claims
-    else:
+    elif nonce:  # "": whichever nonce the request sent (checked by the caller)
         assert claims["nonce"] == nonce
     if "at_hash" in claims:
         assert access_token is not None and claims["at_hash"] == half_hash(access_token)
@@ -148,8 +151,15 @@ def check_id_token(rp: Rp, id_token: str, *, nonce: str | None = "n-0S6_WzA2Mj",
 
 
 def checked(rp: Rp, flow: dict, **checks) -> dict:
+    checks.setdefault("nonce", flow["nonce"])
     return check_id_token(rp, flow["tokens"]["id_token"], access_token=flow["tokens"]["access_token"],
                           code=flow["code"], **checks)
+
+
+def exchanged(rp: Rp, answer: dict[str, str], verifier: str, **checks) -> dict:
+    """Exchange a callback's code; return the checked ID token's claims."""
+    tokens = token_request(rp, answer["code"], verifier).json()
+    return check_id_token(rp, tokens["id_token"], access_token=tokens["access_token"], code=answer["code"], **checks)
 
 
 def userinfo(access_token: str, how: str = "get") -> requests.Response:
@@ -282,11 +292,11 @@ def test_oidcc_prompt_login(rp):
     browser = requests.Session()
     verifier, challenge = pkce()
     answer = callback(smartid_login(browser, send_authorization(browser, rp, challenge=challenge)))
-    first = check_id_token(rp, token_request(rp, answer["code"], verifier).json()["id_token"])
+    first = exchanged(rp, answer, verifier)
     time.sleep(1.1)
     verifier, challenge = pkce()
     answer = callback(smartid_login(browser, send_authorization(browser, rp, prompt="login", challenge=challenge)))
-    second = check_id_token(rp, token_request(rp, answer["code"], verifier).json()["id_token"])
+    second = exchanged(rp, answer, verifier)
     assert second["auth_time"] > first["auth_time"] and second["sub"] == first["sub"]
     # The fresh login answered that one request only: the next prompt=login needs another login.
     assert "/login" in send_authorization(browser, rp, prompt="login").headers["Location"]
@@ -309,8 +319,7 @@ def test_oidcc_max_age_1(rp):
     browser, _, _ = logged_in_browser(auth_age=timedelta(seconds=5))
     verifier, challenge = pkce()
     answer = callback(smartid_login(browser, send_authorization(browser, rp, max_age="1", challenge=challenge)))
-    tokens = token_request(rp, answer["code"], verifier).json()
-    check_id_token(rp, tokens["id_token"], access_token=tokens["access_token"], max_age=30)
+    exchanged(rp, answer, verifier, max_age=30)
 
 
 def test_oidcc_max_age_10000(rp):
@@ -425,7 +434,7 @@ def test_oidcc_refresh_token(rp):
     assert body["access_token"] != flow["tokens"]["access_token"] and body["refresh_token"]
     assert userinfo(body["access_token"]).json()["sub"] == original["sub"]
     if "id_token" in body:  # OIDC Core 12.2: same iss, sub, aud; no nonce check
-        claims = check_id_token(rp, body["id_token"], nonce=None, access_token=body["access_token"])
+        claims = check_id_token(rp, body["id_token"], nonce="", access_token=body["access_token"])
         assert claims["sub"] == original["sub"] and claims["iat"] >= original["iat"]
     other = requests.post(f"{ISSUER}/token", timeout=10, data={  # another client cannot use it
         "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "client_id": "klients-portal"})
