@@ -23,6 +23,21 @@ bp = Blueprint("oidc", __name__)
 SCOPES = ["openid", "profile", "email", "offline_access", "grants"]  # grants: for Keycloak brokering
 
 
+JSON_ENDPOINTS = frozenset({"/token", "/revoke", "/introspect", "/userinfo"})
+
+
+@bp.before_app_request
+def refuse_nul_characters() -> ResponseReturnValue | None:
+    """Refuse (400) any request carrying a NUL character in its path, query or form, in every part of identity:
+    no text identity handles holds one, and PostgreSQL refuses it (a lookup would otherwise fail with a 500)."""
+    values = list(request.values.items(multi=True)) + list((request.view_args or {}).items())
+    if not any("\x00" in str(key) or "\x00" in str(value) for key, value in values):
+        return None
+    if request.path in JSON_ENDPOINTS:
+        return jsonify({"error": "invalid_request", "error_description": "NUL characters are not allowed"}), 400
+    return pages.problem_page(400, "bad_request", "NUL characters are not allowed.")
+
+
 @bp.get("/.well-known/openid-configuration")
 def discovery() -> ResponseReturnValue:
     """Return the OpenID Provider metadata."""
