@@ -608,6 +608,19 @@ def test_refusing_in_the_smart_id_app_returns_access_denied_to_the_client(rp):
     assert (answer["error"], answer["state"], answer["iss"]) == ("access_denied", "s-refused", ISSUER)
 
 
+def test_cancelling_at_eparaksts_returns_access_denied_to_the_client(rp):
+    browser = requests.Session()
+    first = send_authorization(browser, rp, state="s-eparaksts")
+    browser.get(f"{ISSUER}{first.headers['Location']}", timeout=10)
+    to_provider = browser.get(f"{ISSUER}/login/eparaksts", allow_redirects=False, timeout=10)
+    provider_page = browser.get(to_provider.headers["Location"], timeout=10)
+    tx = re.search(r'name="tx" value="([^"]+)"', provider_page.text).group(1)
+    back = browser.post(provider_page.url, data={"tx": tx, "action": "cancel"}, allow_redirects=False, timeout=10)
+    assert back.headers["Location"].startswith(f"{ISSUER}/login/eparaksts/callback")
+    answer = callback(browser.get(back.headers["Location"], allow_redirects=False, timeout=10))
+    assert (answer["error"], answer["state"], answer["iss"]) == ("access_denied", "s-eparaksts", ISSUER)
+
+
 def test_a_failed_login_offers_to_return_to_the_client_with_access_denied(rp):
     requests.post(f"{SIM}/test/next-session", json={"endResult": "TIMEOUT"}, timeout=10).raise_for_status()
     browser = requests.Session()

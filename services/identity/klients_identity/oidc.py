@@ -94,15 +94,10 @@ def current_login() -> LoginSession | None:
     return login
 
 
-def request_key(pairs: Any) -> str:
-    """Return one text naming an authorization request by its parameters (order-independent): a fresh login
-    is bound to the request that sent the person to log in."""
-    return urlencode(sorted(pairs))
-
-
 def pending_key(query: str) -> str:
-    """Return the key of a parked authorization request (its query string)."""
-    return request_key(parse_qsl(query, keep_blank_values=True))
+    """Return one text naming an authorization request by its query string's parameters (in any order): a
+    fresh login is bound to the request that sent the person to log in."""
+    return urlencode(sorted(parse_qsl(query, keep_blank_values=True)))
 
 
 def _satisfies(login: LoginSession, args: Any, *, fresh: bool) -> bool:
@@ -190,7 +185,7 @@ def authorize() -> ResponseReturnValue:
     if refused is not None:
         return _error_response(refused, values)
     login = current_login()
-    fresh = fresh_for is not None and fresh_for == request_key(values.items(multi=True))
+    fresh = fresh_for is not None and fresh_for == pending_key(request.query_string.decode("utf-8", "replace"))
     satisfied = login is not None and _satisfies(login, values, fresh=fresh)
     subject = _subject(login) if satisfied and login is not None else None
     try:
@@ -200,7 +195,7 @@ def authorize() -> ResponseReturnValue:
     if subject is None:
         if "none" in (values.get("prompt") or "").split():
             return _error_response(_login_required(grant), values)
-        session["pending_authorize"] = request.query_string.decode()
+        session["pending_authorize"] = request.query_string.decode("utf-8", "replace")
         wanted = values.get("acr_values", "")
         return redirect(url_for("login.choose", lang=pages.lang_of(values.get("ui_locales")),
                                 strong="1" if "substantial" in wanted or "high" in wanted else None,
