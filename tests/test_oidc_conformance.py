@@ -561,6 +561,10 @@ def test_odd_characters_in_scope_and_other_values_give_4xx(rp):
                    {"client_id": '"'}, {"acr_values": '"\\'}, {"state": '"\\ā'}):
         response = send_authorization(logged_in_browser()[0], rp, **params)
         assert response.status_code in (302, 303, 400), (params, response.status_code)
+    # Percent-encoded bytes that are not UTF-8.
+    odd = requests.Session().get(f"{ISSUER}/authorize?client_id={rp.client_id}&redirect_uri=%FF%FE&state=%C3"
+                                 "&response_type=%E2%82", allow_redirects=False, timeout=10)
+    assert odd.status_code == 400
 
 
 # --- row 12: request objects, cancelled and failed logins, client registration ------------------------------
@@ -619,6 +623,30 @@ def test_cancelling_at_eparaksts_returns_access_denied_to_the_client(rp):
     assert back.headers["Location"].startswith(f"{ISSUER}/login/eparaksts/callback")
     answer = callback(browser.get(back.headers["Location"], allow_redirects=False, timeout=10))
     assert (answer["error"], answer["state"], answer["iss"]) == ("access_denied", "s-eparaksts", ISSUER)
+
+
+def post_form(browser: requests.Session, page: requests.Response, **extra: str) -> requests.Response:
+    """Submit the first form of a page (its action, its hidden fields) as a browser would, not following."""
+    action = unescape(re.search(r'<form[^>]*action="([^"]+)"', page.text).group(1))
+    fields = {unescape(n): unescape(v) for n, v in re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"',
+                                                              page.text)}
+    return browser.post(urljoin(page.url, action), data={**fields, **extra}, allow_redirects=False, timeout=10)
+
+
+def test_cancelling_at_the_bank_returns_access_denied_to_the_client(rp):
+    browser = requests.Session()
+    first = send_authorization(browser, rp, state="s-bank")
+    browser.get(f"{ISSUER}{first.headers['Location']}", timeout=10)
+    banks = browser.get(f"{ISSUER}/login/bank", timeout=10)
+    to_bank = browser.post(f"{ISSUER}/login/bank/swedbank", data={"csrf": csrf_of(banks)}, timeout=10)
+    bank_page = post_form(browser, to_bank)
+    bank_page.url = urljoin(to_bank.url, re.search(r'<form[^>]*action="([^"]+)"', to_bank.text).group(1))
+    returning = post_form(browser, bank_page, action="cancel")  # the bank sends the person back, no response
+    back = post_form(browser, returning)
+    while back.status_code in (302, 303) and urljoin(ISSUER + "/", back.headers["Location"]).startswith(ISSUER):
+        back = browser.get(urljoin(ISSUER + "/", back.headers["Location"]), allow_redirects=False, timeout=10)
+    answer = callback(back)
+    assert (answer["error"], answer["state"], answer["iss"]) == ("access_denied", "s-bank", ISSUER)
 
 
 def test_a_failed_login_offers_to_return_to_the_client_with_access_denied(rp):
