@@ -17,13 +17,15 @@ from tests.oidc_helpers import ISSUER, PORTAL, REDIRECT, logged_in_browser, pkce
 
 pytestmark = pytest.mark.usefixtures("stack")
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                       HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                        HealthCheck.too_slow])
+PAGES_FUZZ = settings(FUZZ, max_examples=60)  # 14 requests an example
 
 # Any text (quotes, backslashes, markup, control characters, any plane), and values that look like markup.
 ANY = st.text(max_size=60)
 MARKUP = st.builds(lambda a, b: f'{a}"><zq{b}>\\', st.text(max_size=10), st.text(alphabet="abcdefgh", max_size=5))
-VALUE = st.one_of(ANY, MARKUP, st.sampled_from(["code", "openid", PORTAL, REDIRECT, "none", "login", "0", "-1",
+PUNCT = st.text(alphabet="\"\\<>'&%#?=;:/+ \x7fcodeā€", max_size=12)  # what breaks quoting, escaping, encodings
+VALUE = st.one_of(ANY, MARKUP, PUNCT, st.sampled_from(["code", "openid", PORTAL, REDIRECT, "none", "login", "0", "-1",
                                                 "S256", "plain", "²", "\x00", "%", "%zz", "'", '"', "\\"]))
 
 AUTHORIZE_KEYS = ["client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge",
@@ -108,7 +110,7 @@ def page_browser(stack) -> tuple[requests.Session, str]:
     return session, csrf_of(session.get(f"{ISSUER}/login/smart-id", timeout=10))
 
 
-@FUZZ
+@PAGES_FUZZ
 @given(form=params(["personal_code", "flow", "csrf", "email", "password", "password2", "contract", "r", "lang",
                     "hint", "strong", "state", "code", "error", "error_description"]),
        with_csrf=st.booleans())
