@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import itertools
 import re
 import secrets
 import subprocess
@@ -68,6 +69,17 @@ def rp(stack) -> Rp:
 
 # --- the suite's steps ---------------------------------------------------------------------------------
 
+_addresses = itertools.count(1)
+
+
+def own_address(browser: requests.Session) -> requests.Session:
+    """Give a browser its own client address (identity believes one proxy in the suite): logins are rate-limited
+    per address, and this module logs in many times."""
+    n = next(_addresses)
+    browser.headers.setdefault("X-Forwarded-For", f"198.51.{100 + n // 250}.{n % 250 + 1}")
+    return browser
+
+
 def send_authorization(browser: requests.Session, rp: Rp, *, method: str = "GET", challenge: str | None = None,
                        **params: str | None) -> requests.Response:
     """Send an authorization request (PKCE S256 added) without following its redirect."""
@@ -75,6 +87,7 @@ def send_authorization(browser: requests.Session, rp: Rp, *, method: str = "GET"
              "state": "xyz-state", "nonce": f"n-{secrets.token_urlsafe(8)}",
              "code_challenge": challenge or pkce()[1], "code_challenge_method": "S256", **params}
     query = {k: v for k, v in query.items() if v is not None}
+    own_address(browser)
     if method == "POST":
         return browser.post(f"{ISSUER}/authorize", data=query, allow_redirects=False, timeout=10)
     return browser.get(f"{ISSUER}/authorize?{urlencode(query)}", allow_redirects=False, timeout=10)
@@ -518,6 +531,7 @@ def test_oidcc_idtoken_signature(rp):
 
 def login_directly(browser: requests.Session, personal_code: str = "040404-10003") -> None:
     """Log in at identity itself (no authorization request waiting)."""
+    own_address(browser)
     ended = finish(browser, start_smartid(browser, personal_code=personal_code))
     assert 'id="signed-in"' in ended.text
 

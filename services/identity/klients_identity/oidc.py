@@ -28,9 +28,12 @@ JSON_ENDPOINTS = frozenset({"/token", "/revoke", "/introspect", "/userinfo"})
 
 @bp.before_app_request
 def refuse_nul_characters() -> ResponseReturnValue | None:
-    """Refuse (400) any request carrying a NUL character in its path, query or form, in every part of identity:
-    no text identity handles holds one, and PostgreSQL refuses it (a lookup would otherwise fail with a 500)."""
+    """Refuse (400) any request carrying a NUL character in its path, query, form or Basic credentials, in every
+    part of identity: no text identity handles holds one, and PostgreSQL refuses it (a lookup would otherwise
+    fail with a 500)."""
     values = list(request.values.items(multi=True)) + list((request.view_args or {}).items())
+    if request.authorization is not None:
+        values.append((request.authorization.username or "", request.authorization.password or ""))
     if not any("\x00" in str(key) or "\x00" in str(value) for key, value in values):
         return None
     if request.path in JSON_ENDPOINTS:
