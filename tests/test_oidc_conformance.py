@@ -628,14 +628,8 @@ def test_refusing_in_the_smart_id_app_returns_access_denied_to_the_client(rp):
 
 def test_cancelling_at_eparaksts_returns_access_denied_to_the_client(rp):
     browser = requests.Session()
-    first = send_authorization(browser, rp, state="s-eparaksts")
-    browser.get(f"{ISSUER}{first.headers['Location']}", timeout=10)
-    to_provider = browser.get(f"{ISSUER}/login/eparaksts", allow_redirects=False, timeout=10)
-    provider_page = browser.get(to_provider.headers["Location"], timeout=10)
-    tx = re.search(r'name="tx" value="([^"]+)"', provider_page.text).group(1)
-    back = browser.post(provider_page.url, data={"tx": tx, "action": "cancel"}, allow_redirects=False, timeout=10)
-    assert back.headers["Location"].startswith(f"{ISSUER}/login/eparaksts/callback")
-    answer = callback(browser.get(back.headers["Location"], allow_redirects=False, timeout=10))
+    back = eparaksts_decision(browser, send_authorization(browser, rp, state="s-eparaksts"), action="cancel")
+    answer = callback(back)
     assert (answer["error"], answer["state"], answer["iss"]) == ("access_denied", "s-eparaksts", ISSUER)
 
 
@@ -673,11 +667,25 @@ def test_a_failed_login_offers_to_return_to_the_client_with_access_denied(rp):
     assert (answer["error"], answer["state"]) == ("access_denied", "s-timeout")
 
 
+def eparaksts_decision(browser: requests.Session, first: requests.Response, **decision: str) -> requests.Response:
+    """From an authorization request's redirect to identity, go to eParaksts (the simulator), decide there and
+    come back to identity; return identity's answer (not followed)."""
+    browser.get(f"{ISSUER}{first.headers['Location']}", timeout=10)
+    to_provider = browser.get(f"{ISSUER}/login/eparaksts", allow_redirects=False, timeout=10)
+    provider_page = browser.get(to_provider.headers["Location"], timeout=10)
+    tx = re.search(r'name="tx" value="([^"]+)"', provider_page.text).group(1)
+    back = browser.post(provider_page.url, data={"tx": tx, **decision}, allow_redirects=False, timeout=10)
+    assert back.headers["Location"].startswith(f"{ISSUER}/login/eparaksts/callback")
+    return browser.get(back.headers["Location"], allow_redirects=False, timeout=10)
+
+
 def test_a_person_without_a_contract_sees_the_next_step_and_can_return_to_the_client(rp):
     browser = requests.Session()
     first = send_authorization(browser, rp, state="s-nocontract", ui_locales="en")
-    refused = smartid_login(browser, first, "050405-10009")  # Smart-ID OK, but no contract
-    assert refused.status_code == 403 and "transferred to you" in refused.text
+    # eParaksts' example person without a contract (as the browser test of the refusal page uses).
+    refused = eparaksts_decision(browser, first, action="confirm", person="PNOLV-161175-19997",
+                                 method="urn:eparaksts:authentication:flow:mobileid")
+    assert refused.status_code == 403 and "transferred to you" in refused.text, refused.text[:300]
     answer = callback(press_cancel(browser, refused))
     assert (answer["error"], answer["state"], answer["iss"]) == ("access_denied", "s-nocontract", ISSUER)
 
