@@ -40,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["klients_verifier"] = verifier.local_verifier(settings)
     app.extensions["klients_login_methods"] = set(settings.login_methods)
     hardening.install(app)
+    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", oidc.SCOPES)  # authlib: invalid_scope for any other scope
     oauth2.config_oauth(app)
     limits.init_app(app)
     app.register_blueprint(oidc.bp)

@@ -20,18 +20,60 @@ from klients_common.settings import nameko_config
 from . import keys
 from .settings import Settings
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "localhost"})
+
+
+def redirect_uri_problem(uri: str, *, loopback: bool = True) -> str | None:
+    """Return why ``uri`` cannot be a client's redirect URI, or None. Only absolute ``https`` URIs, or for
+    native and development clients ``http`` on the loopback host (``loopback``); never a fragment, user
+    information, spaces or characters a URI may not hold."""
+    from urllib.parse import urlsplit
+
+    if not uri or len(uri) > 2000 or any(c.isspace() or c in '"<>\\^`{|}' or not c.isprintable() for c in uri) \
+            or not uri.isascii():
+        return "not a valid absolute URI"
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return "not a valid absolute URI"
+    if "#" in uri:
+        return "a redirect URI may not have a fragment"
+    if "@" in parts.netloc:
+        return "a redirect URI may not carry user information"
+    host = parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc
+    if parts.scheme == "https" and parts.hostname:
+        if not loopback and host.lower() in LOOPBACK_HOSTS:
+            return "a production redirect URI must name the portal's real host, not the loopback address"
+        return None
+    if parts.scheme == "http" and host.lower() in LOOPBACK_HOSTS:
+        return None if loopback else "a production redirect URI must be https on the portal's real host"
+    return "https only (http only on 127.0.0.1, [::1] or localhost, for native and development clients)"
+
+
+def check_redirect_uris(uris: list[str] | tuple[str, ...], *, loopback: bool = True) -> None:
+    """Raise ``ValueError`` naming the first unusable redirect URI."""
+    for uri in uris:
+        problem = redirect_uri_problem(uri, loopback=loopback)
+        if problem:
+            raise ValueError(f"redirect URI {uri!r}: {problem}")
+
 
 def ensure_portal_client(session, settings: Settings) -> None:  # type: ignore[no-untyped-def]
-    """Create the public portal client if missing (PKCE, no secret)."""
+    """Create the public portal client (PKCE, no secret), or keep its redirect URIs as configured. With an
+    https issuer (production) ``PORTAL_REDIRECT_URIS`` must be https URIs on a real host: the development
+    default (127.0.0.1) is refused."""
     from .models import OAuthClient
 
-    if session.get(OAuthClient, "klients-portal") is None:
-        session.add(OAuthClient(client_id="klients-portal", name="Klients portal", secret_hash=None,
-                                redirect_uris=list(settings.portal_redirect_uris),
-                                post_logout_redirect_uris=[u.rsplit("/", 1)[0] + "/" for u in
-                                                           settings.portal_redirect_uris],
-                                scopes="openid profile email offline_access",
-                                grant_types="authorization_code refresh_token"))
+    check_redirect_uris(settings.portal_redirect_uris, loopback=not settings.issuer.startswith("https://"))
+    row = session.get(OAuthClient, "klients-portal")
+    if row is None:
+        row = OAuthClient(client_id="klients-portal", name="Klients portal", secret_hash=None,
+                          scopes="openid profile email offline_access",
+                          grant_types="authorization_code refresh_token")
+        session.add(row)
+    row.redirect_uris = list(settings.portal_redirect_uris)
+    row.post_logout_redirect_uris = [u.rsplit("/", 1)[0] + "/" for u in settings.portal_redirect_uris]
 
 
 def ensure_broker_client(session, settings: Settings) -> None:  # type: ignore[no-untyped-def]
@@ -57,6 +99,8 @@ def add_client(session, args: argparse.Namespace) -> str | None:  # type: ignore
     from .models import OAuthClient
     from .oauth2 import hasher
 
+    check_redirect_uris(args.redirect_uri)
+    check_redirect_uris(args.post_logout_redirect_uri or [])
     secret = secrets.token_urlsafe(32) if args.confidential else None
     session.add(OAuthClient(client_id=args.client_id, name=args.name or args.client_id,
                             secret_hash=hasher.hash(secret) if secret else None, redirect_uris=args.redirect_uri,
@@ -153,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "purge":
         return purge_command(make_engine(settings.database_url), every=args.every, batch=args.batch)
     elif args.command == "add-client":
+        try:
+            check_redirect_uris(args.redirect_uri + (args.post_logout_redirect_uri or []))
+        except ValueError as exc:
+            parser.error(str(exc))
         with transaction(factory) as session:
             secret = add_client(session, args)
         print(f"client {args.client_id} registered" + (f"; its secret (shown once): {secret}" if secret else ""))

@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from klients_common import constant_time
+from klients_common.auth import REGISTER_READ, service_client, service_subject
 from klients_common.personal_code import normalise_personal_code
 from klients_common.rpc import RpcClient
 
@@ -23,7 +24,6 @@ from .models import utcnow
 from .tokens import issue_access_token
 
 bp = Blueprint("login", __name__, url_prefix="/login")
-SERVICE_SCOPE = "register:read"
 
 
 def methods(strong_only: bool) -> list[dict[str, str]]:
@@ -56,9 +56,9 @@ def service_token() -> str:
     if cache["exp"] - 30 < time.time():
         settings = current_app.config["SETTINGS"]
         cache["token"] = issue_access_token(
-            db(), issuer=settings.issuer, audience=settings.api_audience, subject="service:identity",
-            client_id="klients-identity", grants=[], acr="http://eidas.europa.eu/LoA/high", amr=["svc"],
-            scope=SERVICE_SCOPE, ttl=120)
+            db(), issuer=settings.issuer, audience=settings.api_audience, subject=service_subject("identity"),
+            client_id=service_client("identity"), grants=[], acr="http://eidas.europa.eu/LoA/high", amr=["svc"],
+            scope=REGISTER_READ, ttl=120)
         cache["exp"] = time.time() + 120
     return str(cache["token"])
 
@@ -95,18 +95,54 @@ def signed_in(sid: str) -> ResponseReturnValue:
     csrf = session.get("csrf")
     session.clear()
     session.rotate()  # type: ignore[attr-defined]
-    session.update({"sid": sid, "lang": lang, "fresh_login": True})
+    session.update({"sid": sid, "lang": lang})
     if csrf:
         session["csrf"] = csrf
     if pending:
-        return redirect(f"{url_for('oidc.authorize')}?{pending}")
+        # The new login answers this request even with prompt=login or max_age=0 (and only this one: any
+        # other request, or this one again later, is judged by the login's auth_time as usual).
+        from .oidc import pending_key
+
+        session["fresh_for"] = pending_key(pending)
+        return redirect(f"{url_for('oidc.authorize')}?{pending}", code=303 if request.method == "POST" else 302)
     return pages.render("signed_in.html", 200)
 
 
+# Failures that are the person's own choice: they cancelled, or refused in their app or at their bank.
+CANCELLED_CODES = frozenset({"eparaksts_cancelled", "cancelled"})
+
+
+def cancelled(error: LoginFailed) -> bool:
+    """Return whether the login failed because the person chose not to log in."""
+    return error.code in CANCELLED_CODES or error.code.startswith("user_refused")
+
+
 def failed(error: LoginFailed, retry_url: str) -> ResponseReturnValue:
-    """Show why a login failed and what to do; nothing is signed in."""
+    """Show why a login failed and what to do; nothing is signed in. A person who cancelled goes back to
+    the client that sent them (``error=access_denied``); after other failures the page offers that too."""
+    pending = session.get("pending_authorize")
+    if pending and cancelled(error):
+        session.pop("pending_authorize", None)
+        from .oidc import access_denied
+
+        return access_denied(pending)
     return pages.render("error.html", 401, title_key="failed", message=error.message(pages.current_lang()),
                         retry_url=retry_url if error.retry else None)
+
+
+@bp.post("/cancel")
+def cancel() -> ResponseReturnValue:
+    """The person gives up logging in: the client that sent them gets ``error=access_denied`` (with its
+    ``state`` and ``iss``); without a pending request, the method choice again."""
+    pages.check_csrf()
+    pending = session.pop("pending_authorize", None)
+    for key in ("smartid", "smartid_shown", "eparaksts_state", "bank_attempt", "login_hint"):
+        session.pop(key, None)
+    if not pending:
+        return redirect(url_for("login.choose"), code=303)
+    from .oidc import access_denied
+
+    return access_denied(pending)
 
 
 # --- Smart-ID -------------------------------------------------------------------------------------------

@@ -10,16 +10,35 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
-from klients_common.auth import LOA_ORDER, InvalidToken
+from klients_common.auth import LOA_ORDER, PERSON_SCOPES, InvalidToken
 
-from . import db, keys, pages, token_revocation
+from . import db, keys, oauth_errors, pages, token_revocation  # noqa: F401 - oauth_errors: authlib errors safe for any input
 from .limits import limiter, token_limit
 from .models import LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
 from .oauth2 import Subject, authenticate_client, digest, query_client, revoke_chain, revoke_family, server, user_info
 
 bp = Blueprint("oidc", __name__)
-SCOPES = ["openid", "profile", "email", "offline_access", "grants"]  # grants: for Keycloak brokering
+SCOPES = list(PERSON_SCOPES)  # what a person's token may carry (grants: for Keycloak brokering); never a service scope
+
+
+JSON_ENDPOINTS = frozenset({"/token", "/revoke", "/introspect", "/userinfo"})
+
+
+@bp.before_app_request
+def refuse_nul_characters() -> ResponseReturnValue | None:
+    """Refuse (400) any request carrying a NUL character in its path, query, form or Basic credentials, in every
+    part of identity: no text identity handles holds one, and PostgreSQL refuses it (a lookup would otherwise
+    fail with a 500)."""
+    values = list(request.values.items(multi=True)) + list((request.view_args or {}).items())
+    if request.authorization is not None:
+        values.append((request.authorization.username or "", request.authorization.password or ""))
+    if not any("\x00" in str(key) or "\x00" in str(value) for key, value in values):
+        return None
+    if request.path in JSON_ENDPOINTS:
+        return jsonify({"error": "invalid_request", "error_description": "NUL characters are not allowed"}), 400
+    return pages.problem_page(400, "bad_request", "NUL characters are not allowed.")
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -53,6 +72,7 @@ def discovery() -> ResponseReturnValue:
         "authorization_response_iss_parameter_supported": True,
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
     })
     response.cache_control.max_age = 300
     return response
@@ -77,15 +97,23 @@ def current_login() -> LoginSession | None:
     return login
 
 
-def _satisfies(login: LoginSession, args: Any) -> bool:
-    """Return whether an existing login meets the request's prompt, max_age and acr_values."""
-    if session.pop("fresh_login", False):
+def pending_key(query: str) -> str:
+    """Return one text naming an authorization request by its query string's parameters (in any order): a
+    fresh login is bound to the request that sent the person to log in."""
+    return urlencode(sorted(parse_qsl(query, keep_blank_values=True)))
+
+
+def _satisfies(login: LoginSession, args: Any, *, fresh: bool) -> bool:
+    """Return whether an existing login meets the request's prompt, max_age and acr_values. ``fresh``: the
+    person has just logged in because of this very request, which the new login therefore satisfies."""
+    if fresh:
         return True
     if "login" in (args.get("prompt") or "").split():
         return False
     max_age = args.get("max_age")
     if max_age is not None:
-        if not max_age.isdigit() or time.time() - as_utc(login.auth_time).timestamp() > int(max_age):
+        if not (max_age.isascii() and max_age.isdigit()) or \
+                time.time() - as_utc(login.auth_time).timestamp() > int(max_age):
             return False
     wanted = [LOA_ORDER[v] for v in (args.get("acr_values") or "").split() if v in LOA_ORDER]
     return not wanted or LOA_ORDER.get(login.acr, 0) >= min(wanted)
@@ -99,44 +127,82 @@ def _with_iss(location: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _error_response(error: OAuth2Error) -> ResponseReturnValue:
+def _registered_redirect(values: Any) -> str | None:
+    """Return the request's redirect URI if its client exists and registered it exactly, else None."""
+    client = query_client(values.get("client_id") or "")
+    wanted = values.get("redirect_uri") or ""
+    return wanted if client is not None and wanted and client.check_redirect_uri(wanted) else None
+
+
+def _error_response(error: OAuth2Error, values: Any) -> ResponseReturnValue:
+    """Answer an authorization request with an error: to the client's registered redirect URI (with
+    ``state`` and ``iss``) when the client and that URI are known, else on a page here, so an unregistered
+    redirect URI is never followed."""
     if not error.redirect_uri:
-        # Errors found after the client and its redirect URI were validated (e.g. PKCE) go back to the
-        # client; anything else stays here, so an unregistered redirect URI is never followed.
-        client = query_client(request.args.get("client_id", ""))
-        wanted = request.args.get("redirect_uri", "")
-        if client is not None and wanted and client.check_redirect_uri(wanted):
-            error.redirect_uri = wanted
-            error.state = request.args.get("state")
+        # Errors found before (or without) authlib's own check of the redirect URI go back to the client
+        # only when the URI is registered.
+        error.redirect_uri = _registered_redirect(values)
     if error.redirect_uri:
         params = {"error": error.error}
         if error.description:
             params["error_description"] = error.description
-        if getattr(error, "state", None):
-            params["state"] = error.state
+        state = getattr(error, "state", None) or values.get("state")
+        if state:
+            params["state"] = state
         separator = "&" if "?" in error.redirect_uri else "?"
-        return redirect(_with_iss(f"{error.redirect_uri}{separator}{urlencode(params)}"))
+        return redirect(_with_iss(f"{error.redirect_uri}{separator}{urlencode(params)}"),
+                        code=303 if request.method == "POST" else 302)
     return pages.problem_page(400, "bad_request", error.description or error.error)
 
 
-@bp.get("/authorize")
+def access_denied(pending: str) -> ResponseReturnValue:
+    """Tell the client of a parked authorization request that the person did not log in (cancelled,
+    refused in their app, or has nothing to log in to): ``error=access_denied`` with its ``state``."""
+    from authlib.oauth2.rfc6749.errors import AccessDeniedError
+
+    values = MultiDict(parse_qsl(pending, keep_blank_values=True))
+    return _error_response(AccessDeniedError("The person did not log in."), values)
+
+
+def _request_object_refused(values: Any) -> OAuth2Error | None:
+    """Request objects are not supported (discovery says so): refuse them rather than ignore them."""
+    from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
+
+    if "request" in values:
+        return RequestNotSupportedError("Request objects are not supported: send the parameters themselves.")
+    if "request_uri" in values:
+        return RequestURINotSupportedError("request_uri is not supported: send the parameters themselves.")
+    return None
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
 def authorize() -> ResponseReturnValue:
-    """The authorization endpoint: code flow, PKCE S256, exact redirect URIs, RFC 9207 ``iss``."""
+    """The authorization endpoint: code flow, PKCE S256, exact redirect URIs, RFC 9207 ``iss``. A POST
+    (OIDC Core 3.1.2.1, form-serialised) continues as the same request by GET: the browser then sends the
+    session cookie (``SameSite=Lax``) even when the form came from the client's site."""
+    if request.method == "POST":
+        return redirect(f"{url_for('oidc.authorize')}?{urlencode(list(request.values.items(multi=True)))}", 303)
+    values = request.args
+    fresh_for = session.pop("fresh_for", None)
+    refused = _request_object_refused(values)
+    if refused is not None:
+        return _error_response(refused, values)
     login = current_login()
-    satisfied = login is not None and _satisfies(login, request.args)
+    fresh = fresh_for is not None and fresh_for == pending_key(request.query_string.decode("utf-8", "replace"))
+    satisfied = login is not None and _satisfies(login, values, fresh=fresh)
     subject = _subject(login) if satisfied and login is not None else None
     try:
         grant = server.get_consent_grant(end_user=subject)
     except OAuth2Error as error:
-        return _error_response(error)
+        return _error_response(error, values)
     if subject is None:
-        if "none" in (request.args.get("prompt") or "").split():
-            return _error_response(_login_required(grant))
-        session["pending_authorize"] = request.query_string.decode()
-        wanted = request.args.get("acr_values", "")
-        return redirect(url_for("login.choose", lang=pages.lang_of(request.args.get("ui_locales")),
+        if "none" in (values.get("prompt") or "").split():
+            return _error_response(_login_required(grant), values)
+        session["pending_authorize"] = request.query_string.decode("utf-8", "replace")
+        wanted = values.get("acr_values", "")
+        return redirect(url_for("login.choose", lang=pages.lang_of(values.get("ui_locales")),
                                 strong="1" if "substantial" in wanted or "high" in wanted else None,
-                                hint=request.args.get("login_hint")))
+                                hint=values.get("login_hint")))
     response = server.create_authorization_response(grant=grant, grant_user=subject)
     if response.status_code in (301, 302, 303) and response.location:
         response.location = _with_iss(response.location)

@@ -65,6 +65,8 @@ TEXT: dict[str, dict[str, str]] = {
         "bad_address": "Adresē var būt līdz 300 rakstzīmēm.", "finish": "Pabeigt",
         "too_large": "Pieprasījums ir pārāk liels",
         "too_large_text": "Nosūtītie dati ir pārāk lieli. Atgriezieties un mēģiniet vēlreiz.",
+        "cancel": "Atcelt un atgriezties pakalpojumā",
+        "no_contract_next": "Kad līgums būs pārslēgts uz jums, pieslēdzieties vēlreiz.",
     },
     "en": {
         "title": "Log in", "choose": "Choose how to log in", "smart_id": "Smart-ID", "eparaksts": "eParaksts",
@@ -120,6 +122,8 @@ TEXT: dict[str, dict[str, str]] = {
         "bad_address": "The address may have at most 300 characters.", "finish": "Finish",
         "too_large": "The request is too large",
         "too_large_text": "What was sent is too large. Go back and try again.",
+        "cancel": "Cancel and return to the service",
+        "no_contract_next": "Once the contract has been transferred to you, log in again.",
     },
 }
 
@@ -155,6 +159,7 @@ def check_csrf() -> None:
 def render(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
     """Render a page in the current language."""
     lang = current_lang()
+    context.setdefault("can_return", bool(session.get("pending_authorize")))  # a client waits: offer to go back
     return render_template(template, t=TEXT[lang], lang=lang, csrf=csrf_token(), **context), status
 
 

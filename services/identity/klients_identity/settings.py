@@ -33,7 +33,7 @@
 | ``PORTAL_REALM`` | ``klients-portal`` | the Keycloak portal realm (Keycloak-fronted mode) |
 | ``KEYCLOAK_BROKER_SECRET`` | dev secret | Keycloak's client secret at identity (``keycloak-broker``), as in ``deploy/keycloak/portal_realm.py`` |
 | ``KEYCLOAK_SYNC_SECRET`` | dev secret | identity's service account ``klients-identity-sync`` in the portal realm |
-| ``PORTAL_REDIRECT_URIS`` | ``http://127.0.0.1:3000/callback`` | redirect URIs of the public portal client created by ``migrate`` |
+| ``PORTAL_REDIRECT_URIS`` | ``http://127.0.0.1:3000/callback`` | redirect URIs of the public portal client ``migrate`` creates and keeps as configured; with an https issuer they must be https URIs on a real host (the default is refused) |
 """
 
 from __future__ import annotations
