@@ -33,7 +33,7 @@ from klients_identity.models import (
 from tests.access_helpers import plant_person, unique_email
 from tests.conftest import identity_session
 from tests.helpers import bearer, csrf_of, mails
-from tests.oidc_helpers import ISSUER
+from tests.oidc_helpers import ISSUER, REDIRECT, pkce
 from tests.stack import BIN, ROOT, Stack, wait_until
 from tests.test_identity_email import LINK_SUBJECTS, link_in, mail_to, set_password
 
@@ -74,7 +74,7 @@ def strict():
     processes.start("identity-strict", str(BIN / "klients-identity"), "serve", "--workers", "2", "--bind",
                     STRICT.removeprefix("http://"), component="identity",
                     env={"RATE_LIMIT_ACCOUNT_LOGIN": "10/hour", "RATE_LIMIT_ACCOUNT_MAIL": "3/hour",
-                         "RATE_LIMIT_ACCOUNT_PUSH": "6/hour"})
+                         "RATE_LIMIT_ACCOUNT_PUSH": "6/hour", "RATE_LIMIT_AUTHORIZE": "20/minute"})
     wait_until("the second identity", lambda: requests.get(f"{STRICT}/healthz", timeout=1).ok)
     yield STRICT
     processes.stop_all()
@@ -175,6 +175,20 @@ def test_email_forms_take_the_same_time_for_known_and_unknown_addresses():
 
 
 # --- Row 7: anonymous visitors cannot fill the database; the retention job ----------------------------
+
+def test_anonymous_authorization_requests_are_limited_per_address(strict):
+    """Each anonymous authorization request parks the request in a session row: an address gets
+    RATE_LIMIT_AUTHORIZE of them (20/minute on the strict instance), then 429 and no row."""
+    address = an_address()
+    before = _count(BrowserSession)
+    answers = [requests.get(f"{strict}/authorize", headers={"X-Forwarded-For": address}, allow_redirects=False,
+                            timeout=10, params={
+                                "client_id": "klients-portal", "redirect_uri": REDIRECT, "response_type": "code",
+                                "scope": "openid", "state": f"s{n}", "code_challenge": pkce()[1],
+                                "code_challenge_method": "S256"}).status_code
+               for n in range(25)]
+    assert answers.count(302) == 20 and answers.count(429) == 5, answers
+    assert _count(BrowserSession) - before <= 20
 
 def _count(model) -> int:
     with identity_session() as session:

@@ -60,6 +60,12 @@ def login_limit() -> str:
     return str(current_app.config["SETTINGS"].rate_limit_login)
 
 
+def authorize_limit() -> str:
+    """Return the limit on authorization requests (per address): an anonymous one stores the pending request in
+    a session row, so unlimited requests would fill the database until the retention job catches up."""
+    return str(current_app.config["SETTINGS"].rate_limit_authorize)
+
+
 def token_limit() -> str:
     """Return the limit on the token endpoint (per address)."""
     return str(current_app.config["SETTINGS"].rate_limit_token)

@@ -15,7 +15,7 @@ from werkzeug.datastructures import MultiDict
 from klients_common.auth import LOA_ORDER, PERSON_SCOPES, InvalidToken
 
 from . import db, keys, oauth_errors, pages, token_revocation  # noqa: F401 - oauth_errors: authlib errors safe for any input
-from .limits import limiter, token_limit
+from .limits import authorize_limit, limiter, token_limit
 from .models import LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
 from .oauth2 import Subject, authenticate_client, digest, query_client, revoke_chain, revoke_family, server, user_info
 
@@ -176,6 +176,7 @@ def _request_object_refused(values: Any) -> OAuth2Error | None:
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
+@limiter.limit(authorize_limit)
 def authorize() -> ResponseReturnValue:
     """The authorization endpoint: code flow, PKCE S256, exact redirect URIs, RFC 9207 ``iss``. A POST
     (OIDC Core 3.1.2.1, form-serialised) continues as the same request by GET: the browser then sends the

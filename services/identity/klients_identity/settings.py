@@ -80,6 +80,7 @@ class Settings:
     banks_json: str
     rate_limit_login: str
     rate_limit_token: str
+    rate_limit_authorize: str
     rate_limit_storage: str
     rate_limit_account_login: str
     rate_limit_account_mail: str
@@ -136,6 +137,7 @@ class Settings:
             banks_json=env_str("BANKS", "[]"),
             rate_limit_login=env_str("RATE_LIMIT_LOGIN", "10/minute"),
             rate_limit_token=env_str("RATE_LIMIT_TOKEN", "120/minute"),
+            rate_limit_authorize=env_str("RATE_LIMIT_AUTHORIZE", "120/minute"),
             rate_limit_storage=env_str("RATE_LIMIT_STORAGE", "database"),
             rate_limit_account_login=env_str("RATE_LIMIT_ACCOUNT_LOGIN", "10/hour"),
             rate_limit_account_mail=env_str("RATE_LIMIT_ACCOUNT_MAIL", "3/hour"),
