@@ -142,8 +142,10 @@ def test_an_idle_session_has_ended(household):
 def test_logout_ends_the_session_here_and_the_login_at_identity(household):
     contract, _ = household
     browser, page = portal_login(((contract, "owner"),))
+    tokens = secrets_of(row_of(browser))
     refresh_token = row_of(browser).refresh_token
     out = browser.post(f"{PORTAL_URL}/logout", data={"csrf": csrf_of(page)}, timeout=20)
+    assert_no_token(out, tokens)  # the end-session redirect names the client, not the ID token
     assert out.url.startswith(f"{PORTAL_URL}/") and 'id="login"' in out.text
     assert any(r.url.startswith(f"{ISSUER}/logout") for r in out.history)
     assert row_of(browser) is None

@@ -82,7 +82,7 @@ def _form_targets(app: Flask) -> list[str]:
     from .views import origin
 
     settings: Settings = app.config["PORTAL"]
-    return sorted({o for o in (origin(settings.issuer),) if o})
+    return sorted({o for o in (origin(settings.issuer), *map(origin, settings.payment_origins)) if o})
 
 
 # --- the session of each request ---------------------------------------------------------------------------

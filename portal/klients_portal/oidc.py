@@ -116,14 +116,13 @@ class OidcClient:
         except requests.RequestException:
             pass
 
-    def logout_url(self, id_token: str | None, post_logout_uri: str) -> str | None:
-        """Return the issuer's end-session URL (None when it has none)."""
+    def logout_url(self, post_logout_uri: str) -> str | None:
+        """Return the issuer's end-session URL (None when it has none). It names the client by ``client_id``,
+        not by ``id_token_hint``: the ID token would pass through the browser (its address bar and history)."""
         endpoint = self.discovery().get("end_session_endpoint")
         if not endpoint:
             return None
-        params = {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_uri}
-        if id_token:
-            params["id_token_hint"] = id_token
+        params = {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_uri, "state": "signed-out"}
         return f"{endpoint}?{urlencode(params)}"
 
     def _token(self, form: dict[str, str], *, on_refused: type[Exception]) -> Tokens:

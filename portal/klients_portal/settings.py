@@ -17,6 +17,7 @@
 | ``PORTAL_SESSION_HOURS`` | ``8`` | a session ends this long after it began, whatever happens (the login's own limit) |
 | ``SESSION_COOKIE_SECURE`` | ``true`` | the cookie's ``Secure`` flag; ``false`` only for local http development |
 | ``PORTAL_RATE_LIMIT_LOGIN`` | ``20/minute`` | login starts per client address (``/login``) |
+| ``PORTAL_PAYMENT_ORIGINS`` | the origin of ``PAYMENT_PROVIDER_URL`` (``http://127.0.0.1:8090``) | where the payment form's redirect may go (the provider's pages, space-separated origins): browsers check it against the CSP's ``form-action`` |
 | ``TRUSTED_PROXIES`` | ``0`` | reverse proxies in front whose ``X-Forwarded-For`` is believed |
 | ``MAX_REQUEST_BYTES`` | ``65536`` | the largest request body accepted (413 before reading more) |
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from klients_common.settings import IDENTITY_URL_DEFAULT, database_url, env_bool, env_float, env_int, env_str, var_dir
 
@@ -46,6 +48,7 @@ class Settings:
     rate_limit_login: str
     trusted_proxies: int
     max_request_bytes: int
+    payment_origins: tuple[str, ...] = ()
 
     @property
     def redirect_uri(self) -> str:
@@ -74,6 +77,8 @@ class Settings:
             rate_limit_login=env_str("PORTAL_RATE_LIMIT_LOGIN", "20/minute"),
             trusted_proxies=env_int("TRUSTED_PROXIES", 0),
             max_request_bytes=env_int("MAX_REQUEST_BYTES", 64 * 1024),
+            payment_origins=tuple(env_str("PORTAL_PAYMENT_ORIGINS", _origin(
+                env_str("PAYMENT_PROVIDER_URL", "http://127.0.0.1:8090"))).split()),
         )
 
 
@@ -105,3 +110,8 @@ def client_secret() -> str:
         return value
     path = secret_file()
     return path.read_text().strip() if path.exists() else ""
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""

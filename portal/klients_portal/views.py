@@ -219,7 +219,7 @@ def logout() -> Any:
         if tokens.refresh_token:
             oidc().revoke(tokens.refresh_token)
         try:
-            target = oidc().logout_url(tokens.id_token, settings().post_logout_uri) or target
+            target = oidc().logout_url(settings().post_logout_uri) or target
         except IssuerError:
             pass
         store().delete(session)
@@ -428,7 +428,7 @@ def payment_done() -> Any:
     status = payment.get("status")
     if status == "pending" and request.args.get("status") == "cancelled":
         status = "cancelled"
-    return page("payment_done.html", contract=contract, payment=payment, status=status)
+    return page("payment_done.html", contract=contract, payment=payment, state=status)
 
 
 # --- meter readings ---------------------------------------------------------------------------------------------
