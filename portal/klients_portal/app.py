@@ -62,8 +62,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.before_request(_load_session)
     app.after_request(_save_session)
-    app.jinja_env.globals.update(t=i18n.text, csrf_token=csrf_token, fmt_money=i18n.money, fmt_date=i18n.date,
-                                 fmt_datetime=i18n.datetime_, other_lang=i18n.other)
+    app.jinja_env.globals.update(t=i18n.text, t_or=i18n.text_or, csrf_token=csrf_token, fmt_money=i18n.money,
+                                 fmt_date=i18n.date, fmt_datetime=i18n.datetime_, other_lang=i18n.other)
     app.context_processor(lambda: {"lang": g.get("lang", i18n.DEFAULT), "signed_in": _signed_in(),
                                    "person_name": _person_name()})
     app.register_error_handler(SessionExpired, _expired)
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _crash)
 
+    from . import manage  # noqa: F401 - its pages join the blueprint
     from .views import pages
 
     app.register_blueprint(pages)

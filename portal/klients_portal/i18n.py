@@ -208,6 +208,57 @@ TEXT: dict[str, tuple[str, str]] = {
     "interval": ("Periods", "Interval"),
     "chart_title": ("Patēriņš m³", "Consumption in m³"),
     "no_data": ("nav datu", "no data"),
+    # users and contact details
+    "name": ("Vārds, uzvārds", "Name"),
+    "email": ("E-pasts", "E-mail"),
+    "phone": ("Tālrunis", "Phone"),
+    "postal_address": ("Pasta adrese", "Postal address"),
+    "language": ("Valoda", "Language"),
+    "reminders": ("Atgādināt par rādījumu nodošanu pa e-pastu", "Remind me by e-mail to submit readings"),
+    "save": ("Saglabāt", "Save"),
+    "valid_until": ("Derīgs līdz", "Valid until"),
+    "last_login": ("Pēdējā pieslēgšanās", "Last login"),
+    "actions": ("Darbības", "Actions"),
+    "level": ("Tiesības", "Rights"),
+    "level_bills": ("rēķini", "bills"),
+    "level_bills_readings": ("rēķini un rādījumi", "bills and readings"),
+    "user_status_invited": ("uzaicināts", "invited"),
+    "user_status_expired": ("uzaicinājums beidzies", "invitation expired"),
+    "user_status_active": ("aktīvs", "active"),
+    "user_status_ended": ("beidzies", "ended"),
+    "user_status_revoked": ("atsaukts", "revoked"),
+    "resend": ("Sūtīt uzaicinājumu vēlreiz", "Send the invitation again"),
+    "revoke": ("Atsaukt piekļuvi", "Revoke access"),
+    "add_user": ("Pievienot lietotāju", "Add a user"),
+    "invite": ("Uzaicināt", "Invite"),
+    "optional": ("nav obligāti", "optional"),
+    "activity": ("Darbību vēsture", "Activity"),
+    "when": ("Kad", "When"),
+    "what": ("Kas notika", "What"),
+    "who": ("Kas", "Who"),
+    "subject": ("Kam", "For whom"),
+    "user_invited": ("Uzaicinājums ir nosūtīts.", "The invitation was sent."),
+    "user_revoked": ("Piekļuve ir atsaukta.", "Access was revoked."),
+    "user_resent": ("Uzaicinājums ir nosūtīts vēlreiz.", "The invitation was sent again."),
+    "user_changed": ("Izmaiņas ir saglabātas.", "The change was saved."),
+    "change_failed": ("Izmaiņas netika saglabātas: {detail}", "The change was not saved: {detail}"),
+    "contact_saved": ("Kontaktinformācija ir saglabāta.", "Your contact details were saved."),
+    "contact_email_sent": ("Uz jauno e-pasta adresi nosūtījām saiti; adrese mainīsies, kad to atvērsiet.",
+                           "We sent a link to the new e-mail address; it is used once you open the link."),
+    "email_pending": ("Gaida apstiprinājumu: {email}", "Waiting for confirmation: {email}"),
+    "action_user_invited": ("uzaicināts lietotājs", "user invited"),
+    "action_user_changed": ("mainītas lietotāja tiesības", "user's rights changed"),
+    "action_invitation_resent": ("uzaicinājums nosūtīts vēlreiz", "invitation sent again"),
+    "action_invitation_cancelled": ("uzaicinājums atcelts", "invitation cancelled"),
+    "action_invitation_accepted": ("uzaicinājums pieņemts", "invitation accepted"),
+    "action_grant_revoked": ("piekļuve atsaukta", "access revoked"),
+    "action_grant_added": ("piekļuve piešķirta", "access granted"),
+    "action_grant_ended": ("piekļuve beigusies", "access ended"),
+    "action_payment_made": ("maksājums", "payment"),
+    "action_reading_submitted": ("nodots rādījums", "reading submitted"),
+    "step_up_title": ("Vajadzīga drošāka pieslēgšanās", "A stronger login is needed"),
+    "step_up_text": ("Šai darbībai pieslēdzieties ar Smart-ID, eParakstu vai internetbanku.",
+                     "For this, log in with Smart-ID, eParaksts or your internet bank."),
 }
 
 
@@ -231,6 +282,11 @@ def text(key: str, **values: Any) -> str:
     pair = TEXT.get(key)
     words = key if pair is None else pair[LANGS.index(current())]
     return words.format(**values) if values else words
+
+
+def text_or(key: str, fallback: str) -> str:
+    """The words for ``key``, or ``fallback`` when there are none."""
+    return text(key) if key in TEXT else fallback
 
 
 def money(value: Any) -> str:
