@@ -113,3 +113,54 @@ def test_the_holder_submits_a_reading_sees_it_in_the_history_and_switches_langua
     page.get_by_role("link", name="Consumption").click()
     assert page.locator("svg.chart rect.bar").count() > 0
     shot(page, "consumption-en")
+
+
+def test_a_bills_only_user_invited_in_the_portal_sees_bills_only_and_loses_the_contract_when_revoked(
+        person, chromium, new_contract, new_meter, billing_sessions, maildir):
+    from tests.access_helpers import PASSWORD, invitation_link, now, unique_email
+    from tests.helpers import csrf_of
+    from tests.portal_helpers import portal_login
+
+    contract, _ = make_household(new_contract, new_meter, billing_sessions)
+    holder, _ = portal_login(((contract, "owner"),), next_path=f"/c/{contract}/users")
+    users = holder.get(f"{PORTAL_URL}/c/{contract}/users", timeout=20)
+    email = unique_email("portal-bills")
+    started = now()
+    invited = holder.post(f"{PORTAL_URL}/c/{contract}/users", data={
+        "csrf": csrf_of(users), "name": "Ģirts Čakste", "email": email, "level": "bills"}, timeout=20)
+    assert "Uzaicinājums ir nosūtīts." in invited.text
+    link = invitation_link(maildir, email, after=started)
+
+    page, _ = person
+    page.goto(link)
+    page.get_by_label("Jaunā parole").fill(PASSWORD)
+    page.get_by_label("Atkārtojiet paroli").fill(PASSWORD)
+    page.get_by_role("button", name="Turpināt uz identitātes apstiprināšanu").click()
+    page.get_by_role("link", name="Internetbanka").click()
+    page.locator("#bank-swedbank").click()
+    page.locator("input[name=person][value='320000-00008']").check()
+    page.locator("button[value=confirm]").click()
+    page.get_by_label("Tālrunis").fill("+371 20 000 003")
+    page.get_by_role("button", name="Pabeigt").click()
+    page.get_by_text("Jūs esat pieslēdzies.").wait_for()
+
+    page.goto(PORTAL_URL)
+    page.locator("#login").click()  # identity's session is there: straight back to the portal
+    page.wait_for_url(re.compile(re.escape(PORTAL_URL) + r"/c(ontracts|/).*"), timeout=30_000)
+    if "/contracts" in page.url:
+        page.get_by_role("link", name=contract).click()
+    page.wait_for_url(f"{PORTAL_URL}/c/{contract}")
+    assert page.locator("#amount-due").count() == 1 and page.locator("#pay").count() == 1
+    assert page.locator("#submit-reading").count() == 0 and page.locator("#users-link").count() == 0
+    page.locator("#pay").click()  # bills:pay is part of the bills level
+    assert page.locator("#pay-form").count() == 1
+    shot(page, "subuser-pay-lv")
+
+    listing = holder.get(f"{PORTAL_URL}/c/{contract}/users", timeout=20)
+    row = listing.text[listing.text.index(f'data-email="{email}"'):]
+    grant = row.split(f"/c/{contract}/users/")[1].split('"')[0]
+    revoked = holder.post(f"{PORTAL_URL}/c/{contract}/users/{grant}", data={
+        "csrf": csrf_of(listing), "action": "revoke"}, timeout=20)
+    assert "Piekļuve ir atsaukta." in revoked.text
+    page.goto(f"{PORTAL_URL}/c/{contract}")  # the open session loses the contract on the next page
+    assert page.locator("h1").inner_text() == "Nav atrasts"
