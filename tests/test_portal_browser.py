@@ -75,14 +75,14 @@ def test_the_smart_id_holder_pays_to_zero_sees_it_received_and_logs_out(person, 
     log_in_with_smart_id(page, contract)
     due = page.locator("#amount-due").inner_text()
     assert due != "0,00\u00a0€"
-    shot(page, "overview-lv")
+    shot(page, "portal/overview-lv")
     page.locator("#pay").click()
     page.locator("#choice-due").check()
     page.locator("#pay-go").click()
     page.get_by_role("button", name=re.compile("Confirm")).click()  # the payment provider's page
     page.wait_for_url(f"{PORTAL_URL}/payment-done*")
     page.locator("#payment-status[data-status=received]").wait_for(timeout=30_000)
-    shot(page, "payment-received-lv")
+    shot(page, "portal/payment-received-lv")
     page.locator("#back").click()
     assert page.locator("#amount-due").inner_text() == "0,00\u00a0€"
     assert page.locator("#pay").count() == 0
@@ -103,16 +103,16 @@ def test_the_holder_submits_a_reading_sees_it_in_the_history_and_switches_langua
     assert "1290" in page.locator("#flash").inner_text()
     first = page.locator("table.history tbody tr").first
     assert "1290" in first.inner_text() and "jūs" in first.inner_text()
-    shot(page, "readings-lv")
+    shot(page, "portal/readings-lv")
     page.locator("#lang-switch").click()
     page.wait_for_url(f"{PORTAL_URL}/c/{contract}/readings")
     assert page.locator("h1").inner_text() == "Meter readings"
     assert "you" in page.locator("table.history tbody tr").first.inner_text()
     assert page.locator("html").get_attribute("lang") == "en"
-    shot(page, "readings-en")
+    shot(page, "portal/readings-en")
     page.get_by_role("link", name="Consumption").click()
     assert page.locator("svg.chart rect.bar").count() > 0
-    shot(page, "consumption-en")
+    shot(page, "portal/consumption-en")
 
 
 def test_a_bills_only_user_invited_in_the_portal_sees_bills_only_and_loses_the_contract_when_revoked(
@@ -154,7 +154,7 @@ def test_a_bills_only_user_invited_in_the_portal_sees_bills_only_and_loses_the_c
     assert page.locator("#submit-reading").count() == 0 and page.locator("#users-link").count() == 0
     page.locator("#pay").click()  # bills:pay is part of the bills level
     assert page.locator("#pay-form").count() == 1
-    shot(page, "subuser-pay-lv")
+    shot(page, "portal/subuser-pay-lv")
 
     listing = holder.get(f"{PORTAL_URL}/c/{contract}/users", timeout=20)
     row = listing.text[listing.text.index(f'data-email="{email}"'):]

@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(_load_session)
     app.after_request(_save_session)
     app.jinja_env.globals.update(t=i18n.text, t_or=i18n.text_or, csrf_token=csrf_token, fmt_money=i18n.money,
-                                 fmt_date=i18n.date, fmt_datetime=i18n.datetime_, other_lang=i18n.other)
+                                 fmt_date=i18n.date, fmt_datetime=i18n.datetime_, other_lang=i18n.other,
+                                 interval_label=_interval_label)
     app.context_processor(lambda: {"lang": g.get("lang", i18n.DEFAULT), "signed_in": _signed_in(),
                                    "person_name": _person_name()})
     app.register_error_handler(SessionExpired, _expired)
@@ -77,6 +78,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(pages)
     return app
+
+
+def _interval_label(start: str, group_by: str) -> str:
+    from .chart import label
+
+    return label(str(start), group_by)
 
 
 def _form_targets(app: Flask) -> list[str]:

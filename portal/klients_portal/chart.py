@@ -30,7 +30,7 @@ def label(start: str, group_by: str) -> str:
         return year
     if group_by == "quarter":
         return f"{year} Q{(month - 1) // 3 + 1}"
-    return f"{month:02d}.{year[2:]}"
+    return f"{month:02d}.{year}"
 
 
 def bars(items: list[dict[str, Any]], group_by: str) -> Markup:
