@@ -55,7 +55,8 @@ def test_every_page_has_no_wcag_violations_in_either_language(signed_in, chromiu
         for path in [*paths, invoice]:
             page.goto(f"{PORTAL_URL}{path}")
             found[f"{lang} {path}"] = violations(page)
-            name = "invoice" if path == invoice else path.strip("/").replace(f"c/{contract}", "contract").replace("/", "-")
+            name = path.strip("/").replace(f"c/{contract}", "contract").replace("/", "-")
+            name = "invoice" if path == invoice else name
             shot(page, f"portal/{name}-{lang}")
         page.goto(f"{PORTAL_URL}/c/{contract}/readings")
         page.locator("input[name=value]").first.fill("5")  # an answer in words, with its confirmation button
