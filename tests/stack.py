@@ -180,7 +180,7 @@ class Stack:
             conn.execute(text("CREATE SCHEMA public"))
         engine.dispose()
         migrate("klients_portal", url)
-        self.start("portal", str(BIN / "klients-portal"), "serve", "--workers", "2", "--threads", "8")
+        self.start("portal", str(BIN / "klients-portal"), "serve", "--workers", "2", "--threads", "16")
         wait_until("portal", lambda: requests.get(f"{os.environ['PORTAL_URL']}/healthz", timeout=1).ok)
 
     def start_smtp(self, port: int, maildir: Path) -> None:

@@ -16,6 +16,7 @@ from limits import parse as parse_limit
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.orm import sessionmaker
+from urllib3.util.retry import Retry
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -42,7 +43,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]
                                 x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)
     http = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+    # A kept-alive connection the gateway closed meanwhile is answered with a reset: a read (GET) is retried
+    # once on a new connection; a POST is not (it may have been carried out).
+    retry = Retry(total=2, connect=2, read=1, status=0, other=0, raise_on_status=False,
+                  allowed_methods=frozenset({"GET", "HEAD", "OPTIONS"}))
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=retry)
     http.mount("http://", adapter)
     http.mount("https://", adapter)
     store = Store(sessionmaker(make_engine(settings.database_url), expire_on_commit=False),
@@ -103,6 +108,9 @@ def store() -> Store:
 
 
 def _load_session() -> None:
+    if request.endpoint == "static":  # the stylesheet needs no session (nor a database round trip)
+        g.portal_session, g.session_expired, g.lang = None, False, i18n.DEFAULT
+        return
     found = store().load(request.cookies.get(COOKIE))
     g.portal_session = found if found is not None and not found.expired else None
     g.session_expired = bool(found is not None and found.expired)

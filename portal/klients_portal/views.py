@@ -254,28 +254,24 @@ def contracts() -> Any:
 @pages.get("/c/<contract>")
 @login_required
 def overview(contract: str) -> Any:
-    """A contract's overview: what to pay, overdue, credit, next due date, last reading, quick actions."""
-    held = rights(contract)
-    if not held:
-        abort(404)
+    """A contract's overview: what to pay, overdue, credit, next due date, last reading, quick actions. The
+    panels are asked for at once (with the person's rights); only the last reading needs a second round."""
     c = seg(contract)
-    wanted = {"contract": f"/contracts/{c}"}
-    if "bills:read" in held:
-        wanted["balance"] = f"/contracts/{c}/balance"
-    if "meters:read" in held:
-        wanted["meters"] = f"/contracts/{c}/meters"
-    answers = api().many(wanted)
-    if answers["contract"].status_code == 404:
+    answers = api().many({"me": "/me", "contract": f"/contracts/{c}", "balance": f"/contracts/{c}/balance",
+                          "meters": f"/contracts/{c}/meters"})
+    g.portal_me = answers["me"].json() if answers["me"].ok else {"grants": []}
+    held = rights(contract)
+    if not held or answers["contract"].status_code == 404:
         abort(404)
     info = answers["contract"].json() if answers["contract"].ok else {"number": contract}
-    balance = answers["balance"].json() if "balance" in answers and answers["balance"].ok else None
+    balance = answers["balance"].json() if "bills:read" in held and answers["balance"].ok else None
     next_due = None
     if balance:
         dues = sorted(i["due_date"] for i in balance.get("open_invoices", []) if i.get("remaining") not in
                       ("0", "0.00"))
         next_due = dues[0] if dues else None
     last_reading = None
-    if "meters" in answers and answers["meters"].ok:
+    if "meters:read" in held and answers["meters"].ok:
         meters = [m for m in answers["meters"].json().get("items", []) if not m.get("removed_on")]
         if meters:
             readings = api().get(f"/contracts/{c}/meters/{seg(meters[0]['serial_number'])}/readings")
