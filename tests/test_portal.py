@@ -215,3 +215,21 @@ def test_reading_answers_are_shown_in_words_with_the_confirmation_offered(househ
     refused = bills_only_browser.post(f"{PORTAL_URL}/c/{contract}/readings", data={
         "csrf": csrf_of(page), "meter": meter, "value": "1300"}, timeout=20)
     assert refused.status_code in (403, 404)
+
+
+def test_the_persons_language_is_used_after_login_and_the_switch_is_on_every_page(household):
+    from klients_identity.models import Person
+    from tests.conftest import identity_session
+    from tests.oidc_helpers import logged_in_browser
+
+    contract, _ = household
+    browser, person_id, _ = logged_in_browser(grants=((contract, "owner"),))
+    with identity_session() as session:
+        session.get(Person, person_id).language = "en"
+    landed = browser.get(f"{PORTAL_URL}/login", timeout=20)
+    assert '<html lang="en">' in landed.text and "Amount to pay" in landed.text
+    for path in ("", "/bills", "/readings", "/consumption"):
+        answer = browser.get(f"{PORTAL_URL}/c/{contract}{path}", timeout=20)
+        assert f'id="lang-switch" href="/lang/lv?next=/c/{contract}{path}"' in answer.text
+    switched = browser.get(f"{PORTAL_URL}/lang/lv", params={"next": f"/c/{contract}/bills"}, timeout=20)
+    assert switched.url == f"{PORTAL_URL}/c/{contract}/bills" and '<html lang="lv">' in switched.text

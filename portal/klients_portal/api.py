@@ -15,7 +15,7 @@ from .oidc import IssuerError, OidcClient, RefreshFailed
 from .store import BrowserSession, Store, Tokens, utcnow
 
 EARLY = timedelta(seconds=30)  # refresh this long before the access token expires
-POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="portal-api")
+POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="portal-api")  # panels of every thread at once
 
 
 class SessionExpired(Exception):
