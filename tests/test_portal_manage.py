@@ -92,3 +92,26 @@ def test_contact_details_change_and_a_new_phone_asks_for_a_stronger_login():
                                                         "address": "Lāčplēša iela 1, Rīga", "language": "en"},
                          allow_redirects=False, timeout=20)
     assert phone.status_code == 303 and phone.headers["Location"].startswith("/login?acr_values=")
+
+
+def test_the_holder_grants_a_mandate_online_after_a_fresh_strong_login(new_contract):
+    from datetime import timedelta
+
+    from klients_identity.access import riga_today
+
+    contract = new_contract().number
+    browser, _person, sid = logged_in_browser(grants=((contract, "owner"),), auth_age=timedelta(minutes=30))
+    users = browser.get(f"{PORTAL_URL}/login", params={"next": f"/c/{contract}/users"}, timeout=20)
+    assert 'id="add-mandate"' in users.text
+    email = unique_email("portal-mandate")
+    asked = browser.post(f"{PORTAL_URL}/c/{contract}/mandates", data={
+        "csrf": csrf_of(users), "name": "Laura Ozoliņa", "email": email, "personal_code": "320000-00008",
+        "valid_until": (riga_today() + timedelta(days=200)).isoformat()}, allow_redirects=False, timeout=20)
+    start = parse_qs(urlparse(asked.headers["Location"]).query)
+    assert start["max_age"] == ["900"]  # the login must be at most 15 minutes old
+    with identity_session() as session:
+        session.get(LoginSession, sid).auth_time = datetime.now(UTC)  # a fresh strong login
+    done = browser.get(f"{PORTAL_URL}{asked.headers['Location']}", timeout=30)
+    assert done.url == f"{PORTAL_URL}/c/{contract}/users", done.url
+    assert "Pilnvarotajai personai nosūtījām uzaicinājumu." in done.text
+    assert "Pilnvarotā persona" in done.text[done.text.index(f'data-email="{email}"'):]

@@ -256,6 +256,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "action_grant_ended": ("piekļuve beigusies", "access ended"),
     "action_payment_made": ("maksājums", "payment"),
     "action_reading_submitted": ("nodots rādījums", "reading submitted"),
+    "add_mandate": ("Pilnvarot personu", "Authorise a person"),
+    "mandate_text": ("Pilnvarotā persona var visu, ko jūs, arī pārvaldīt lietotājus. Apstiprināšanai vajadzīga "
+                     "stipra pieslēgšanās pēdējo 15 minūšu laikā.",
+                     "An authorised person can do everything you can, including managing users. It needs a strong "
+                     "login within the last 15 minutes."),
+    "personal_code": ("Personas kods", "Personal code"),
+    "grant_mandate": ("Pilnvarot", "Authorise"),
+    "mandate_granted": ("Pilnvarotajai personai nosūtījām uzaicinājumu.",
+                        "We sent the authorised person an invitation."),
     "step_up_title": ("Vajadzīga drošāka pieslēgšanās", "A stronger login is needed"),
     "step_up_text": ("Šai darbībai pieslēdzieties ar Smart-ID, eParakstu vai internetbanku.",
                      "For this, log in with Smart-ID, eParaksts or your internet bank."),

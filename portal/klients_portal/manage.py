@@ -14,7 +14,7 @@ from flask import Response, abort, redirect, request, url_for
 from . import i18n
 from .api import api, seg
 from .app import check_csrf, current, page
-from .views import flash, login_required, need, pages, take_flash
+from .views import flash, login_required, me, need, pages, take_flash
 
 STEP_UP_SECONDS = 600  # a remembered change is carried out only this soon after it was asked for
 LEVELS = ("bills", "bills_readings")
@@ -82,7 +82,14 @@ def users(contract: str) -> Any:
     if answer.status_code == 404:
         abort(404)
     return page("users.html", contract=contract, rights=held, items=answer.json().get("items", []),
-                flash=take_flash(), error=None, form={})
+                flash=take_flash(), error=None, form={}, holder=_role(contract) == "owner")
+
+
+def _role(contract: str) -> str | None:
+    for grant in me().get("grants", []):
+        if grant.get("contract") == contract:
+            return str(grant.get("role"))
+    return None
 
 
 def _back(contract: str) -> str:
@@ -101,7 +108,7 @@ def _after(contract: str, result: Response | requests.Response, done: str, form:
     listing = api().get(f"/contracts/{seg(contract)}/users")
     return page("users.html", 422 if result.status_code < 500 else 503, contract=contract, rights=held,
                 items=listing.json().get("items", []) if listing.ok else [], flash=None,
-                error=_errors_text(result), form=form)
+                error=_errors_text(result), form=form, holder=_role(contract) == "owner")
 
 
 @pages.post("/c/<contract>/users")
@@ -116,6 +123,19 @@ def add_user(contract: str) -> Any:
         body["valid_until"] = form["valid_until"]
     result = act("POST", f"/contracts/{seg(contract)}/users", body, back=_back(contract), done="user_invited")
     return _after(contract, result, "user_invited", form)
+
+
+@pages.post("/c/<contract>/mandates")
+@login_required
+def add_mandate(contract: str) -> Any:
+    """The holder grants an authorised person a mandate online (a strong login at most 15 minutes old: the
+    API asks for it and the step-up follows)."""
+    check_csrf()
+    need(contract, "users:manage")
+    form = {k: request.form.get(k, "").strip() for k in ("name", "email", "personal_code", "valid_until")}
+    body = {"role": "delegate", **form}
+    result = act("POST", f"/contracts/{seg(contract)}/users", body, back=_back(contract), done="mandate_granted")
+    return _after(contract, result, "mandate_granted", {})
 
 
 @pages.post("/c/<contract>/users/<grant>")
