@@ -27,8 +27,9 @@ lint: env       ## ruff on everything, mypy (strict) on the shared auth module
 bench: services-for-tests  ## benchmarks; numbers go to bench/results and docs/performance.md
 	$(PY) bench/run.py
 
-screenshots: services-for-tests  ## the operator guide's pictures (docs/img), taken by the browser tests
-	SCREENSHOTS_DIR=docs/img $(PY) -m pytest -q tests/test_access_browser.py tests/test_keycloak_console.py
+screenshots: services-for-tests  ## the operator guide's and the portal's pictures (docs/img, docs/img/portal), taken by the browser tests
+	SCREENSHOTS_DIR=docs/img $(PY) -m pytest -q tests/test_access_browser.py tests/test_keycloak_console.py \
+	  tests/test_portal_a11y.py tests/test_portal_browser.py
 
 clean:          ## remove local state (databases, logs, mail); keeps the Keycloak download
 	@bash deploy/stop.sh; rm -rf var/log var/run var/mail var/*.db*

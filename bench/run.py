@@ -9,6 +9,7 @@ gateway under gunicorn, then measures, in one run:
   concurrent clients (requests/s);
 * the balance endpoint under 32 clients with tokens of a person with one grant and of one with 500
   (``bench/gateway.py``);
+* the portal's overview page for a logged-in person, sequentially and with 32 clients (``bench/portal.py``);
 * metering: reading submissions end to end, consumption history over ten years (``bench/metering.py``);
 * identity: code-exchange latency, refresh grants per second beside Keycloak's on the same machine, and the
   Keycloak-fronted mode's full brokered login and portal-realm refreshes (``bench/identity.py``);
@@ -152,6 +153,11 @@ def main() -> None:
 
         for name, numbers in gateway_bench.balance(gateway, percentiles).items():
             results[f"balance_32_clients_{name}"] = numbers
+
+        import portal
+
+        for name, numbers in portal.overview(percentiles, timed, min(SEQUENTIAL, 500)).items():
+            results[f"portal_overview_{name}"] = numbers
 
         import metering
 

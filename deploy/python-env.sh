@@ -3,7 +3,7 @@
 # Klients package in editable mode. Quick when nothing changed (a stamp of the inputs' checksums).
 source "$(dirname "$0")/lib.sh"
 
-PACKAGES=(libs/klients_common services/identity services/billing services/metering services/notifications gateway simulators)
+PACKAGES=(libs/klients_common services/identity services/billing services/metering services/notifications gateway portal simulators)
 stamp_inputs() { cd "$ROOT" && cat requirements.lock "${PACKAGES[@]/%//pyproject.toml}" | sha256sum | cut -d' ' -f1; }
 
 want=$(stamp_inputs)

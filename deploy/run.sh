@@ -51,10 +51,12 @@ klients-bus setup
 as() { local c=$1; shift; env AMQP_URI="$(klients-bus uri "$c")" "$@"; }  # as COMPONENT COMMAND...: its own user
 
 say "migrating and seeding"
+export PAYMENT_RETURN_URL="${PAYMENT_RETURN_URL:-http://127.0.0.1:3000/payment-done}"  # the portal's return page
 as identity klients-identity migrate
 for svc in billing metering notifications; do as "$svc" "klients-$svc" migrate; done
 as billing klients-billing seed-demo
 as metering klients-metering seed-demo
+klients-portal migrate  # its session table (identity's migrate made its client and var/portal-client-secret)
 
 # Development only: the providers we cannot reach from here, simulated with their real protocols.
 export SESSION_COOKIE_SECURE=false SIM_SMARTID_DELAY="${SIM_SMARTID_DELAY:-3}"
@@ -74,11 +76,15 @@ for svc in billing metering notifications; do start "$svc" env AMQP_URI="$(klien
 start gateway env AMQP_URI="$(klients-bus uri gateway)" RATE_LIMIT_STORAGE="$GATEWAY_RATE_LIMIT_STORAGE" \
   klients-gateway serve --bind 127.0.0.1:8000 --internal-bind 127.0.0.1:8010
 
+start portal klients-portal serve --bind 127.0.0.1:3000
+
 wait_for 60 identity curl -fsS http://127.0.0.1:8001/healthz
+wait_for 60 portal curl -fsS http://127.0.0.1:3000/healthz
 wait_for 60 "the services" curl -fsS http://127.0.0.1:8010/readyz
 cat <<INFO
 
   Klients is running (logs in $VAR/log, Ctrl-C or 'make stop' stops it):
+    START HERE: the portal http://127.0.0.1:3000  (log in with Smart-ID 040404-10003, or a bank or eParaksts)
     gateway (public API)   http://127.0.0.1:8000/api/v1     liveness /healthz
     gateway (internal)     http://127.0.0.1:8010/readyz /metrics (loopback only)
     identity (OIDC)        http://127.0.0.1:8001/.well-known/openid-configuration
@@ -87,9 +93,8 @@ cat <<INFO
     SMTP                   127.0.0.1:8025, every mail kept as a file in $VAR/mail
     payment simulator      http://127.0.0.1:8090 (the payer's page opens from a payment's redirect_url)
     eID simulators         Smart-ID :8091 (e.g. 040404-10003), eParaksts :8092, banks :8093
-    try a login            http://127.0.0.1:8001/authorize?client_id=klients-portal&redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Fcallback&response_type=code&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=demo
     nameko services        billing, metering, notifications
-    databases              $(for s in identity billing metering notifications; do v="${s^^}_DATABASE_URL"; printf '%s ' "${!v:-sqlite $VAR/$s.db}"; done)
+    databases              $(for s in identity billing metering notifications portal; do v="${s^^}_DATABASE_URL"; printf '%s ' "${!v:-sqlite $VAR/$s.db}"; done)
 
 INFO
 wait

@@ -87,5 +87,6 @@ def shot(shown: Page, name: str) -> None:
     """Save a screenshot for the docs when asked to."""
     folder = os.environ.get("SCREENSHOTS_DIR")
     if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        shown.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+        target = Path(folder) / f"{name}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shown.screenshot(path=str(target), full_page=True)

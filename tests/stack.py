@@ -171,6 +171,18 @@ class Stack:
                    component=name)
         wait_until(name, lambda: rpc.call(name, "ping", timeout=1) == "pong")
 
+    def start_portal(self) -> None:
+        """Start the portal (its session table made afresh) and wait until it answers."""
+        url = os.environ["PORTAL_DATABASE_URL"]
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        migrate("klients_portal", url)
+        self.start("portal", str(BIN / "klients-portal"), "serve", "--workers", "2", "--threads", "16")
+        wait_until("portal", lambda: requests.get(f"{os.environ['PORTAL_URL']}/healthz", timeout=1).ok)
+
     def start_smtp(self, port: int, maildir: Path) -> None:
         """Start the local SMTP server."""
         self.start("smtp", sys.executable, str(ROOT / "deploy" / "devsmtp.py"), "--port", str(port),
@@ -201,7 +213,7 @@ def start_system(rpc: RpcClient, *, fresh_bus: bool = True) -> Stack:
 
     from klients_billing.demo import seed as seed_billing
     from klients_common.db import transaction
-    from klients_identity.cli import ensure_portal_client
+    from klients_identity.cli import ensure_portal_client, ensure_portal_web_client
     from klients_identity.keys import ensure_key
     from klients_identity.settings import Settings
     from klients_metering.demo import seed as seed_metering
@@ -219,6 +231,7 @@ def start_system(rpc: RpcClient, *, fresh_bus: bool = True) -> Stack:
             if seed is None:
                 ensure_key(session, token_ttl=300)
                 ensure_portal_client(session, Settings.from_env())
+                ensure_portal_web_client(session, Settings.from_env())
             else:
                 seed(session)
     running = Stack()
@@ -233,6 +246,7 @@ def start_system(rpc: RpcClient, *, fresh_bus: bool = True) -> Stack:
                       component="gateway")
         internal = "http://" + os.environ["GATEWAY_INTERNAL_BIND"]  # /readyz is served on the internal port only
         wait_until("gateway", lambda: requests.get(f"{internal}/readyz", timeout=2).ok)
+        running.start_portal()
         wait_until("payments simulator",
                    lambda: requests.get(f"http://{os.environ['SIM_PAYMENTS_BIND']}/v1/payments/x", timeout=2)
                    .status_code == 404)

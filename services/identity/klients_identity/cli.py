@@ -76,6 +76,35 @@ def ensure_portal_client(session, settings: Settings) -> None:  # type: ignore[n
     row.post_logout_redirect_uris = [u.rsplit("/", 1)[0] + "/" for u in settings.portal_redirect_uris]
 
 
+def ensure_portal_web_client(session, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """The portal's confidential client ``klients-portal-web``, kept as configured: redirect URI
+    ``<PORTAL_URL>/callback``, post-logout URI ``<PORTAL_URL>/``, secret ``PORTAL_CLIENT_SECRET`` or else the one
+    in ``var/portal-client-secret`` (made at the first run, readable by its owner only; the portal reads it)."""
+    from klients_common.settings import var_dir
+
+    from .models import OAuthClient
+    from .oauth2 import hasher
+
+    secret = settings.portal_client_secret
+    if not secret:
+        path = var_dir() / "portal-client-secret"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        secret = path.read_text().strip()
+    row = session.get(OAuthClient, "klients-portal-web") or OAuthClient(client_id="klients-portal-web")
+    row.name, row.redirect_uris = "Klients portal (web)", [f"{settings.portal_url}/callback"]
+    row.post_logout_redirect_uris = [f"{settings.portal_url}/"]
+    row.scopes, row.grant_types = "openid profile email offline_access", "authorization_code refresh_token"
+    try:
+        current = row.secret_hash is not None and hasher.verify(row.secret_hash, secret)
+    except Exception:  # noqa: BLE001 - argon2 raises on a mismatch: the secret was changed
+        current = False
+    if not current:
+        row.secret_hash = hasher.hash(secret)
+    session.add(row)
+
+
 def ensure_broker_client(session, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     """Keycloak-fronted mode: Keycloak's confidential client at identity, kept as configured."""
     from .models import OAuthClient
@@ -187,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         with transaction(factory) as session:
             keys.ensure_key(session, token_ttl=settings.access_token_ttl)
             ensure_portal_client(session, settings)
+            ensure_portal_web_client(session, settings)
             if settings.keycloak_fronted:
                 ensure_broker_client(session, settings)
     elif args.command == "rotate-keys":

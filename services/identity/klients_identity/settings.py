@@ -34,6 +34,8 @@
 | ``KEYCLOAK_BROKER_SECRET`` | dev secret | Keycloak's client secret at identity (``keycloak-broker``), as in ``deploy/keycloak/portal_realm.py`` |
 | ``KEYCLOAK_SYNC_SECRET`` | dev secret | identity's service account ``klients-identity-sync`` in the portal realm |
 | ``PORTAL_REDIRECT_URIS`` | ``http://127.0.0.1:3000/callback`` | redirect URIs of the public portal client ``migrate`` creates and keeps as configured; with an https issuer they must be https URIs on a real host (the default is refused) |
+| ``PORTAL_URL`` | ``http://127.0.0.1:3000`` | the portal (``portal/``): its confidential client ``klients-portal-web`` (redirect ``<PORTAL_URL>/callback``, post-logout ``<PORTAL_URL>/``) is created by ``migrate`` |
+| ``PORTAL_CLIENT_SECRET`` | the file ``var/portal-client-secret`` (written at the first ``migrate``) | that client's secret |
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ class Settings:
     keycloak_broker_secret: str
     keycloak_sync_secret: str
     max_request_bytes: int = 64 * 1024
+    portal_url: str = "http://127.0.0.1:3000"
+    portal_client_secret: str = ""
 
     @property
     def keycloak_fronted(self) -> bool:
@@ -154,4 +158,6 @@ class Settings:
             keycloak_broker_secret=env_str("KEYCLOAK_BROKER_SECRET", "keycloak-broker-dev-secret"),
             keycloak_sync_secret=env_str("KEYCLOAK_SYNC_SECRET", "identity-sync-dev-secret"),
             max_request_bytes=env_int("MAX_REQUEST_BYTES", 64 * 1024),
+            portal_url=env_str("PORTAL_URL", "http://127.0.0.1:3000").rstrip("/"),
+            portal_client_secret=env_str("PORTAL_CLIENT_SECRET", ""),
         )

@@ -1,0 +1,117 @@
+"""The portal's configuration: every environment variable it reads, with its default.
+
+| variable | default | meaning |
+|---|---|---|
+| ``PORTAL_URL`` | ``http://127.0.0.1:3000`` | where people reach the portal; ``<PORTAL_URL>/callback`` is its redirect URI at the issuer, ``<PORTAL_URL>/`` its post-logout URI |
+| ``PORTAL_BIND`` | ``127.0.0.1:3000`` | where ``klients-portal serve`` listens |
+| ``PORTAL_WORKERS`` / ``PORTAL_THREADS`` | ``2`` / ``8`` | gunicorn workers and threads per worker |
+| ``PORTAL_TOKEN_ISSUER`` | ``identity`` | who issues the portal's tokens: ``identity`` (at ``IDENTITY_ISSUER``) or ``keycloak`` (the realm ``PORTAL_REALM`` at ``KEYCLOAK_URL``) |
+| ``PORTAL_ISSUER`` | from ``PORTAL_TOKEN_ISSUER`` | the issuer URL itself (its discovery document names every endpoint) |
+| ``PORTAL_CLIENT_ID`` | ``klients-portal-web`` | the portal's confidential client at the issuer |
+| ``PORTAL_CLIENT_SECRET`` | the file ``PORTAL_CLIENT_SECRET_FILE`` | its secret (``client_secret_basic``) |
+| ``PORTAL_CLIENT_SECRET_FILE`` | ``var/portal-client-secret`` | where ``klients-identity migrate`` wrote the secret when none was configured |
+| ``PORTAL_API_URL`` | ``http://127.0.0.1:8000`` | the gateway; the portal calls only its public ``/api/v1`` |
+| ``PORTAL_API_TIMEOUT`` | ``10`` | seconds to wait for the gateway or the issuer |
+| ``PORTAL_DATABASE_URL`` | SQLite ``var/portal.db`` | the session table (PostgreSQL when several replicas serve) |
+| ``PORTAL_SESSION_IDLE_MINUTES`` | ``30`` | a session unused this long has expired |
+| ``PORTAL_SESSION_HOURS`` | ``8`` | a session ends this long after it began, whatever happens (the login's own limit) |
+| ``SESSION_COOKIE_SECURE`` | ``true`` | the cookie's ``Secure`` flag; ``false`` only for local http development |
+| ``PORTAL_RATE_LIMIT_LOGIN`` | ``20/minute`` | login starts per client address (``/login``) |
+| ``PORTAL_PAYMENT_ORIGINS`` | the origin of ``PAYMENT_PROVIDER_URL`` (``http://127.0.0.1:8090``) | where the payment form's redirect may go (the provider's pages, space-separated origins): browsers check it against the CSP's ``form-action`` |
+| ``TRUSTED_PROXIES`` | ``0`` | reverse proxies in front whose ``X-Forwarded-For`` is believed |
+| ``MAX_REQUEST_BYTES`` | ``65536`` | the largest request body accepted (413 before reading more) |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from klients_common.settings import IDENTITY_URL_DEFAULT, database_url, env_bool, env_float, env_int, env_str, var_dir
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The portal's settings, read once at start-up."""
+
+    portal_url: str
+    issuer: str
+    client_id: str
+    client_secret: str
+    api_url: str
+    api_timeout: float
+    database_url: str
+    session_idle_minutes: int
+    session_hours: int
+    cookie_secure: bool
+    rate_limit_login: str
+    trusted_proxies: int
+    max_request_bytes: int
+    payment_origins: tuple[str, ...] = ()
+
+    @property
+    def redirect_uri(self) -> str:
+        """The portal's redirect URI at the issuer."""
+        return f"{self.portal_url}/callback"
+
+    @property
+    def post_logout_uri(self) -> str:
+        """Where the issuer sends the browser after logout."""
+        return f"{self.portal_url}/"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the settings from the environment."""
+        return cls(
+            portal_url=portal_url(),
+            issuer=issuer(),
+            client_id=env_str("PORTAL_CLIENT_ID", "klients-portal-web"),
+            client_secret=client_secret(),
+            api_url=env_str("PORTAL_API_URL", "http://127.0.0.1:8000").rstrip("/"),
+            api_timeout=env_float("PORTAL_API_TIMEOUT", 10.0),
+            database_url=database_url("portal"),
+            session_idle_minutes=env_int("PORTAL_SESSION_IDLE_MINUTES", 30),
+            session_hours=env_int("PORTAL_SESSION_HOURS", 8),
+            cookie_secure=env_bool("SESSION_COOKIE_SECURE", True),
+            rate_limit_login=env_str("PORTAL_RATE_LIMIT_LOGIN", "20/minute"),
+            trusted_proxies=env_int("TRUSTED_PROXIES", 0),
+            max_request_bytes=env_int("MAX_REQUEST_BYTES", 64 * 1024),
+            payment_origins=tuple(env_str("PORTAL_PAYMENT_ORIGINS", _origin(
+                env_str("PAYMENT_PROVIDER_URL", "http://127.0.0.1:8090"))).split()),
+        )
+
+
+def portal_url() -> str:
+    """Return ``PORTAL_URL`` without a trailing slash."""
+    return env_str("PORTAL_URL", "http://127.0.0.1:3000").rstrip("/")
+
+
+def issuer() -> str:
+    """Return the issuer of the portal's tokens (``PORTAL_ISSUER``, else from ``PORTAL_TOKEN_ISSUER``)."""
+    explicit = env_str("PORTAL_ISSUER", "")
+    if explicit:
+        return explicit.rstrip("/")
+    if env_str("PORTAL_TOKEN_ISSUER", "identity") == "keycloak":
+        keycloak = env_str("KEYCLOAK_URL", "http://127.0.0.1:8080").rstrip("/")
+        return f"{keycloak}/realms/{env_str('PORTAL_REALM', 'klients-portal')}"
+    return env_str("IDENTITY_ISSUER", IDENTITY_URL_DEFAULT).rstrip("/")
+
+
+def secret_file() -> Path:
+    """Return where the portal client's secret is kept when it is not configured."""
+    return Path(env_str("PORTAL_CLIENT_SECRET_FILE", str(var_dir() / "portal-client-secret")))
+
+
+def client_secret() -> str:
+    """Return ``PORTAL_CLIENT_SECRET``, else the secret file's content ("" when there is none yet)."""
+    value = env_str("PORTAL_CLIENT_SECRET", "")
+    if value:
+        return value
+    path = secret_file()
+    return path.read_text().strip() if path.exists() else ""
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
