@@ -201,7 +201,7 @@ def test_window_reminder_links_to_the_portal(maildir):
                 and "02.12.2026" in m.get_body(("plain",)).get_content()]  # 22:00 UTC 1 Dec is 2 Dec in Riga
 
     wait_until("the reminder", lambda: ours(), timeout=15)
-    assert "http://127.0.0.1:3000/readings" in ours()[0].get_body(("plain",)).get_content()
+    assert f"{os.environ['PORTAL_URL']}/c/LVG-100004/readings" in ours()[0].get_body(("plain",)).get_content()
 
 
 def test_reminders_can_be_turned_off_from_the_link_but_security_mail_still_comes(gateway, maildir):

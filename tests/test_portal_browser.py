@@ -67,6 +67,9 @@ def log_in_with_smart_id(page: Page, contract: str) -> None:
     if "/contracts" in page.url:  # the holder has several contracts: pick this one
         page.get_by_role("link", name=contract).click()
     page.wait_for_url(f"{PORTAL_URL}/c/{contract}")
+    if page.locator("html").get_attribute("lang") != "lv":  # the person chose English in another test
+        page.locator("#lang-switch").click()
+        page.wait_for_function("document.documentElement.lang === 'lv'")
 
 
 def test_the_smart_id_holder_pays_to_zero_sees_it_received_and_logs_out(person, household):
@@ -150,6 +153,9 @@ def test_a_bills_only_user_invited_in_the_portal_sees_bills_only_and_loses_the_c
     if "/contracts" in page.url:
         page.get_by_role("link", name=contract).click()
     page.wait_for_url(f"{PORTAL_URL}/c/{contract}")
+    if page.locator("html").get_attribute("lang") != "lv":  # the person chose English in another test
+        page.locator("#lang-switch").click()
+        page.wait_for_function("document.documentElement.lang === 'lv'")
     assert page.locator("#amount-due").count() == 1 and page.locator("#pay").count() == 1
     assert page.locator("#submit-reading").count() == 0 and page.locator("#users-link").count() == 0
     page.locator("#pay").click()  # bills:pay is part of the bills level

@@ -172,7 +172,8 @@ class NotificationsService:
         portal = self.config.get("PORTAL_URL", "http://127.0.0.1:3000")
 
         def values(p: dict[str, Any], lang: str) -> dict[str, Any]:
-            return {"contract": p["contract"], "link": f"{portal}/readings", "closes": local_date(p["closes"], lang),
+            return {"contract": p["contract"], "link": f"{portal}/c/{p['contract']}/readings",  # the portal's page
+                    "closes": local_date(p["closes"], lang),
                     "unsubscribe": preferences.unsubscribe_link(self.config["PUBLIC_API_URL"],
                                                                 self.config["LINK_SECRET"], p["email"])}
 
