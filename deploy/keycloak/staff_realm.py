@@ -116,8 +116,14 @@ def client_settings(spec: StaffRealm) -> dict[str, Any]:
         "serviceAccountsEnabled": False,
         "redirectUris": [f"{spec.identity_url}/operator/callback"],
         "webOrigins": [spec.identity_url],
+        # OpenID Connect Back-Channel Logout: every end of a staff session (sign-out, the console's Sessions
+        # or a user's logout, expiry) is posted to identity, which ends its operator session at once.
+        "frontchannelLogout": False,
         "attributes": {"pkce.code.challenge.method": "S256",
-                       "post.logout.redirect.uris": f"{spec.identity_url}/operator/"},
+                       "post.logout.redirect.uris": f"{spec.identity_url}/operator/",
+                       "backchannel.logout.url": f"{spec.identity_url}/operator/backchannel-logout",
+                       "backchannel.logout.session.required": "true",
+                       "backchannel.logout.revoke.offline.tokens": "false"},
     }
 
 
