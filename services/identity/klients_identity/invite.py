@@ -14,7 +14,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from . import access, accounts, db, pages, passwords
+from . import access, accounts, db, pages, passwords, register
 from .connectors.base import VerifiedIdentity
 from .contacts import e164, postal_address
 from .limits import limiter, login_limit
@@ -140,7 +140,8 @@ def finish() -> ResponseReturnValue:
         return pages.render("invite_contact.html", 422, values={**_contact_values(person, invitation), **values},
                             errors=errors)
     try:
-        access.accept(db(), state["token"], person, password_hash=state.get("password_hash"), contact=contact)
+        access.accept(db(), state["token"], person, password_hash=state.get("password_hash"), contact=contact,
+                      holder_email_on_file=register.email_on_file)
     except access.WrongPerson:
         db().rollback()
         return _invalid("wrong_person")

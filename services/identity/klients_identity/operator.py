@@ -31,9 +31,8 @@ from klients_common import constant_time
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
 from klients_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
-from . import access, attachments, backchannel, db, pages
+from . import access, attachments, backchannel, db, pages, register
 from .accounts import audit
-from .login import service_token
 from .models import Application, BrowserSession, as_utc, utcnow
 
 bp = Blueprint("operator", __name__, url_prefix="/operator")
@@ -287,12 +286,7 @@ def _actor() -> access.Actor:
 
 
 def _register(contract: str) -> dict[str, Any] | None:
-    try:
-        entry: dict[str, Any] = current_app.extensions["klients_rpc"].call(
-            "billing", "register_entry", contract, context={"authorization": f"Bearer {service_token()}"})
-    except NotFound:
-        return None
-    return entry
+    return register.entry(contract)
 
 
 def _render(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
