@@ -165,3 +165,51 @@ def test_a_real_logout_token_is_accepted_once(staff):  # noqa: F811
     assert first.status_code == 200 and first.headers["Cache-Control"] == "no-store"
     again = logout_answer({"logout_token": token})
     assert again.status_code == 400 and "jti" in again.json()["error_description"]
+
+
+# --- the one translation table ---------------------------------------------------------------------------------
+
+ENGLISH = (">owner<", ">delegate<", ">subuser<", ">active<", ">revoked<", "(bills)", "(bills_readings)",
+           "(application/pdf", "give the person", "a mandate needs", "not a valid", "give a valid")
+
+
+def latvian_only(page: requests.Response) -> None:
+    assert page.status_code < 500 and '<html lang="lv">' in page.text, page.text[:300]
+    assert "\u27e6" not in page.text, [line for line in page.text.splitlines() if "\u27e6" in line]
+    assert not [word for word in ENGLISH if word in page.text], page.text
+
+
+def test_every_operator_and_invitation_page_speaks_latvian(staff, new_contract, maildir):  # noqa: F811
+    from tests.access_helpers import invitation_link, now, plant_person, unique_email
+
+    contract = new_contract().number
+    plant_person(contract, email=unique_email("holder"))
+    _, revoked = plant_person(contract, "subuser", "bills_readings")
+    browser = operator_browser()
+    latvian_only(browser.get(f"{ISSUER}/operator/?lang=lv", timeout=10))
+    latvian_only(browser.get(f"{ISSUER}/operator/applications/new", timeout=10))
+    latvian_only(record(browser, contract, name="", email="nope", personal_code="010111-22341", valid_until=""))
+    latvian_only(record(browser, contract, kind="subuser", level="x", valid_from="2099-01-01",
+                        valid_until="2098-01-01"))
+    invitee = unique_email("lv")
+    recorded = record(browser, contract, email=invitee)
+    latvian_only(recorded)
+    started = now()
+    approved = browser.post(f"{ISSUER}/operator/applications/{application_id(recorded)}/approve",
+                            data={"csrf": csrf_of(recorded)}, timeout=10)
+    latvian_only(approved)
+    page = browser.get(f"{ISSUER}/operator/contracts/{contract}", timeout=10)
+    browser.post(f"{ISSUER}/operator/contracts/{contract}/users/{revoked}/revoke",
+                 data={"csrf": csrf_of(page), "reason": "tests"}, timeout=10)
+    latvian_only(browser.get(f"{ISSUER}/operator/contracts/{contract}", timeout=10))
+    latvian_only(browser.get(f"{ISSUER}/operator/", timeout=10))
+    latvian_only(requests.get(invitation_link(maildir, invitee, after=started), timeout=10))
+
+
+def test_the_language_chosen_before_sign_in_reaches_keycloak(staff):  # noqa: F811
+    for lang in ("en", "lv"):
+        page = requests.get(f"{ISSUER}/operator/?lang={lang}", timeout=10)
+        assert any(f"ui_locales={lang}" in hop.headers.get("Location", "") for hop in page.history)
+        assert f'lang="{lang}"' in page.text
+        heading = {"en": "Klients customer service", "lv": "Klients klientu apkalpošana"}[lang]
+        assert heading in page.text, page.text[:2000]

@@ -64,6 +64,24 @@ TEXT = {
         "op_approved": "apstiprināts", "op_rejected": "noraidīts", "op_reason_needed": "Norādiet noraidījuma iemeslu.",
         "op_already_decided": "Šis iesniegums jau ir izskatīts.", "op_signed_in_as": "Pieslēdzies",
         "op_session_expired": "Darbinieka sesija beigusies. Pieslēdzieties vēlreiz.",
+        "op_role_owner": "Līguma turētājs", "op_role_delegate": "Pilnvarotā persona",
+        "op_role_subuser": "Papildu lietotājs", "op_status_invited": "uzaicināts", "op_status_active": "aktīvs",
+        "op_status_expired": "uzaicinājums nokavēts", "op_status_ended": "beidzies", "op_status_revoked": "atsaukts",
+        "op_contract_active": "spēkā", "op_contract_closed": "slēgts",
+        "op_file_application/pdf": "PDF dokuments", "op_file_image/png": "PNG attēls",
+        "op_file_image/jpeg": "JPEG attēls",
+        "op_err_role_bad_role": "Izvēlieties veidu: pilnvarotā persona vai papildu lietotājs.",
+        "op_err_name_bad_name": "Norādiet personas vārdu un uzvārdu (līdz 200 rakstzīmēm).",
+        "op_err_email_bad_email": "Norādiet derīgu e-pasta adresi.",
+        "op_err_level_bad_level": "Izvēlieties piekļuves līmeni: rēķini vai rēķini un rādījumi.",
+        "op_err_level_not_for_delegate": "Pilnvarotajai personai ir visas tiesības; līmeni nenorāda.",
+        "op_err_personal_code_bad_personal_code": "Tas nav derīgs personas kods.",
+        "op_err_personal_code_required": "Pilnvarotās personas kods ir obligāts.",
+        "op_err_valid_from_bad_date": "Norādiet datumu (GGGG-MM-DD).",
+        "op_err_valid_until_bad_date": "Norādiet datumu (GGGG-MM-DD).",
+        "op_err_valid_until_in_the_past": "Beigu datumam jābūt šodien vai vēlāk.",
+        "op_err_valid_from_after_end": "Sākums nevar būt pēc beigām.",
+        "op_err_valid_until_required": "Pilnvarai jānorāda beigu datums.",
     },
     "en": {
         "op_title": "Customer service", "op_login": "Sign in with your staff account", "op_logout": "Sign out",
@@ -87,10 +105,36 @@ TEXT = {
         "op_rejected": "rejected", "op_reason_needed": "Give the reason for the rejection.",
         "op_already_decided": "This application has already been decided.", "op_signed_in_as": "Signed in as",
         "op_session_expired": "Your staff session has ended. Sign in again.",
+        "op_role_owner": "Contract holder", "op_role_delegate": "Authorised person",
+        "op_role_subuser": "Additional user", "op_status_invited": "invited", "op_status_active": "active",
+        "op_status_expired": "invitation expired", "op_status_ended": "ended", "op_status_revoked": "revoked",
+        "op_contract_active": "in force", "op_contract_closed": "closed",
+        "op_file_application/pdf": "PDF document", "op_file_image/png": "PNG image",
+        "op_file_image/jpeg": "JPEG image",
+        "op_err_role_bad_role": "Choose the kind: authorised person or additional user.",
+        "op_err_name_bad_name": "Give the person's full name (at most 200 characters).",
+        "op_err_email_bad_email": "Give a valid e-mail address.",
+        "op_err_level_bad_level": "Choose the access level: bills, or bills and readings.",
+        "op_err_level_not_for_delegate": "An authorised person has every right; give no level.",
+        "op_err_personal_code_bad_personal_code": "This is not a valid personal code.",
+        "op_err_personal_code_required": "An authorised person's personal code is required.",
+        "op_err_valid_from_bad_date": "Give a date (YYYY-MM-DD).",
+        "op_err_valid_until_bad_date": "Give a date (YYYY-MM-DD).",
+        "op_err_valid_until_in_the_past": "The end date must be today or later.",
+        "op_err_valid_from_after_end": "The start must not be after the end.",
+        "op_err_valid_until_required": "A mandate needs an end date.",
     },
 }
 for _lang, _texts in TEXT.items():
     pages.TEXT[_lang].update(_texts)
+UNTRANSLATED = "⟦{}⟧"  # shown for a word with no entry in the table: visible, and found by the tests
+
+
+@bp.app_template_global("say")
+def say(key: str) -> str:
+    """Return the page language's word for ``key`` (a role, status, level, file kind or message code), from the
+    one table (``pages.TEXT``); a key without an entry shows as ``⟦key⟧`` instead of an English word."""
+    return str(pages.TEXT[pages.current_lang()].get(key) or UNTRANSLATED.format(key))
 
 
 # --- signing in through the staff realm ----------------------------------------------------------------
@@ -344,7 +388,8 @@ def record_application() -> ResponseReturnValue:
     try:
         new = access.validate_new_user(body)
     except ValidationFailed as exc:
-        errors.update({e["field"]: e["message"] for e in exc.extra.get("errors", [])})  # type: ignore[union-attr]
+        errors.update({e["field"]: say(f"op_err_{e['field']}_{e['code']}")
+                       for e in exc.extra.get("errors", [])})  # type: ignore[union-attr]
         new = None
     upload = request.files.get("attachment")
     stored = None
