@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import requests
+
 from klients_identity.access import riga_today
 from tests.access_helpers import invitation_link, now, open_and_set_password, plant_person, smartid_login, unique_email
 from tests.helpers import bearer, csrf_of, mails
@@ -79,3 +81,22 @@ def test_a_paper_application_taken_up_is_announced_to_the_holder_at_the_register
     assert approved.status_code == 200
     take_up(invitation_link(maildir, invitee, after=started), "320000-10003")
     assert contract in notice(maildir, on_file, LV.format(contract), started)
+
+
+def test_an_english_invitation_opens_english_pages(staff, new_contract, maildir):  # noqa: F811
+    contract = new_contract().number
+    operator = operator_browser()
+    operator.get(f"{ISSUER}/operator/?lang=en", timeout=10)  # the operator works in English
+    invitee = unique_email("english")
+    recorded = record(operator, contract, kind="subuser", level="bills", personal_code="", valid_until="",
+                      email=invitee)
+    started = now()
+    operator.post(f"{recorded.url}/approve", data={"csrf": csrf_of(recorded)}, timeout=10)
+    wait_until("the invitation", lambda: mails(maildir, to=invitee, after=started), timeout=20)
+    text = mails(maildir, to=invitee, after=started)[0].get_body(("plain",)).get_content()
+    assert "has invited you" in text  # written in English ...
+    link = next(word for word in text.split() if "/invite/" in word)
+    assert link.endswith("?lang=en")  # ... and its link says so
+    browser = requests.Session()  # a browser that never chose a language
+    page = browser.get(link, timeout=10)
+    assert page.status_code == 200 and '<html lang="en">' in page.text

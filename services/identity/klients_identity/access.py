@@ -284,7 +284,7 @@ def _send_invitation(session: Session, grant: Grant, *, link_base: str, ttl: tim
         "to": grant.invitee_email, "lang": lang, "name": grant.invitee_name, "contract": grant.contract,
         "role": grant.role, "level": grant.level, "invited_by": inviter,
         "valid_until": grant.valid_until.isoformat() if grant.valid_until else None,
-        "link": f"{link_base.rstrip('/')}/invite/{token}", "expires_at": invitation.expires_at.isoformat(),
+        "link": f"{link_base.rstrip('/')}/invite/{token}?lang={lang}", "expires_at": invitation.expires_at.isoformat(),
     })
     return invitation
 

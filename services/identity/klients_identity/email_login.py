@@ -65,10 +65,10 @@ def _send_link(purpose: str, email: str, **fields: Any) -> None:
     token = secrets.token_urlsafe(32)  # 256 bits
     expires = utcnow() + LINK_TTL[purpose]
     db().add(EmailToken(token_hash=_token_hash(token), purpose=purpose, email=email, expires_at=expires, **fields))
-    link = url_for("email.set_password_page", purpose=purpose, token=token, _external=True)
+    lang = pages.current_lang()
+    link = url_for("email.set_password_page", purpose=purpose, token=token, lang=lang, _external=True)
     event = "email_verification_requested" if purpose == "register" else "password_reset_requested"
-    enqueue(db(), outbox, event, {"to": email, "link": link, "expires_at": expires.isoformat(),
-                                  "lang": pages.current_lang()})
+    enqueue(db(), outbox, event, {"to": email, "link": link, "expires_at": expires.isoformat(), "lang": lang})
 
 
 @bp.get("")

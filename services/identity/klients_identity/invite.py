@@ -51,6 +51,7 @@ def open_link(token: str) -> ResponseReturnValue:
         access.open_invitation(db(), token)
     except access.InvitationInvalid as exc:
         return _invalid(exc.reason)
+    pages.current_lang()  # the link carries the e-mail's language (``?lang=``): the pages that follow use it
     session["invitation"] = {"token": token}
     return redirect(url_for("invite.show"))
 
