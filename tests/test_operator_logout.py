@@ -170,7 +170,8 @@ def test_a_real_logout_token_is_accepted_once(staff):  # noqa: F811
 # --- the one translation table ---------------------------------------------------------------------------------
 
 ENGLISH = (">owner<", ">delegate<", ">subuser<", ">active<", ">revoked<", "(bills)", "(bills_readings)",
-           "(application/pdf", "give the person", "a mandate needs", "not a valid", "give a valid")
+           "(application/pdf", "give the person", "a mandate needs", "not a valid", "give a valid",
+           "already has or is invited", "this access is already")
 
 
 def latvian_only(page: requests.Response) -> None:
@@ -202,6 +203,15 @@ def test_every_operator_and_invitation_page_speaks_latvian(staff, new_contract, 
     browser.post(f"{ISSUER}/operator/contracts/{contract}/users/{revoked}/revoke",
                  data={"csrf": csrf_of(page), "reason": "tests"}, timeout=10)
     latvian_only(browser.get(f"{ISSUER}/operator/contracts/{contract}", timeout=10))
+    again = browser.post(f"{ISSUER}/operator/contracts/{contract}/users/{revoked}/revoke",
+                         data={"csrf": csrf_of(page), "reason": "tests"}, timeout=10)
+    assert again.status_code == 409
+    latvian_only(again)
+    twice = record(browser, contract, email=invitee)  # the same person again: approving it is refused
+    refused = browser.post(f"{ISSUER}/operator/applications/{application_id(twice)}/approve",
+                           data={"csrf": csrf_of(twice)}, timeout=10)
+    assert 'id="error-message"' in refused.text
+    latvian_only(refused)
     latvian_only(browser.get(f"{ISSUER}/operator/", timeout=10))
     latvian_only(requests.get(invitation_link(maildir, invitee, after=started), timeout=10))
 

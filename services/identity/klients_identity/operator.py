@@ -82,6 +82,10 @@ TEXT = {
         "op_err_valid_until_in_the_past": "Beigu datumam jābūt šodien vai vēlāk.",
         "op_err_valid_from_after_end": "Sākums nevar būt pēc beigām.",
         "op_err_valid_until_required": "Pilnvarai jānorāda beigu datums.",
+        "op_err_already_has_access": "Šai personai jau ir piekļuve līgumam vai atvērts uzaicinājums.",
+        "op_err_cannot_approve": "Iesniegumu nevar apstiprināt: pārbaudiet tā datus.",
+        "op_err_already_ended": "Šī piekļuve jau ir beigusies vai atsaukta.",
+        "op_err_owner_follows_register": "Līguma turētāja piekļuve seko klientu reģistram; to šeit nemaina.",
     },
     "en": {
         "op_title": "Customer service", "op_login": "Sign in with your staff account", "op_logout": "Sign out",
@@ -123,6 +127,10 @@ TEXT = {
         "op_err_valid_until_in_the_past": "The end date must be today or later.",
         "op_err_valid_from_after_end": "The start must not be after the end.",
         "op_err_valid_until_required": "A mandate needs an end date.",
+        "op_err_already_has_access": "This person already has access to the contract or an open invitation.",
+        "op_err_cannot_approve": "The application cannot be approved: check its details.",
+        "op_err_already_ended": "This access has already ended or been revoked.",
+        "op_err_owner_follows_register": "The holder's access follows the client register; it is not changed here.",
     },
 }
 for _lang, _texts in TEXT.items():
@@ -478,7 +486,8 @@ def approve(application_id: str) -> ResponseReturnValue:
                                 ttl=timedelta(hours=settings.invitation_ttl_hours), lang=pages.current_lang())
     except (Conflict, Forbidden, ValidationFailed) as exc:
         db().rollback()
-        return redirect(url_for("operator.application_page", application_id=application_id, error=exc.detail))
+        error = say("op_err_already_has_access") if isinstance(exc, Conflict) else say("op_err_cannot_approve")
+        return redirect(url_for("operator.application_page", application_id=application_id, error=error))
     application = _application(application_id)
     application.grant_id = created["id"]
     audit(db(), actor=actor.id, action="application_approved", contract=application.contract,
@@ -534,7 +543,9 @@ def revoke(contract: str, grant_id: str) -> ResponseReturnValue:
                       or "revoked by customer service")
     except (Conflict, Forbidden) as exc:
         db().rollback()
-        return pages.problem_page(409 if isinstance(exc, Conflict) else 403, "op_title", exc.detail)
+        if isinstance(exc, Conflict):
+            return pages.problem_page(409, "op_title", say("op_err_already_ended"))
+        return pages.problem_page(403, "op_title", say("op_err_owner_follows_register"))
     return redirect(url_for("operator.contract_page", contract=contract), code=303)
 
 
