@@ -119,5 +119,5 @@ def test_a_delegate_approved_by_an_operator_signed_in_through_keycloak_manages_u
     delegate.context.close()
 
     page.goto(f"{ISSUER}/operator/contracts/{contract}")
-    assert page.locator("#users .status").all_inner_texts() == ["active", "invited"]
+    assert page.locator("#users .status").all_inner_texts() == ["aktīvs", "uzaicināts"]  # Latvian page, Latvian words
     shot(page, "operator-contract")

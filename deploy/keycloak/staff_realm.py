@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
 from keycloak import KeycloakAdmin
 
 OPERATOR_CLIENT = "klients-operator-pages"
@@ -79,7 +80,8 @@ def realm_settings(spec: StaffRealm) -> dict[str, Any]:
     """Return the realm attributes we own."""
     return {
         "realm": spec.realm,
-        "displayName": "Klients customer service",
+        "displayName": "${klientsStaffRealm}",  # in the page's language: DISPLAY_NAMES
+        "displayNameHtml": "${klientsStaffRealm}",
         "enabled": True,
         "sslRequired": "external",
         "registrationAllowed": False,
@@ -116,9 +118,28 @@ def client_settings(spec: StaffRealm) -> dict[str, Any]:
         "serviceAccountsEnabled": False,
         "redirectUris": [f"{spec.identity_url}/operator/callback"],
         "webOrigins": [spec.identity_url],
+        # OpenID Connect Back-Channel Logout: every end of a staff session (sign-out, the console's Sessions
+        # or a user's logout, expiry) is posted to identity, which ends its operator session at once.
+        "frontchannelLogout": False,
         "attributes": {"pkce.code.challenge.method": "S256",
-                       "post.logout.redirect.uris": f"{spec.identity_url}/operator/"},
+                       "post.logout.redirect.uris": f"{spec.identity_url}/operator/",
+                       "backchannel.logout.url": f"{spec.identity_url}/operator/backchannel-logout",
+                       "backchannel.logout.session.required": "true",
+                       "backchannel.logout.revoke.offline.tokens": "false"},
     }
+
+
+# The realm's name on its login pages, per language (realm localization texts, key ``klientsStaffRealm``).
+DISPLAY_NAMES = {"lv": "Klients klientu apkalpošana", "en": "Klients customer service"}
+
+
+def ensure_display_names(admin: KeycloakAdmin, realm: str) -> None:
+    """Set the realm's localized display name (a PUT of the same text changes nothing)."""
+    base = admin.connection.base_url.rstrip("/")
+    for locale, text in DISPLAY_NAMES.items():
+        requests.put(f"{base}/admin/realms/{realm}/localization/{locale}/klientsStaffRealm", data=text.encode(),
+                     headers={"Authorization": f"Bearer {admin.connection.token['access_token']}",
+                              "Content-Type": "text/plain; charset=utf-8"}, timeout=30).raise_for_status()
 
 
 AUDIENCE_MAPPER = {
@@ -136,6 +157,7 @@ def provision(admin: KeycloakAdmin, spec: StaffRealm) -> None:
     if spec.realm not in {r["realm"] for r in admin.get_realms()}:
         admin.create_realm({"realm": spec.realm, "enabled": True}, skip_exists=True)
     admin.update_realm(spec.realm, realm_settings(spec))
+    ensure_display_names(admin, spec.realm)
     admin.change_current_realm(spec.realm)
 
     for name, description in ROLES.items():

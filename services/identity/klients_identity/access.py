@@ -19,9 +19,10 @@ Every change is audited with who acted, in which role, for whom, on which contra
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -40,6 +41,7 @@ from klients_common.personal_code import normalise_personal_code
 from .accounts import audit
 from .models import AuditEvent, Grant, Invitation, LoginSession, PasswordLogin, Person, as_utc, outbox, utcnow
 
+log = logging.getLogger(__name__)
 RIGA = ZoneInfo("Europe/Riga")
 INVITATION_TTL = timedelta(hours=72)
 MANDATE_SIGNING_MAX_AGE = 15 * 60  # an online mandate is "signed" by a strong login at most this old (seconds)
@@ -282,7 +284,7 @@ def _send_invitation(session: Session, grant: Grant, *, link_base: str, ttl: tim
         "to": grant.invitee_email, "lang": lang, "name": grant.invitee_name, "contract": grant.contract,
         "role": grant.role, "level": grant.level, "invited_by": inviter,
         "valid_until": grant.valid_until.isoformat() if grant.valid_until else None,
-        "link": f"{link_base.rstrip('/')}/invite/{token}", "expires_at": invitation.expires_at.isoformat(),
+        "link": f"{link_base.rstrip('/')}/invite/{token}?lang={lang}", "expires_at": invitation.expires_at.isoformat(),
     })
     return invitation
 
@@ -459,10 +461,39 @@ class WrongPerson(Exception):
     """The strong login's personal code is not the one the invitation was made for."""
 
 
+def take_up_recipients(session: Session, grant: Grant, taker: Person,
+                       holder_email_on_file: Callable[[str], str | None] | None = None) -> list[tuple[str, str, str]]:
+    """Return who hears that ``taker`` took up ``grant`` (address, language, name): the contract's holder, at
+    their contact e-mail here or else the client register's address (``holder_email_on_file``), and the
+    person who invited, when that is someone else. Nobody twice, and never the taker."""
+    found: list[tuple[str, str, str]] = []
+
+    def add(email: str | None, lang: str, name: str) -> None:
+        taken = {f[0].lower() for f in found} | {(taker.email or "").lower()}
+        if email and email.lower() not in taken:
+            found.append((email, lang, name))
+
+    holder = session.scalar(select(Person).join(Grant, Grant.person_id == Person.id).where(
+        Grant.contract == grant.contract, Grant.role == "owner", Grant.status == "active").limit(1))
+    holder_email = holder.email if holder is not None else None
+    if not holder_email and holder_email_on_file is not None:
+        try:
+            holder_email = holder_email_on_file(grant.contract)
+        except Exception:  # noqa: BLE001 - the register unreachable must not undo a take-up; logged
+            log.warning("the register's e-mail for %s could not be read; the holder is not told", grant.contract)
+    add(holder_email, holder.language if holder is not None else "lv",
+        f"{holder.given_name} {holder.family_name}".strip() if holder is not None else "")
+    inviter = session.get(Person, grant.created_by) if grant.created_by else None
+    if inviter is not None and (holder is None or inviter.id != holder.id):
+        add(inviter.email, inviter.language, f"{inviter.given_name} {inviter.family_name}".strip())
+    return found
+
+
 def accept(session: Session, token: str, person: Person, *, password_hash: str | None,
-           contact: dict[str, str]) -> Grant:
-    """Take up an invitation: the grant becomes the person's and active, the link is spent, the inviter is
-    told. ``person`` comes from a strong login; raise WrongPerson or InvitationInvalid (nothing changed)."""
+           contact: dict[str, str], holder_email_on_file: Callable[[str], str | None] | None = None) -> Grant:
+    """Take up an invitation: the grant becomes the person's and active, the link is spent, and the holder
+    and the inviter are told (``take_up_recipients``). ``person`` comes from a strong login; raise WrongPerson
+    or InvitationInvalid (nothing changed)."""
     invitation, grant = open_invitation(session, token)
     session.refresh(grant, with_for_update=True)
     if grant.status != "invited":
@@ -493,17 +524,10 @@ def accept(session: Session, token: str, person: Person, *, password_hash: str |
         grant.expected_personal_code = person.personal_code
     audit(session, actor=person.id, action="invitation_accepted", subject=person.id, contract=grant.contract,
           as_role=grant.role, grant=grant.id, role=grant.role, level=grant.level)
-    inviter = session.get(Person, grant.created_by) if grant.created_by else None
-    recipients = [inviter] if inviter is not None and inviter.email else list(session.scalars(
-        select(Person).join(Grant, Grant.person_id == Person.id).where(
-            Grant.contract == grant.contract, Grant.role == "owner", Grant.status == "active",
-            Person.email.is_not(None))))
-    for recipient in recipients:
+    for to, lang, name in take_up_recipients(session, grant, person, holder_email_on_file):
         enqueue(session, outbox, "invitation_accepted_notice", {
-            "to": recipient.email, "lang": recipient.language,
-            "name": f"{recipient.given_name} {recipient.family_name}".strip(),
-            "invitee": f"{person.given_name} {person.family_name}".strip(), "contract": grant.contract,
-            "role": grant.role, "level": grant.level, "grant": grant.id})
+            "to": to, "lang": lang, "name": name, "invitee": f"{person.given_name} {person.family_name}".strip(),
+            "contract": grant.contract, "role": grant.role, "level": grant.level, "grant": grant.id})
     session.commit()
     return grant
 

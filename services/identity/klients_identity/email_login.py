@@ -21,13 +21,13 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError
 
 from klients_common import constant_time
-from klients_common.errors import NotFound
 from klients_common.outbox import enqueue
 
 from . import accounts, db, limits, pages, passwords
 from .limits import limiter, login_limit
-from .login import service_token, signed_in
+from .login import signed_in
 from .models import EmailToken, Grant, PasswordLogin, Person, as_utc, outbox, utcnow
+from .register import email_on_file as register_email
 
 bp = Blueprint("email", __name__, url_prefix="/login/email")
 LINK_TTL = {"register": timedelta(hours=24), "reset": timedelta(hours=1)}
@@ -65,10 +65,10 @@ def _send_link(purpose: str, email: str, **fields: Any) -> None:
     token = secrets.token_urlsafe(32)  # 256 bits
     expires = utcnow() + LINK_TTL[purpose]
     db().add(EmailToken(token_hash=_token_hash(token), purpose=purpose, email=email, expires_at=expires, **fields))
-    link = url_for("email.set_password_page", purpose=purpose, token=token, _external=True)
+    lang = pages.current_lang()
+    link = url_for("email.set_password_page", purpose=purpose, token=token, lang=lang, _external=True)
     event = "email_verification_requested" if purpose == "register" else "password_reset_requested"
-    enqueue(db(), outbox, event, {"to": email, "link": link, "expires_at": expires.isoformat(),
-                                  "lang": pages.current_lang()})
+    enqueue(db(), outbox, event, {"to": email, "link": link, "expires_at": expires.isoformat(), "lang": lang})
 
 
 @bp.get("")
@@ -113,11 +113,7 @@ def register() -> ResponseReturnValue:
     contract = request.form.get("contract", "").strip().upper()[:32]
     if email and contract:
         has_login = db().get(PasswordLogin, email) is not None
-        try:  # asked whatever the address: the same work for known and unknown addresses
-            on_file = current_app.extensions["klients_rpc"].call(
-                "billing", "email_on_file", contract, context={"authorization": f"Bearer {service_token()}"})
-        except NotFound:
-            on_file = None
+        on_file = register_email(contract)  # asked whatever the address: the same work for known and unknown
         within_limit = limits.account_hit("mail", email)
         if on_file and _normal(on_file) == email and not has_login and within_limit:
             _send_link("register", email, contract=contract)

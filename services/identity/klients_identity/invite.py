@@ -14,7 +14,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from . import access, accounts, db, pages, passwords
+from . import access, accounts, db, pages, passwords, register
 from .connectors.base import VerifiedIdentity
 from .contacts import e164, postal_address
 from .limits import limiter, login_limit
@@ -51,6 +51,7 @@ def open_link(token: str) -> ResponseReturnValue:
         access.open_invitation(db(), token)
     except access.InvitationInvalid as exc:
         return _invalid(exc.reason)
+    pages.current_lang()  # the link carries the e-mail's language (``?lang=``): the pages that follow use it
     session["invitation"] = {"token": token}
     return redirect(url_for("invite.show"))
 
@@ -140,7 +141,8 @@ def finish() -> ResponseReturnValue:
         return pages.render("invite_contact.html", 422, values={**_contact_values(person, invitation), **values},
                             errors=errors)
     try:
-        access.accept(db(), state["token"], person, password_hash=state.get("password_hash"), contact=contact)
+        access.accept(db(), state["token"], person, password_hash=state.get("password_hash"), contact=contact,
+                      holder_email_on_file=register.email_on_file)
     except access.WrongPerson:
         db().rollback()
         return _invalid("wrong_person")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import time
 import uuid
@@ -30,10 +31,9 @@ from klients_common import constant_time
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
 from klients_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
-from . import access, attachments, db, pages
+from . import access, attachments, backchannel, db, pages, register
 from .accounts import audit
-from .login import service_token
-from .models import Application, as_utc, utcnow
+from .models import Application, BrowserSession, as_utc, utcnow
 
 bp = Blueprint("operator", __name__, url_prefix="/operator")
 CLIENT_ID = "klients-operator-pages"
@@ -64,6 +64,28 @@ TEXT = {
         "op_approved": "apstiprināts", "op_rejected": "noraidīts", "op_reason_needed": "Norādiet noraidījuma iemeslu.",
         "op_already_decided": "Šis iesniegums jau ir izskatīts.", "op_signed_in_as": "Pieslēdzies",
         "op_session_expired": "Darbinieka sesija beigusies. Pieslēdzieties vēlreiz.",
+        "op_role_owner": "Līguma turētājs", "op_role_delegate": "Pilnvarotā persona",
+        "op_role_subuser": "Papildu lietotājs", "op_status_invited": "uzaicināts", "op_status_active": "aktīvs",
+        "op_status_expired": "uzaicinājums nokavēts", "op_status_ended": "beidzies", "op_status_revoked": "atsaukts",
+        "op_contract_active": "spēkā", "op_contract_closed": "slēgts",
+        "op_file_application/pdf": "PDF dokuments", "op_file_image/png": "PNG attēls",
+        "op_file_image/jpeg": "JPEG attēls",
+        "op_err_role_bad_role": "Izvēlieties veidu: pilnvarotā persona vai papildu lietotājs.",
+        "op_err_name_bad_name": "Norādiet personas vārdu un uzvārdu (līdz 200 rakstzīmēm).",
+        "op_err_email_bad_email": "Norādiet derīgu e-pasta adresi.",
+        "op_err_level_bad_level": "Izvēlieties piekļuves līmeni: rēķini vai rēķini un rādījumi.",
+        "op_err_level_not_for_delegate": "Pilnvarotajai personai ir visas tiesības; līmeni nenorāda.",
+        "op_err_personal_code_bad_personal_code": "Tas nav derīgs personas kods.",
+        "op_err_personal_code_required": "Pilnvarotās personas kods ir obligāts.",
+        "op_err_valid_from_bad_date": "Norādiet datumu (GGGG-MM-DD).",
+        "op_err_valid_until_bad_date": "Norādiet datumu (GGGG-MM-DD).",
+        "op_err_valid_until_in_the_past": "Beigu datumam jābūt šodien vai vēlāk.",
+        "op_err_valid_from_after_end": "Sākums nevar būt pēc beigām.",
+        "op_err_valid_until_required": "Pilnvarai jānorāda beigu datums.",
+        "op_err_already_has_access": "Šai personai jau ir piekļuve līgumam vai atvērts uzaicinājums.",
+        "op_err_cannot_approve": "Iesniegumu nevar apstiprināt: pārbaudiet tā datus.",
+        "op_err_already_ended": "Šī piekļuve jau ir beigusies vai atsaukta.",
+        "op_err_owner_follows_register": "Līguma turētāja piekļuve seko klientu reģistram; to šeit nemaina.",
     },
     "en": {
         "op_title": "Customer service", "op_login": "Sign in with your staff account", "op_logout": "Sign out",
@@ -87,10 +109,40 @@ TEXT = {
         "op_rejected": "rejected", "op_reason_needed": "Give the reason for the rejection.",
         "op_already_decided": "This application has already been decided.", "op_signed_in_as": "Signed in as",
         "op_session_expired": "Your staff session has ended. Sign in again.",
+        "op_role_owner": "Contract holder", "op_role_delegate": "Authorised person",
+        "op_role_subuser": "Additional user", "op_status_invited": "invited", "op_status_active": "active",
+        "op_status_expired": "invitation expired", "op_status_ended": "ended", "op_status_revoked": "revoked",
+        "op_contract_active": "in force", "op_contract_closed": "closed",
+        "op_file_application/pdf": "PDF document", "op_file_image/png": "PNG image",
+        "op_file_image/jpeg": "JPEG image",
+        "op_err_role_bad_role": "Choose the kind: authorised person or additional user.",
+        "op_err_name_bad_name": "Give the person's full name (at most 200 characters).",
+        "op_err_email_bad_email": "Give a valid e-mail address.",
+        "op_err_level_bad_level": "Choose the access level: bills, or bills and readings.",
+        "op_err_level_not_for_delegate": "An authorised person has every right; give no level.",
+        "op_err_personal_code_bad_personal_code": "This is not a valid personal code.",
+        "op_err_personal_code_required": "An authorised person's personal code is required.",
+        "op_err_valid_from_bad_date": "Give a date (YYYY-MM-DD).",
+        "op_err_valid_until_bad_date": "Give a date (YYYY-MM-DD).",
+        "op_err_valid_until_in_the_past": "The end date must be today or later.",
+        "op_err_valid_from_after_end": "The start must not be after the end.",
+        "op_err_valid_until_required": "A mandate needs an end date.",
+        "op_err_already_has_access": "This person already has access to the contract or an open invitation.",
+        "op_err_cannot_approve": "The application cannot be approved: check its details.",
+        "op_err_already_ended": "This access has already ended or been revoked.",
+        "op_err_owner_follows_register": "The holder's access follows the client register; it is not changed here.",
     },
 }
 for _lang, _texts in TEXT.items():
     pages.TEXT[_lang].update(_texts)
+UNTRANSLATED = "⟦{}⟧"  # shown for a word with no entry in the table: visible, and found by the tests
+
+
+@bp.app_template_global("say")
+def say(key: str) -> str:
+    """Return the page language's word for ``key`` (a role, status, level, file kind or message code), from the
+    one table (``pages.TEXT``); a key without an entry shows as ``⟦key⟧`` instead of an English word."""
+    return str(pages.TEXT[pages.current_lang()].get(key) or UNTRANSLATED.format(key))
 
 
 # --- signing in through the staff realm ----------------------------------------------------------------
@@ -118,18 +170,93 @@ def current_operator() -> dict[str, Any] | None:
 
 
 def operator_required(view: F) -> F:
-    """Let only a signed-in operator (realm role ``operator``) through; others go to sign in or get 403."""
+    """Let only a signed-in operator (realm role ``operator``) through; others go to sign in or get 403.
+
+    A form post (every action: record, approve, reject, revoke) also needs the staff session to stand at
+    Keycloak: re-checked with a refresh when the last check is older than ``STAFF_RECHECK_SECONDS``, so a
+    disabled or signed-out operator cannot act even if Keycloak's logout token never arrived."""
 
     @wraps(view)  # type: ignore[arg-type]
     def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
         operator = current_operator()
+        texts = pages.TEXT[pages.current_lang()]
+        if operator is None and request.method == "POST":
+            return pages.problem_page(401, "op_title", texts["op_session_expired"])
         if operator is None:
             return redirect(url_for("operator.login", next=request.full_path if request.method == "GET" else None))
+        if request.method == "POST":
+            operator = _recheck(operator)
+            if operator is None:
+                return pages.problem_page(401, "op_title", texts["op_session_expired"])
         if "operator" not in operator["roles"]:
-            return pages.problem_page(403, "op_title", pages.TEXT[pages.current_lang()]["op_no_role"])
+            return pages.problem_page(403, "op_title", texts["op_no_role"])
         return view(*args, **kwargs)  # type: ignore[operator]
 
     return wrapper  # type: ignore[return-value]
+
+
+def _recheck(operator: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the operator with roles as Keycloak has them now, or None (and end the session here) when
+    Keycloak no longer stands behind the staff session (signed out, disabled, session expired)."""
+    settings = current_app.config["SETTINGS"]
+    if time.time() - float(operator.get("checked_at", 0)) < settings.staff_recheck_seconds:
+        return operator
+    try:
+        answer = requests.post(f"{_realm()}/protocol/openid-connect/token", data={
+            "grant_type": "refresh_token", "refresh_token": operator.get("refresh_token", "")},
+            auth=(CLIENT_ID, settings.staff_client_secret), timeout=10)
+        token = _verifier().verify(answer.json()["access_token"]) if answer.status_code == 200 else None
+    except (requests.RequestException, KeyError, ValueError, InvalidToken):
+        token = None  # Keycloak cannot confirm the session: no action on its word from earlier
+    if token is None or str(token.subject) != operator.get("sub", token.subject):
+        session.pop("operator", None)
+        audit(db(), actor=f"operator:{operator.get('username')}", action="operator_session_ended", publish=False,
+              reason="staff session no longer valid at Keycloak")
+        db().commit()
+        return None
+    operator.update({"roles": sorted(token.roles() & {"operator", "supervisor"}), "checked_at": time.time(),
+                     "refresh_token": answer.json().get("refresh_token", operator.get("refresh_token", ""))})
+    session["operator"] = operator
+    return operator
+
+
+def end_operator_sessions(logout: backchannel.Logout) -> int:
+    """End identity's operator sessions of a Keycloak login (``sid``), or of every login of the staff user
+    (``sub`` alone); return how many were ended."""
+    operator = BrowserSession.data["operator"]
+    if logout.sid is not None:
+        condition = operator["sid"].as_string() == logout.sid
+        if logout.sub is not None:
+            condition = condition & (operator["sub"].as_string() == logout.sub)
+    else:
+        condition = operator["sub"].as_string() == logout.sub
+    ended = 0
+    for row in db().scalars(select(BrowserSession).where(condition).with_for_update()):
+        data = dict(row.data)
+        gone = data.pop("operator", {})
+        row.data = data
+        ended += 1
+        audit(db(), actor=f"operator:{gone.get('username')}", action="operator_session_ended", publish=False,
+              reason="signed out at Keycloak")
+    return ended
+
+
+@bp.post("/backchannel-logout")
+def backchannel_logout() -> ResponseReturnValue:
+    """Keycloak's staff realm ends a login: end the operator sessions it opened here (OIDC Back-Channel
+    Logout 1.0; see ``backchannel``)."""
+    if "klients_staff_logout" not in current_app.extensions:
+        current_app.extensions["klients_staff_logout"] = backchannel.LogoutTokenVerifier(
+            _realm(), CLIENT_ID, replay_scope="logout:staff")
+    verifier: backchannel.LogoutTokenVerifier = current_app.extensions["klients_staff_logout"]
+    try:
+        logout = verifier.verify(backchannel.received_token())
+    except backchannel.LogoutTokenRefused as exc:
+        db().rollback()
+        return backchannel.answer(400, str(exc))
+    end_operator_sessions(logout)
+    db().commit()
+    return backchannel.answer(200)
 
 
 @bp.get("/login")
@@ -166,18 +293,31 @@ def callback() -> ResponseReturnValue:
     except (requests.RequestException, KeyError, ValueError, InvalidToken):
         return pages.problem_page(502, "op_title", texts["op_session_expired"])
     username = str(token.claims.get("preferred_username") or token.subject)
+    sid = token.claims.get("sid") or _id_token_claims(answer.json().get("id_token", "")).get("sid")
     name = str(token.claims.get("name") or username)
     lang, csrf = session.get("lang", "lv"), session.get("csrf")
     session.clear()
     session.rotate()  # type: ignore[attr-defined]
     session.update({"lang": lang, "operator": {
         "username": username, "name": name, "roles": sorted(token.roles() & {"operator", "supervisor"}),
-        "expires": time.time() + SESSION_TTL, "id_token": answer.json().get("id_token", "")}})
+        "expires": time.time() + SESSION_TTL, "id_token": answer.json().get("id_token", ""),
+        "sub": token.subject, "sid": sid, "refresh_token": answer.json().get("refresh_token", ""),
+        "checked_at": time.time()}})
     if csrf:
         session["csrf"] = csrf
     audit(db(), actor=f"operator:{username}", action="operator_signed_in")
     db().commit()
     return redirect(attempt["next"] or url_for("operator.home"))
+
+
+def _id_token_claims(id_token: str) -> dict[str, Any]:
+    """Return the claims of the ID token Keycloak just handed us on the back channel (TLS to the token
+    endpoint with our client secret: OpenID Connect Core 3.1.3.7 lets that stand for its signature)."""
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(id_token.split(".")[1] + "=="))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 @bp.post("/logout")
@@ -198,12 +338,7 @@ def _actor() -> access.Actor:
 
 
 def _register(contract: str) -> dict[str, Any] | None:
-    try:
-        entry: dict[str, Any] = current_app.extensions["klients_rpc"].call(
-            "billing", "register_entry", contract, context={"authorization": f"Bearer {service_token()}"})
-    except NotFound:
-        return None
-    return entry
+    return register.entry(contract)
 
 
 def _render(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
@@ -261,7 +396,8 @@ def record_application() -> ResponseReturnValue:
     try:
         new = access.validate_new_user(body)
     except ValidationFailed as exc:
-        errors.update({e["field"]: e["message"] for e in exc.extra.get("errors", [])})  # type: ignore[union-attr]
+        errors.update({e["field"]: say(f"op_err_{e['field']}_{e['code']}")
+                       for e in exc.extra.get("errors", [])})  # type: ignore[union-attr]
         new = None
     upload = request.files.get("attachment")
     stored = None
@@ -350,7 +486,8 @@ def approve(application_id: str) -> ResponseReturnValue:
                                 ttl=timedelta(hours=settings.invitation_ttl_hours), lang=pages.current_lang())
     except (Conflict, Forbidden, ValidationFailed) as exc:
         db().rollback()
-        return redirect(url_for("operator.application_page", application_id=application_id, error=exc.detail))
+        error = say("op_err_already_has_access") if isinstance(exc, Conflict) else say("op_err_cannot_approve")
+        return redirect(url_for("operator.application_page", application_id=application_id, error=error))
     application = _application(application_id)
     application.grant_id = created["id"]
     audit(db(), actor=actor.id, action="application_approved", contract=application.contract,
@@ -406,7 +543,9 @@ def revoke(contract: str, grant_id: str) -> ResponseReturnValue:
                       or "revoked by customer service")
     except (Conflict, Forbidden) as exc:
         db().rollback()
-        return pages.problem_page(409 if isinstance(exc, Conflict) else 403, "op_title", exc.detail)
+        if isinstance(exc, Conflict):
+            return pages.problem_page(409, "op_title", say("op_err_already_ended"))
+        return pages.problem_page(403, "op_title", say("op_err_owner_follows_register"))
     return redirect(url_for("operator.contract_page", contract=contract), code=303)
 
 

@@ -9,7 +9,8 @@ What goes, and when (``GRACE``: kept a while longer where a row still serves reu
 * ``refresh_tokens``: once the whole family (every rotation) expired more than ``GRACE`` ago (a rotated
   token replayed while its family lives revokes the family);
 * ``login_sessions``: expired more than ``GRACE`` ago, and no refresh token of it still in its family's life;
-* ``browser_sessions``, ``bank_returns``, ``used_nonces``, ``email_tokens``, ``rate_limits``: expired (a
+* ``browser_sessions``, ``bank_returns``, ``used_nonces`` (bank responses, Keycloak logout-token ``jti``s),
+  ``email_tokens``, ``rate_limits``: expired (a
   nonce is kept until its response could no longer look fresh);
 * ``token_revocations``: older than the longest access-token lifetime (``KEEP_SECONDS``): every token they
   name has expired and fails verification anyway.

@@ -29,6 +29,7 @@
 | ``INVITATION_TTL_HOURS`` | ``72`` | how long an invitation link (additional user, delegate) stays valid |
 | ``KEYCLOAK_URL`` / ``STAFF_REALM`` | ``http://127.0.0.1:8080`` / ``klients-staff`` | the Keycloak staff realm operators sign in with |
 | ``OPERATOR_CLIENT_SECRET`` | dev secret | identity's client ``klients-operator-pages`` in that realm (``deploy/keycloak/staff_realm.py``) |
+| ``STAFF_RECHECK_SECONDS`` | ``60`` | before an operator's action (a form post), the staff session is re-checked at Keycloak (a refresh) when the last check is older than this (0-60) |
 | ``PORTAL_TOKEN_ISSUER`` | ``identity`` | ``identity`` (embedded: identity issues the portal's tokens) or ``keycloak`` (Keycloak-fronted: a portal realm brokers to identity and issues them; identity keeps the realm's ``grants`` attributes in step) |
 | ``PORTAL_REALM`` | ``klients-portal`` | the Keycloak portal realm (Keycloak-fronted mode) |
 | ``KEYCLOAK_BROKER_SECRET`` | dev secret | Keycloak's client secret at identity (``keycloak-broker``), as in ``deploy/keycloak/portal_realm.py`` |
@@ -92,6 +93,7 @@ class Settings:
     invitation_ttl_hours: float
     staff_issuer: str
     staff_client_secret: str
+    staff_recheck_seconds: int
     portal_token_issuer: str
     keycloak_url: str
     portal_realm: str
@@ -117,6 +119,9 @@ class Settings:
         ttl = env_int("ACCESS_TOKEN_TTL", 300)
         if not 0 < ttl <= 300:
             raise ValueError("ACCESS_TOKEN_TTL must be between 1 and 300 seconds")
+        recheck = env_int("STAFF_RECHECK_SECONDS", 60)
+        if not 0 <= recheck <= 60:
+            raise ValueError("STAFF_RECHECK_SECONDS must be between 0 and 60")
         anchors = env_str("SMARTID_TRUST_ANCHORS", str(var_dir() / "smartid-ca.pem"))
         return cls(
             issuer=env_str("IDENTITY_ISSUER", IDENTITY_URL_DEFAULT).rstrip("/"),
@@ -152,6 +157,7 @@ class Settings:
             staff_issuer=(env_str("KEYCLOAK_URL", "http://127.0.0.1:8080").rstrip("/") + "/realms/"
                           + env_str("STAFF_REALM", "klients-staff")),
             staff_client_secret=env_str("OPERATOR_CLIENT_SECRET", "operator-pages-dev-secret"),
+            staff_recheck_seconds=recheck,
             portal_token_issuer=env_str("PORTAL_TOKEN_ISSUER", "identity"),
             keycloak_url=env_str("KEYCLOAK_URL", "http://127.0.0.1:8080").rstrip("/"),
             portal_realm=env_str("PORTAL_REALM", "klients-portal"),
