@@ -85,7 +85,7 @@ def choose_password() -> ResponseReturnValue:
 
 def strong_login_for_invitation(identity: VerifiedIdentity) -> ResponseReturnValue:
     """Called after any strong login while an invitation is open: check the person, then ask for contacts."""
-    from .login import contracts_of
+    from .register import contracts_of
 
     _invitation, grant = _current()
     if grant.expected_personal_code and grant.expected_personal_code != identity.personal_code:

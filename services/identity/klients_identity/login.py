@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -13,15 +12,12 @@ from flask import Blueprint, current_app, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from klients_common import constant_time
-from klients_common.auth import REGISTER_READ, service_client, service_subject
 from klients_common.personal_code import normalise_personal_code
-from klients_common.rpc import RpcClient
 
-from . import accounts, db, limits, pages
+from . import accounts, db, limits, pages, register
 from .connectors.base import LoginFailed, VerifiedIdentity
 from .limits import limiter, login_limit
 from .models import utcnow
-from .tokens import issue_access_token
 
 bp = Blueprint("login", __name__, url_prefix="/login")
 
@@ -50,27 +46,6 @@ def choose() -> ResponseReturnValue:
 
 # --- after a strong login -------------------------------------------------------------------------------
 
-def service_token() -> str:
-    """Return identity's own short-lived token for asking billing about the register."""
-    cache = current_app.extensions.setdefault("klients_service_token", {"token": "", "exp": 0.0})
-    if cache["exp"] - 30 < time.time():
-        settings = current_app.config["SETTINGS"]
-        cache["token"] = issue_access_token(
-            db(), issuer=settings.issuer, audience=settings.api_audience, subject=service_subject("identity"),
-            client_id=service_client("identity"), grants=[], acr="http://eidas.europa.eu/LoA/high", amr=["svc"],
-            scope=REGISTER_READ, ttl=120)
-        cache["exp"] = time.time() + 120
-    return str(cache["token"])
-
-
-def contracts_of(personal_code: str) -> list[dict[str, Any]]:
-    """Ask billing which contracts a personal code holds."""
-    client: RpcClient = current_app.extensions["klients_rpc"]
-    result: list[dict[str, Any]] = client.call("billing", "contracts_of", personal_code,
-                                               context={"authorization": f"Bearer {service_token()}"})
-    return result
-
-
 def finish_strong_login(identity: VerifiedIdentity) -> ResponseReturnValue:
     """Register or find the person, open their login session, and resume the authorization request.
     While an invitation is being taken up in this browser, the login confirms the invitee instead."""
@@ -79,7 +54,7 @@ def finish_strong_login(identity: VerifiedIdentity) -> ResponseReturnValue:
 
         return strong_login_for_invitation(identity)
     try:
-        person = accounts.complete_strong_login(db(), identity, contracts_of)
+        person = accounts.complete_strong_login(db(), identity, register.contracts_of)
     except accounts.NoContract:
         return pages.render("refused.html", 403)
     login = accounts.start_login_session(db(), person, acr=identity.acr, amr=list(identity.amr),

@@ -4,13 +4,40 @@ take-up notices."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import current_app
 
+from klients_common.auth import REGISTER_READ, service_client, service_subject
 from klients_common.errors import NotFound
 
-from .login import service_token
+from . import db
+from .tokens import issue_access_token
+
+SERVICE_TOKEN_SECONDS = 120
+
+
+def service_token() -> str:
+    """Return identity's own short-lived service token (subject ``service:identity``, client
+    ``klients-identity``, scope ``register:read``), the only token billing's register answers; cached per
+    process until 30 s before it expires."""
+    cache = current_app.extensions.setdefault("klients_service_token", {"token": "", "exp": 0.0})
+    if cache["exp"] - 30 < time.time():
+        settings = current_app.config["SETTINGS"]
+        cache["token"] = issue_access_token(
+            db(), issuer=settings.issuer, audience=settings.api_audience, subject=service_subject("identity"),
+            client_id=service_client("identity"), grants=[], acr="http://eidas.europa.eu/LoA/high", amr=["svc"],
+            scope=REGISTER_READ, ttl=SERVICE_TOKEN_SECONDS)
+        cache["exp"] = time.time() + SERVICE_TOKEN_SECONDS
+    return str(cache["token"])
+
+
+def contracts_of(personal_code: str) -> list[dict[str, Any]]:
+    """Return the active contracts a personal code holds."""
+    found: list[dict[str, Any]] = current_app.extensions["klients_rpc"].call(
+        "billing", "contracts_of", personal_code, context={"authorization": f"Bearer {service_token()}"})
+    return found
 
 
 def ask(method: str, contract: str) -> Any:
