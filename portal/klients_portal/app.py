@@ -13,14 +13,14 @@ from typing import Any
 import requests
 from flask import Flask, Response, g, render_template, request
 from limits import parse as parse_limit
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy.orm import sessionmaker
 from urllib3.util.retry import Retry
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from klients_common.db import make_engine
+from klients_common.ratelimit import SqlStorage
 from klients_common.web import harden
 
 from . import i18n
@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=retry)
     http.mount("http://", adapter)
     http.mount("https://", adapter)
-    store = Store(sessionmaker(make_engine(settings.database_url), expire_on_commit=False),
+    engine = make_engine(settings.database_url)
+    store = Store(sessionmaker(engine, expire_on_commit=False),
                   idle=timedelta(minutes=settings.session_idle_minutes),
                   lifetime=timedelta(hours=settings.session_hours))
     oidc = OidcClient(settings.issuer, settings.client_id, settings.client_secret, settings.redirect_uri,
@@ -58,7 +59,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["klients_portal_store"] = store
     app.extensions["klients_portal_oidc"] = oidc
     app.extensions["klients_portal_api"] = Api(settings.api_url, settings.api_timeout, http, oidc, store)
-    app.extensions["klients_portal_limiter"] = (MovingWindowRateLimiter(MemoryStorage()),
+    # Counted in the portal's database: every worker and replica shares one allowance per address.
+    app.extensions["klients_portal_limiter"] = (SlidingWindowCounterRateLimiter(SqlStorage(engine=engine)),
                                                 parse_limit(settings.rate_limit_login))
     # The logout form posts to the portal, which then redirects to the issuer's end-session endpoint; the
     # payment form's redirect goes to the provider: browsers check such redirects against form-action.

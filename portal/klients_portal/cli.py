@@ -1,5 +1,5 @@
 """``klients-portal``: ``serve`` (gunicorn), ``migrate`` (the session table), ``purge-sessions`` (delete ended
-sessions; run it from a timer)."""
+sessions and expired rate-limit counters; run it from a timer)."""
 
 from __future__ import annotations
 
@@ -35,13 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         from sqlalchemy.orm import sessionmaker
 
         from klients_common.db import make_engine
+        from klients_common.ratelimit import purge_expired
 
         from .store import Store
 
-        store = Store(sessionmaker(make_engine(settings.database_url)),
-                      idle=timedelta(minutes=settings.session_idle_minutes),
+        engine = make_engine(settings.database_url)
+        store = Store(sessionmaker(engine), idle=timedelta(minutes=settings.session_idle_minutes),
                       lifetime=timedelta(hours=settings.session_hours))
-        print(f"{store.purge()} ended sessions deleted")
+        print(f"{store.purge()} ended sessions deleted, {purge_expired(engine)} expired rate-limit counters deleted")
     return 0
 
 

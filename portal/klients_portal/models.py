@@ -1,5 +1,6 @@
-"""The portal's one table: server-side sessions. The browser holds only a random id (its SHA-256 is the key
-here); tokens, the login in progress, CSRF secret and payment attempts live in the row."""
+"""The portal's tables: server-side sessions (the browser holds only a random id, its SHA-256 is the key
+here; tokens, the login in progress, CSRF secret and payment attempts live in the row) and rate-limit
+counters (``klients_common.ratelimit``: every replica counts together)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from klients_common.ratelimit import rate_limits_table
+
 
 class PortalBase(DeclarativeBase):
     """The portal's tables."""
+
+
+RATE_LIMITS = rate_limits_table(PortalBase.metadata)
 
 
 class PortalSession(PortalBase):
