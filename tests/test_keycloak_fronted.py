@@ -23,10 +23,11 @@ from sqlalchemy import select
 
 from klients_common.auth import TokenVerifier, TrustedIssuer
 from klients_identity import access
-from klients_identity.models import Invitation, Person
+from klients_identity.models import Invitation, LoginSession, Person
 from tests.conftest import identity_session
 from tests.helpers import bearer, csrf_of
-from tests.oidc_helpers import ISSUER, REDIRECT, pkce
+from tests.oidc_helpers import ISSUER, REDIRECT, code_for, exchange, pkce
+from tests.oidc_helpers import refresh as identity_refresh
 from tests.stack import BIN, ROOT, wait_until
 
 sys.path.insert(0, str(ROOT / "deploy" / "keycloak"))
@@ -198,6 +199,41 @@ def test_a_user_disabled_or_logged_out_in_the_console_cannot_refresh(fronted, ne
         *_, ended = broker(HOLDER)
         assert isinstance(ended, requests.Response) and ended.url.startswith(REALM_URL), ended
         assert "disabled" in TAGS.sub(" ", ended.text).lower()
+    finally:
+        fronted.update_user(user_id, {"enabled": True})
+
+
+def identity_login(browser: requests.Session) -> tuple[str, dict[str, str]]:
+    """The identity login behind a brokered browser, and tokens identity issues from it to its own portal
+    client (a refresh chain at identity); return the login's sid and the token response."""
+    verifier, challenge = pkce()
+    answer = exchange(code_for(browser, (verifier, challenge)), verifier)
+    assert answer.status_code == 200, answer.text
+    tokens = answer.json()
+    with identity_session() as session:
+        sid = session.scalars(select(LoginSession.sid).where(LoginSession.person_id == person_id())
+                              .order_by(LoginSession.auth_time.desc())).first()
+    return sid, tokens
+
+
+@pytest.mark.parametrize("disable", [False, True], ids=["signed-out", "disabled-then-signed-out"])
+def test_a_console_sign_out_ends_identitys_login_its_refresh_chain_and_its_access_tokens(
+        fronted, new_contract, gateway_url, disable):
+    contract = new_contract(personal_code=HOLDER).number
+    browser, _ = brokered_login()
+    sid, tokens = identity_login(browser)
+    balance = f"{gateway_url}/api/v1/contracts/{contract}/balance"
+    assert requests.get(balance, headers=bearer(tokens["access_token"]), timeout=10).status_code == 200
+    user_id = fronted.get_user_id(person_id())
+    try:
+        if disable:
+            fronted.update_user(user_id, {"enabled": False})  # "Enabled: off" in the console ...
+        fronted.user_logout(user_id)  # ... "Sign out": Keycloak posts a logout token to identity
+        with identity_session() as session:
+            assert session.get(LoginSession, sid).ended_at is not None
+        assert identity_refresh(tokens["refresh_token"]).json()["error"] == "invalid_grant"
+        wait_until("the gateway to refuse the ended login's access token", lambda: requests.get(
+            balance, headers=bearer(tokens["access_token"]), timeout=10).status_code == 401, timeout=5)
     finally:
         fronted.update_user(user_id, {"enabled": True})
 

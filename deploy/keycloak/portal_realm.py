@@ -153,8 +153,14 @@ def portal_client(spec: PortalRealm) -> dict[str, Any]:
         "publicClient": True, "standardFlowEnabled": True, "implicitFlowEnabled": False,
         "directAccessGrantsEnabled": False, "serviceAccountsEnabled": False, "fullScopeAllowed": False,
         "redirectUris": list(spec.redirect_uris), "webOrigins": origins,
+        # OpenID Connect Back-Channel Logout: every end of a portal session (the person signs out, the console
+        # signs the user out, the session expires) is posted to identity, which ends the person's logins there.
+        "frontchannelLogout": False,
         "attributes": {"pkce.code.challenge.method": "S256",
-                       "post.logout.redirect.uris": "##".join(u.rsplit("/", 1)[0] + "/" for u in spec.redirect_uris)},
+                       "post.logout.redirect.uris": "##".join(u.rsplit("/", 1)[0] + "/" for u in spec.redirect_uris),
+                       "backchannel.logout.url": f"{spec.identity_url}/backchannel-logout/portal",
+                       "backchannel.logout.session.required": "true",
+                       "backchannel.logout.revoke.offline.tokens": "false"},
     }
 
 
