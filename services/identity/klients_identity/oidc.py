@@ -345,8 +345,6 @@ def portal_backchannel_logout() -> ResponseReturnValue:
         current_app.extensions["klients_portal_logout"] = backchannel.LogoutTokenVerifier(
             f"{settings.keycloak_url}/realms/{settings.portal_realm}", keycloak_portal.PORTAL_CLIENT,
             replay_scope="logout:portal")
-        current_app.extensions["klients_portal_admin"] = keycloak_portal.admin_client(
-            settings.keycloak_url, settings.portal_realm, settings.keycloak_portal_secret)
     verifier: backchannel.LogoutTokenVerifier = current_app.extensions["klients_portal_logout"]
     try:
         logout = verifier.verify(backchannel.received_token())
@@ -354,6 +352,9 @@ def portal_backchannel_logout() -> ResponseReturnValue:
         db().rollback()
         return backchannel.answer(400, str(exc))
     try:
+        if "klients_portal_admin" not in current_app.extensions:
+            current_app.extensions["klients_portal_admin"] = keycloak_portal.admin_client(
+                settings.keycloak_url, settings.portal_realm, settings.keycloak_sync_secret)
         person = keycloak_portal.person_of_user(current_app.extensions["klients_portal_admin"], logout.sub) \
             if logout.sub else None
     except (KeycloakError, RequestException):
