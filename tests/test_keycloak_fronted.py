@@ -238,6 +238,20 @@ def test_a_console_sign_out_ends_identitys_login_its_refresh_chain_and_its_acces
         fronted.update_user(user_id, {"enabled": True})
 
 
+def test_a_refused_portal_logout_token_is_a_400_that_ends_nothing(fronted, new_contract):
+    new_contract(personal_code=HOLDER)
+    browser, tokens = brokered_login()
+    sid, _ = identity_login(browser)
+    access_token = requests.post(f"{ISSUER}/backchannel-logout/portal", data={"logout_token": tokens["access_token"]},
+                               timeout=10)  # a real token of the realm, but not a logout token
+    missing = requests.post(f"{ISSUER}/backchannel-logout/portal", json={"logout_token": "x"}, timeout=10)
+    for answer in (access_token, missing):
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
+        assert answer.headers["Cache-Control"] == "no-store"
+    with identity_session() as session:
+        assert session.get(LoginSession, sid).ended_at is None
+
+
 def test_an_undeclared_attribute_is_detected_not_silently_dropped(fronted, new_contract):
     from klients_identity.keycloak_sync import UndeclaredAttribute, write_attribute
 
