@@ -1,6 +1,7 @@
 """Keycloak-fronted mode against a real Keycloak: a portal realm brokers to identity (Smart-ID simulator
 behind it) and issues the portal's tokens; their grants claim is accepted by the gateway and the services;
-grant changes in identity reach the next Keycloak token; an operator's console actions take effect; the
+grant changes in identity reach the next Keycloak token; an operator's console actions take effect (a
+console sign-out also ends identity's login through a back-channel logout); the
 realm script is idempotent and repairs hand edits; an undeclared attribute is caught; a Keycloak restart
 does not lose a grant sync."""
 

@@ -13,6 +13,9 @@ id: the username), ``acr``/``amr`` (identity's, kept as session notes), ``auth_t
 ``klients-api`` — the claim layout identity uses, so billing, metering and the gateway enforce the same
 claim whichever issuer signed it.
 
+The portal client's back-channel logout URL is identity's ``/backchannel-logout/portal``: every end of a portal
+session (sign-out, the console's Sign out, expiry) ends the person's logins at identity too.
+
 Run ``python deploy/keycloak/portal_realm.py``. Each run compares the realm with this file and changes only
 what differs (it prints what it changed: nothing on a second run); a realm edited by hand is brought back.
 
