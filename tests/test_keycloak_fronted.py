@@ -1,6 +1,7 @@
 """Keycloak-fronted mode against a real Keycloak: a portal realm brokers to identity (Smart-ID simulator
 behind it) and issues the portal's tokens; their grants claim is accepted by the gateway and the services;
-grant changes in identity reach the next Keycloak token; an operator's console actions take effect; the
+grant changes in identity reach the next Keycloak token; an operator's console actions take effect (a
+console sign-out also ends identity's login through a back-channel logout); the
 realm script is idempotent and repairs hand edits; an undeclared attribute is caught; a Keycloak restart
 does not lose a grant sync."""
 
@@ -23,10 +24,11 @@ from sqlalchemy import select
 
 from klients_common.auth import TokenVerifier, TrustedIssuer
 from klients_identity import access
-from klients_identity.models import Invitation, Person
+from klients_identity.models import Invitation, LoginSession, Person
 from tests.conftest import identity_session
 from tests.helpers import bearer, csrf_of
-from tests.oidc_helpers import ISSUER, REDIRECT, pkce
+from tests.oidc_helpers import ISSUER, REDIRECT, code_for, exchange, pkce
+from tests.oidc_helpers import refresh as identity_refresh
 from tests.stack import BIN, ROOT, wait_until
 
 sys.path.insert(0, str(ROOT / "deploy" / "keycloak"))
@@ -200,6 +202,55 @@ def test_a_user_disabled_or_logged_out_in_the_console_cannot_refresh(fronted, ne
         assert "disabled" in TAGS.sub(" ", ended.text).lower()
     finally:
         fronted.update_user(user_id, {"enabled": True})
+
+
+def identity_login(browser: requests.Session) -> tuple[str, dict[str, str]]:
+    """The identity login behind a brokered browser, and tokens identity issues from it to its own portal
+    client (a refresh chain at identity); return the login's sid and the token response."""
+    verifier, challenge = pkce()
+    answer = exchange(code_for(browser, (verifier, challenge)), verifier)
+    assert answer.status_code == 200, answer.text
+    tokens = answer.json()
+    with identity_session() as session:
+        sid = session.scalars(select(LoginSession.sid).where(LoginSession.person_id == person_id())
+                              .order_by(LoginSession.auth_time.desc())).first()
+    return sid, tokens
+
+
+@pytest.mark.parametrize("disable", [False, True], ids=["signed-out", "disabled-then-signed-out"])
+def test_a_console_sign_out_ends_identitys_login_its_refresh_chain_and_its_access_tokens(
+        fronted, new_contract, gateway_url, disable):
+    contract = new_contract(personal_code=HOLDER).number
+    browser, _ = brokered_login()
+    sid, tokens = identity_login(browser)
+    balance = f"{gateway_url}/api/v1/contracts/{contract}/balance"
+    assert requests.get(balance, headers=bearer(tokens["access_token"]), timeout=10).status_code == 200
+    user_id = fronted.get_user_id(person_id())
+    try:
+        if disable:
+            fronted.update_user(user_id, {"enabled": False})  # "Enabled: off" in the console ...
+        fronted.user_logout(user_id)  # ... "Sign out": Keycloak posts a logout token to identity
+        with identity_session() as session:
+            assert session.get(LoginSession, sid).ended_at is not None
+        assert identity_refresh(tokens["refresh_token"]).json()["error"] == "invalid_grant"
+        wait_until("the gateway to refuse the ended login's access token", lambda: requests.get(
+            balance, headers=bearer(tokens["access_token"]), timeout=10).status_code == 401, timeout=5)
+    finally:
+        fronted.update_user(user_id, {"enabled": True})
+
+
+def test_a_refused_portal_logout_token_is_a_400_that_ends_nothing(fronted, new_contract):
+    new_contract(personal_code=HOLDER)
+    browser, tokens = brokered_login()
+    sid, _ = identity_login(browser)
+    access_token = requests.post(f"{ISSUER}/backchannel-logout/portal", data={"logout_token": tokens["access_token"]},
+                               timeout=10)  # a real token of the realm, but not a logout token
+    missing = requests.post(f"{ISSUER}/backchannel-logout/portal", json={"logout_token": "x"}, timeout=10)
+    for answer in (access_token, missing):
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
+        assert answer.headers["Cache-Control"] == "no-store"
+    with identity_session() as session:
+        assert session.get(LoginSession, sid).ended_at is None
 
 
 def test_an_undeclared_attribute_is_detected_not_silently_dropped(fronted, new_contract):

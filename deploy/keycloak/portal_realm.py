@@ -13,6 +13,9 @@ id: the username), ``acr``/``amr`` (identity's, kept as session notes), ``auth_t
 ``klients-api`` — the claim layout identity uses, so billing, metering and the gateway enforce the same
 claim whichever issuer signed it.
 
+The portal client's back-channel logout URL is identity's ``/backchannel-logout/portal``: every end of a portal
+session (sign-out, the console's Sign out, expiry) ends the person's logins at identity too.
+
 Run ``python deploy/keycloak/portal_realm.py``. Each run compares the realm with this file and changes only
 what differs (it prints what it changed: nothing on a second run); a realm edited by hand is brought back.
 
@@ -153,8 +156,14 @@ def portal_client(spec: PortalRealm) -> dict[str, Any]:
         "publicClient": True, "standardFlowEnabled": True, "implicitFlowEnabled": False,
         "directAccessGrantsEnabled": False, "serviceAccountsEnabled": False, "fullScopeAllowed": False,
         "redirectUris": list(spec.redirect_uris), "webOrigins": origins,
+        # OpenID Connect Back-Channel Logout: every end of a portal session (the person signs out, the console
+        # signs the user out, the session expires) is posted to identity, which ends the person's logins there.
+        "frontchannelLogout": False,
         "attributes": {"pkce.code.challenge.method": "S256",
-                       "post.logout.redirect.uris": "##".join(u.rsplit("/", 1)[0] + "/" for u in spec.redirect_uris)},
+                       "post.logout.redirect.uris": "##".join(u.rsplit("/", 1)[0] + "/" for u in spec.redirect_uris),
+                       "backchannel.logout.url": f"{spec.identity_url}/backchannel-logout/portal",
+                       "backchannel.logout.session.required": "true",
+                       "backchannel.logout.revoke.offline.tokens": "false"},
     }
 
 

@@ -27,10 +27,10 @@ from klients_common.bus import Transient, handler
 from klients_common.grants import grants_claim
 from klients_common.nameko_db import Database
 
+from .keycloak_portal import admin_client
 from .tokens import MAX_GRANTS_IN_TOKEN
 
 log = logging.getLogger(__name__)
-SYNC_CLIENT = "klients-identity-sync"
 
 
 class UndeclaredAttribute(RuntimeError):
@@ -75,13 +75,11 @@ class KeycloakAdminProvider(DependencyProvider):
 
     def setup(self) -> None:
         config = self.container.config
-        self.options = {"server_url": config["KEYCLOAK_URL"].rstrip("/") + "/", "realm_name": config["PORTAL_REALM"],
-                        "client_id": SYNC_CLIENT, "client_secret_key": config["KEYCLOAK_SYNC_SECRET"],
-                        "user_realm_name": config["PORTAL_REALM"], "timeout": 10}
+        self.options = (config["KEYCLOAK_URL"], config["PORTAL_REALM"], config["KEYCLOAK_SYNC_SECRET"])
 
     def get_dependency(self, worker_ctx: Any) -> KeycloakAdmin:
         if self.admin is None:
-            self.admin = KeycloakAdmin(**self.options)
+            self.admin = admin_client(*self.options)
         return self.admin
 
 

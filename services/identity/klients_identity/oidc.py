@@ -9,12 +9,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
+from keycloak.exceptions import KeycloakError
+from requests.exceptions import RequestException
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from klients_common.auth import LOA_ORDER, PERSON_SCOPES, InvalidToken
 
-from . import db, keys, oauth_errors, pages, token_revocation  # noqa: F401 - oauth_errors: authlib errors safe for any input
+from . import backchannel, db, keycloak_portal, keys, oauth_errors, pages, token_revocation  # noqa: F401 - oauth_errors: authlib errors safe for any input
 from .limits import authorize_limit, limiter, token_limit
 from .models import LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
 from .oauth2 import Subject, authenticate_client, digest, query_client, revoke_chain, revoke_family, server, user_info
@@ -311,10 +313,7 @@ def logout() -> ResponseReturnValue:
     values = request.values
     login = current_login()
     if login is not None:
-        login.ended_at = utcnow()
-        for family in set(db().scalars(select(RefreshToken.family_id).where(RefreshToken.sid == login.sid))):
-            revoke_family(db(), family)
-        token_revocation.revoke(db(), "sid", login.sid, reason="logout", at=login.ended_at)
+        end_login(login)
         db().commit()
     session.clear()
     target = values.get("post_logout_redirect_uri")
@@ -324,6 +323,50 @@ def logout() -> ResponseReturnValue:
         state = values.get("state")
         return redirect(f"{target}?{urlencode({'state': state})}" if state else target)
     return pages.render("logged_out.html", 200)
+
+
+def end_login(login: LoginSession) -> None:
+    """End a login: no more tokens from it, its refresh chains revoked, its access tokens refused everywhere
+    within a second (``token_revocation``); in the caller's transaction."""
+    login.ended_at = utcnow()
+    for family in set(db().scalars(select(RefreshToken.family_id).where(RefreshToken.sid == login.sid))):
+        revoke_family(db(), family)
+    token_revocation.revoke(db(), "sid", login.sid, reason="logout", at=login.ended_at)
+
+
+@bp.post("/backchannel-logout/portal")
+def portal_backchannel_logout() -> ResponseReturnValue:
+    """Keycloak's portal realm ends a session (the person signs out, an administrator signs them out or
+    disables them and signs them out in the console): end every live login of that person here (OIDC
+    Back-Channel Logout 1.0; see ``backchannel``). Keycloak's session ids are its own, so the person
+    (the logout token's ``sub``, a Keycloak user linked to identity) is what maps to identity's logins."""
+    settings = current_app.config["SETTINGS"]
+    if "klients_portal_logout" not in current_app.extensions:
+        current_app.extensions["klients_portal_logout"] = backchannel.LogoutTokenVerifier(
+            f"{settings.keycloak_url}/realms/{settings.portal_realm}", keycloak_portal.PORTAL_CLIENT,
+            replay_scope="logout:portal")
+    verifier: backchannel.LogoutTokenVerifier = current_app.extensions["klients_portal_logout"]
+    try:
+        logout = verifier.verify(backchannel.received_token())
+    except backchannel.LogoutTokenRefused as exc:
+        db().rollback()
+        return backchannel.answer(400, str(exc))
+    try:
+        if "klients_portal_admin" not in current_app.extensions:
+            current_app.extensions["klients_portal_admin"] = keycloak_portal.admin_client(
+                settings.keycloak_url, settings.portal_realm, settings.keycloak_sync_secret)
+        person = keycloak_portal.person_of_user(current_app.extensions["klients_portal_admin"], logout.sub) \
+            if logout.sub else None
+    except (KeycloakError, RequestException):
+        db().rollback()  # the jti is not kept: the same token may be sent again
+        return backchannel.answer(400, "the Keycloak user could not be looked up")
+    if person is not None:
+        live = select(LoginSession).where(LoginSession.person_id == person, LoginSession.ended_at.is_(None),
+                                          LoginSession.expires_at > utcnow()).with_for_update()
+        for login in db().scalars(live):
+            end_login(login)
+    db().commit()
+    return backchannel.answer(200)
 
 
 def _client_of_id_token(hint: str | None) -> str | None:
