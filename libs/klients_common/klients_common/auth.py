@@ -73,6 +73,47 @@ class InvalidToken(Unauthenticated):
 
 
 @dataclass(frozen=True)
+class UnverifiedJws:
+    """A compact JWS taken apart, its signature not yet checked: the one parser for every token we verify
+    (access tokens here, back-channel logout tokens at identity)."""
+
+    compact: bytes
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    payload: bytes
+
+    @classmethod
+    def parse(cls, token: str) -> UnverifiedJws:
+        """Return the token's parts, or raise InvalidToken("malformed token")."""
+        try:
+            compact = token.encode("ascii")
+            unverified = jws.extract_compact(compact)
+            header = unverified.headers()
+            claims = json.loads(unverified.payload)
+        except (UnicodeEncodeError, ValueError, JoseError) as exc:
+            raise InvalidToken("malformed token") from exc
+        if not isinstance(claims, dict):
+            raise InvalidToken("malformed token")
+        return cls(compact, header, claims, unverified.payload)
+
+    def check_signature(self, jwks: KeySource) -> None:
+        """Raise InvalidToken unless the header names no critical extension and a well-formed key id, and the
+        signature verifies with that key of ``jwks`` under the header's algorithm (checked by the caller
+        against what it allows)."""
+        if "crit" in self.header:
+            raise InvalidToken("unsupported critical header")
+        kid = self.header.get("kid")
+        if not isinstance(kid, str) or not _KID.match(kid):
+            raise InvalidToken("bad key id")
+        try:
+            verified = jws.deserialize_compact(self.compact, jwks.key_set(kid), algorithms=[self.header["alg"]])
+        except JoseError as exc:
+            raise InvalidToken("bad signature") from exc
+        if verified.payload != self.payload:
+            raise InvalidToken("bad signature")
+
+
+@dataclass(frozen=True)
 class TrustedIssuer:
     """One issuer whose tokens we accept, and what its tokens must look like."""
 
@@ -239,15 +280,8 @@ class TokenVerifier:
             raise InvalidToken("no access token")
         if token.lower().startswith("bearer "):
             token = token[7:].strip()
-        try:
-            compact = token.encode("ascii")
-            unverified = jws.extract_compact(compact)
-            header = unverified.headers()
-            payload = json.loads(unverified.payload)
-        except (UnicodeEncodeError, ValueError, JoseError) as exc:
-            raise InvalidToken("malformed token") from exc
-        if not isinstance(payload, dict):
-            raise InvalidToken("malformed token")
+        unverified = UnverifiedJws.parse(token)
+        header, payload = unverified.header, unverified.claims
 
         iss = payload.get("iss")
         issuer = self.issuers.get(iss) if isinstance(iss, str) else None
@@ -258,19 +292,7 @@ class TokenVerifier:
             raise InvalidToken("signing algorithm not allowed")
         if header.get("typ") not in issuer.token_types:
             raise InvalidToken("not an access token")
-        if "crit" in header:
-            raise InvalidToken("unsupported critical header")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not _KID.match(kid):
-            raise InvalidToken("bad key id")
-
-        keys = self._jwks[issuer.issuer].key_set(kid)
-        try:
-            verified = jws.deserialize_compact(compact, keys, algorithms=[alg])
-        except JoseError as exc:
-            raise InvalidToken("bad signature") from exc
-        if verified.payload != unverified.payload:
-            raise InvalidToken("bad signature")
+        unverified.check_signature(self._jwks[issuer.issuer])
         return self._check_claims(issuer, payload, token, now if now is not None else time.time())
 
     def _check_claims(self, issuer: TrustedIssuer, claims: dict[str, Any], raw: str, now: float) -> AccessToken:
