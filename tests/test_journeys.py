@@ -12,11 +12,10 @@ from decimal import Decimal
 import pytest
 import requests
 
-from klients_billing import invoicing
-from klients_billing.models import Contract, MeteredConsumption
 from tests.access_helpers import PASSWORD, invitation_link, now, open_and_set_password, smartid_login, unique_email
 from tests.helpers import bearer, csrf_of, mails
 from tests.oidc_helpers import ISSUER, code_for, exchange, pkce
+from tests.portal_helpers import make_household
 from tests.stack import wait_until
 
 HOLDER = "329999-99709"  # a Smart-ID DEMO account ("NO DOB") that holds no demo contract
@@ -61,17 +60,8 @@ def api(gateway_url):
 @pytest.fixture
 def household(new_contract, new_meter, billing_sessions):
     """A contract of the Smart-ID holder, with an open invoice and a meter with a year of readings."""
-    contract = new_contract(personal_code=HOLDER, email=unique_email("household"), holder_name="NO DOB TESTNUMBER")
-    with billing_sessions() as session:
-        session.add(MeteredConsumption(contract=contract.number, meter="M", period="2030-01", reading_id=1,
-                                       consumption_m3=80, consumption_kwh=Decimal("844"), source="customer",
-                                       read_on=date(2030, 1, 28), submitted_at=date(2030, 1, 28)))
-        invoicing.issue_invoice(db_session=session, contract=session.get(Contract, contract.id), period="2030-01",
-                                issue_date=date(2030, 2, 3))
-        session.commit()
-    meter = new_meter([(date(2025, m, 28), 100 * m) for m in range(1, 13)], installed_on=date(2024, 12, 28),
-                      contract=contract.number)
-    return contract.number, meter.serial_number
+    return make_household(new_contract, new_meter, billing_sessions, personal_code=HOLDER,
+                          holder_name="NO DOB TESTNUMBER")
 
 
 def test_the_holder_logs_in_with_smart_id_pays_the_amount_due_and_sees_it_drop_to_zero(api, household):
