@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from flask import current_app, g
+from flask import abort, current_app, g
 
 from .oidc import IssuerError, OidcClient, RefreshFailed
 from .store import BrowserSession, Store, Tokens, utcnow
@@ -90,6 +90,13 @@ class Api:
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         """GET ``path``."""
         return self.call("GET", path, **kwargs)
+
+    def found(self, path: str, **kwargs: Any) -> requests.Response:
+        """GET ``path``; the portal's 404 page when the API has no such thing (or it is not the person's)."""
+        answer = self.get(path, **kwargs)
+        if answer.status_code == 404:
+            abort(404)
+        return answer
 
     def many(self, paths: dict[str, str]) -> dict[str, requests.Response]:
         """GET several paths at once (one gateway call per panel, concurrently)."""

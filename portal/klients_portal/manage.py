@@ -78,9 +78,7 @@ def resume() -> Any:
 def users(contract: str) -> Any:
     """Who can access the contract, with what, until when; invite, change, resend, revoke."""
     held = need(contract, "users:manage")
-    answer = api().get(f"/contracts/{seg(contract)}/users")
-    if answer.status_code == 404:
-        abort(404)
+    answer = api().found(f"/contracts/{seg(contract)}/users")
     return page("users.html", contract=contract, rights=held, items=answer.json().get("items", []),
                 flash=take_flash(), error=None, form={}, holder=_role(contract) == "owner")
 
@@ -168,9 +166,7 @@ def change_user(contract: str, grant: str) -> Any:
 def activity(contract: str) -> Any:
     """What was done on the contract, by whom, newest first."""
     held = need(contract, "users:manage")
-    answer = api().get(f"/contracts/{seg(contract)}/activity")
-    if answer.status_code == 404:
-        abort(404)
+    answer = api().found(f"/contracts/{seg(contract)}/activity")
     return page("activity.html", contract=contract, rights=held, events=answer.json().get("events", [])[:200])
 
 

@@ -288,9 +288,7 @@ def overview(contract: str) -> Any:
 def bills(contract: str) -> Any:
     """The invoice list."""
     held = need(contract, "bills:read")
-    answer = api().get(f"/contracts/{seg(contract)}/invoices")
-    if answer.status_code == 404:
-        abort(404)
+    answer = api().found(f"/contracts/{seg(contract)}/invoices")
     return page("bills.html", contract=contract, items=answer.json().get("items", []), rights=held)
 
 
@@ -299,9 +297,7 @@ def bills(contract: str) -> Any:
 def invoice(contract: str, number: str) -> Any:
     """One invoice with its lines."""
     held = need(contract, "bills:read")
-    answer = api().get(f"/contracts/{seg(contract)}/invoices/{seg(number)}")
-    if answer.status_code == 404:
-        abort(404)
+    answer = api().found(f"/contracts/{seg(contract)}/invoices/{seg(number)}")
     return page("invoice.html", contract=contract, invoice=answer.json(), rights=held)
 
 
@@ -311,9 +307,7 @@ def invoice_pdf(contract: str, number: str) -> Any:
     """The invoice as PDF (``lang=lv|en``), as a download."""
     need(contract, "bills:read")
     lang = i18n.pick(request.args.get("lang"))
-    answer = api().get(f"/contracts/{seg(contract)}/invoices/{seg(number)}/pdf", params={"lang": lang})
-    if answer.status_code == 404:
-        abort(404)
+    answer = api().found(f"/contracts/{seg(contract)}/invoices/{seg(number)}/pdf", params={"lang": lang})
     if not answer.ok or answer.headers.get("Content-Type", "").split(";")[0] != "application/pdf":
         abort(404)
     safe = "".join(ch for ch in number if ch.isalnum() or ch in "-_")
@@ -417,9 +411,7 @@ def payment_done() -> Any:
     contract = session.data.get("payments", {}).get(payment_id)
     if contract is None:
         abort(404)
-    answer = api().get(f"/contracts/{seg(contract)}/payments/{seg(payment_id)}")
-    if answer.status_code == 404:
-        abort(404)
+    answer = api().found(f"/contracts/{seg(contract)}/payments/{seg(payment_id)}")
     payment = answer.json()
     status = payment.get("status")
     if status == "pending" and request.args.get("status") == "cancelled":
