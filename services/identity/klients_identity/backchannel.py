@@ -27,13 +27,15 @@ The endpoint answers 200 when the logout was done (or there was nothing to end),
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 
 from klients_common.auth import ALLOWED_ALGORITHMS, InvalidToken, JwksCache, UnverifiedJws
 
+from . import db
 from .providers import DatabaseNonceStore
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -130,3 +132,16 @@ def received_token() -> str:
     if not token:
         raise LogoutTokenRefused("logout_token is missing (form-encoded POST)")
     return token
+
+
+def receive(extension: str, make_verifier: Callable[[], LogoutTokenVerifier]) -> Logout | Response:
+    """Verify the posted logout token with the app's verifier kept under ``extension`` (made on first use);
+    return the logout it asks for, or the 400 answer to send (nothing of the request kept)."""
+    if extension not in current_app.extensions:
+        current_app.extensions[extension] = make_verifier()
+    verifier: LogoutTokenVerifier = current_app.extensions[extension]
+    try:
+        return verifier.verify(received_token())
+    except LogoutTokenRefused as exc:
+        db().rollback()
+        return answer(400, str(exc))

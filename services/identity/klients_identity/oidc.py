@@ -341,16 +341,11 @@ def portal_backchannel_logout() -> ResponseReturnValue:
     Back-Channel Logout 1.0; see ``backchannel``). Keycloak's session ids are its own, so the person
     (the logout token's ``sub``, a Keycloak user linked to identity) is what maps to identity's logins."""
     settings = current_app.config["SETTINGS"]
-    if "klients_portal_logout" not in current_app.extensions:
-        current_app.extensions["klients_portal_logout"] = backchannel.LogoutTokenVerifier(
-            f"{settings.keycloak_url}/realms/{settings.portal_realm}", keycloak_portal.PORTAL_CLIENT,
-            replay_scope="logout:portal")
-    verifier: backchannel.LogoutTokenVerifier = current_app.extensions["klients_portal_logout"]
-    try:
-        logout = verifier.verify(backchannel.received_token())
-    except backchannel.LogoutTokenRefused as exc:
-        db().rollback()
-        return backchannel.answer(400, str(exc))
+    logout = backchannel.receive("klients_portal_logout", lambda: backchannel.LogoutTokenVerifier(
+        f"{settings.keycloak_url}/realms/{settings.portal_realm}", keycloak_portal.PORTAL_CLIENT,
+        replay_scope="logout:portal"))
+    if isinstance(logout, Response):
+        return logout
     try:
         if "klients_portal_admin" not in current_app.extensions:
             current_app.extensions["klients_portal_admin"] = keycloak_portal.admin_client(

@@ -245,15 +245,10 @@ def end_operator_sessions(logout: backchannel.Logout) -> int:
 def backchannel_logout() -> ResponseReturnValue:
     """Keycloak's staff realm ends a login: end the operator sessions it opened here (OIDC Back-Channel
     Logout 1.0; see ``backchannel``)."""
-    if "klients_staff_logout" not in current_app.extensions:
-        current_app.extensions["klients_staff_logout"] = backchannel.LogoutTokenVerifier(
-            _realm(), CLIENT_ID, replay_scope="logout:staff")
-    verifier: backchannel.LogoutTokenVerifier = current_app.extensions["klients_staff_logout"]
-    try:
-        logout = verifier.verify(backchannel.received_token())
-    except backchannel.LogoutTokenRefused as exc:
-        db().rollback()
-        return backchannel.answer(400, str(exc))
+    logout = backchannel.receive("klients_staff_logout", lambda: backchannel.LogoutTokenVerifier(
+        _realm(), CLIENT_ID, replay_scope="logout:staff"))
+    if isinstance(logout, Response):
+        return logout
     end_operator_sessions(logout)
     db().commit()
     return backchannel.answer(200)
