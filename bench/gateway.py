@@ -1,6 +1,6 @@
 """The balance endpoint under 32 concurrent clients, for a person with one grant and for one with 500.
 
-A token stays under 4 KB (product.md §4), so no token carries 500 grants: the property manager's plain
+A token stays under 4 KB (docs/tokens.md, "Grants"), so no token carries 500 grants: the property manager's plain
 token carries the first 12 (``grants_complete: false``) and the portal asks for contract-scoped tokens
 (RFC 8707) for the rest. Both of those are measured, against the one-grant token.
 """

@@ -1,5 +1,5 @@
-"""Access management through the gateway and identity's RPC (product.md §3.2–3.3, §5): inviting additional
-users, listing them with status, changing the level, resending and cancelling invitations, revoking (which
+"""Access management through the gateway and identity's RPC (docs/access.md, "The rules"; docs/api.md): inviting
+additional users, listing them with status, changing the level, resending and cancelling invitations, revoking (which
 bites at once at every service), the holder's online mandate, and every refusal leaving nothing changed."""
 
 from __future__ import annotations

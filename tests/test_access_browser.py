@@ -1,4 +1,4 @@
-"""The seed's access journeys in a real browser (Debian's Chromium via Playwright), against the real system:
+"""The access journeys (docs/access.md) in a real browser (Debian's Chromium via Playwright), against the real system:
 
 1. The holder invites an additional user; the invitation e-mail arrives at the SMTP server; the invitee
    opens it, sets a password, authenticates at the bank simulator, fills in the contact form, then logs in

@@ -581,7 +581,7 @@ def test_simulator_settings_come_from_the_environment() -> None:
     assert SimSettings.from_env({}) == SimSettings()
 
 
-# --- the v2 fallback (eid-protocols.md §1.2) ---------------------------------------------------------------------
+# --- the v2 fallback (docs/eid.md, "Smart-ID") ----------------------------------------------------------------
 
 def test_a_notification_login_falls_back_to_v2_when_v3_is_in_maintenance(
         make_client: Callable[..., SmartIdClient], sim: str, control: requests.Session) -> None:

@@ -1,5 +1,5 @@
-"""Contact details through the gateway and identity (product.md §3.4): phone in E.164, address, language;
-a new e-mail is used only after its link is opened, and the old address is told; changing the e-mail
+"""Contact details through the gateway and identity (docs/api.md, ``PATCH /api/v1/me/contact``): phone in E.164,
+address, language; a new e-mail is used only after its link is opened, and the old address is told; changing the e-mail
 someone logs in with needs a strong login."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Identity as an OpenID Connect provider (security-tests.md, OIDC/OAuth cases): code flow with PKCE S256,
+"""Identity as an OpenID Connect provider (docs/security.md, cases 1-29): code flow with PKCE S256,
 single-use short-lived codes bound to their client, exact redirect URIs, refresh rotation with reuse
 detection, prompt/max_age, RFC 9207 iss, userinfo, revocation, introspection, logout."""
 

@@ -1,4 +1,4 @@
-"""Taking up an invitation at identity's pages (seed: "What the additional user must do"): open the link, set
+"""Taking up an invitation at identity's pages (docs/access.md, "The rules"): open the link, set
 a password, confirm identity with a strong method whose personal code must match, fill in contacts; the
 grant becomes active and the inviter is told. Bad links and the wrong person each get a clear page and
 change nothing."""

@@ -1,6 +1,6 @@
-"""The seed's journeys end to end, one readable test each: real logins at identity against the simulators,
-tokens from its token endpoint, the gateway over HTTP, the services over RabbitMQ and PostgreSQL, mail
-through the SMTP server."""
+"""The client's everyday journeys end to end (pay, submit a reading, add a user, update contacts), one readable test
+each: real logins at identity against the simulators, tokens from its token endpoint, the gateway over HTTP, the
+services over RabbitMQ and PostgreSQL, mail through the SMTP server."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Meter readings and consumption through the gateway, metering and billing on real RabbitMQ and
-PostgreSQL: the seed's "submit meter readings" and "look at historical consumption data"."""
+PostgreSQL: submitting meter readings and looking at consumption history (docs/domain.md, "Meter readings")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Identity's operator pages with operators signed in through the real Keycloak staff realm (seed:
-"Registration of an authorised person"): record an application with its attachment, see the register
+"""Identity's operator pages with operators signed in through the real Keycloak staff realm (docs/access.md,
+"Operator pages"): record an application with its attachment, see the register
 beside it, approve (the delegate is invited and activates with a matching strong login, then manages
 users) or reject; supervisor-only approvals; attachments checked by content and shown to operators only;
 revoking from the contract page."""

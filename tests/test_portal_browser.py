@@ -1,4 +1,4 @@
-"""The seed's journeys in a real browser (Debian's Chromium), each starting at the portal's address as a
+"""The client's everyday journeys in a real browser (Debian's Chromium), each starting at the portal's address as a
 person would: the Smart-ID holder logs in, pays to zero and sees the payment received, then logs out; submits
 a reading, sees it in the history and switches language. No response the browser gets, and no cookie it
 keeps, holds a token."""

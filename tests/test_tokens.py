@@ -1,4 +1,4 @@
-"""Access-token verification (RFC 8725, RFC 9068; security-tests.md cases 30-36), at the gateway and in
+"""Access-token verification (RFC 8725, RFC 9068; docs/security.md, cases 30-36), at the gateway and in
 a service, against identity's real JWKS endpoint."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Every error leaves the gateway as RFC 9457 problem+json; one table maps exceptions to statuses."""
+"""Every error leaves the gateway as RFC 9457 problem+json: a ``KlientsError`` with its own status and title,
+the transport's errors through ``STATUS_BY_EXCEPTION``, anything else as a 500."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Internet-bank login simulator: a Swedbank-style banklink **v009** bank and an SEB-style **e-link** bank.
 
-It speaks the protocols of eid-protocols.md §3.1 and §3.2 on the wire, independently of the connector
+It speaks the protocols of docs/eid.md, "Internet banks", on the wire, independently of the connector
 (``klients_identity.connectors.banklink``), so the connector is tested against the protocol rather than
 against itself.
 

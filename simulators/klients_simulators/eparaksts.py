@@ -1,4 +1,4 @@
-"""An eParaksts (LVRTC TrustedX) simulator speaking the protocol of eid-protocols.md §2.
+"""An eParaksts (LVRTC TrustedX) simulator speaking the protocol of docs/eid.md, "eParaksts".
 
 Endpoints (``{as}`` is ``lvrtc-eipsign-as`` or ``lvrtc-eips-as``):
 

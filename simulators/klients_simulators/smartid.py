@@ -1,4 +1,4 @@
-"""A Smart-ID simulator speaking the Relying Party API v3 (eid-protocols.md §1.3), as SK's DEMO environment does.
+"""A Smart-ID simulator speaking the Relying Party API v3 (docs/eid.md, "Smart-ID"), as SK's DEMO environment does.
 
 RP API (base URL ``http://HOST:PORT/v3``; answers and errors as the real API, errors as RFC 9457 problem+json):
 

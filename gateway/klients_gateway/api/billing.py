@@ -1,4 +1,4 @@
-"""Bills and payments (the seed's "pay bills, seeing the current amount to pay")."""
+"""Bills and payments: the amount to pay, invoices and their PDFs, paying (docs/api.md, "Paying")."""
 
 from __future__ import annotations
 

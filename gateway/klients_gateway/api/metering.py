@@ -1,4 +1,4 @@
-"""Meters, readings and consumption (the seed's "submit meter readings", "historical consumption")."""
+"""Meters, readings and consumption (docs/api.md, "Submitting a reading", "Consumption history")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Users of a contract (product.md §3.3, §5): additional users, authorised persons, invitations, and the
+"""Users of a contract (docs/access.md): additional users, authorised persons, invitations, and the
 contract's activity list. Identity decides (its RPC checks ``users:manage`` in the token, that the
 caller's grant is still live, and ``acr`` ≥ substantial for changes); the gateway checks the right first
 so a caller without it never reaches the bus."""

@@ -1,7 +1,9 @@
 """The error vocabulary shared by services and the gateway.
 
-Services raise these; nameko serialises them as ``exc_path`` and the gateway maps each path to one HTTP
-status in a single table (``klients_gateway.errors``). Messages must be safe to show to the caller.
+Services raise these; nameko serialises them as ``exc_path``, and the caller's RPC client raises the same
+class again (``error_class``). Each class carries its own HTTP ``status`` and ``title``, which the gateway
+answers with (``klients_gateway.errors``); the gateway's own table maps only the transport's errors (a
+timeout, no service, an unknown remote error). Messages must be safe to show to the caller.
 """
 
 from __future__ import annotations

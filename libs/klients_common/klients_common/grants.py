@@ -1,4 +1,5 @@
-"""The grants model: roles, rights and how they appear in access tokens (product.md §2, §4).
+"""The grants model: roles, rights and how they appear in access tokens (docs/access.md, "Roles and rights";
+docs/tokens.md, "Grants").
 
 An access token carries ``grants``: an object keyed by contract number whose values say the caller's
 role on that contract, the rights it gives, and optionally until when (``until``, epoch seconds). The

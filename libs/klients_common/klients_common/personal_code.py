@@ -1,4 +1,4 @@
-"""Latvian personal codes (personas kods), as eid-protocols.md §4 describes them.
+"""Latvian personal codes (personas kods), as docs/eid.md, "Personal codes", describes them.
 
 Old format ``DDMMYY-CNNNN``: the first six digits are the birth date, ``C`` the century (0: 1800s,
 1: 1900s, 2: 2000s), and the last digit a checksum: ``(1101 − Σ dᵢ·wᵢ) mod 11`` over the first ten digits

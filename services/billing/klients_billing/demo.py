@@ -1,4 +1,4 @@
-"""Demo data of product.md §8: contracts held by the simulators' test persons, a tariff, a year of
+"""Demo data (docs/domain.md, "Demo data"): contracts held by the simulators' test persons, a tariff, a year of
 invoices from the same consumption metering's demo readings show (all paid but the last, which is open)."""
 
 from __future__ import annotations

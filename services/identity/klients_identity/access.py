@@ -1,4 +1,5 @@
-"""Access management (product.md §2, §3.2, §3.3): additional users, authorised persons, invitations.
+"""Access management (docs/access.md, "Roles and rights", "The rules"): additional users, authorised persons,
+invitations.
 
 Every change goes through this module, whether it comes from the public API (over identity's RPC), an
 operator page or the invitation pages, so the rules live once:

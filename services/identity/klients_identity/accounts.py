@@ -1,6 +1,6 @@
 """Persons, their owner grants from the client register, login sessions, and the audit trail.
 
-After a strong login identity asks billing which contracts the personal code holds (product.md §3.1):
+After a strong login identity asks billing which contracts the personal code holds (docs/access.md, "The rules"):
 the person is found or created, ``owner`` grants follow the register (a contract moved to someone else
 loses its owner grant), and a person with no contract and no other grant is refused.
 """

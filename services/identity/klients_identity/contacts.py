@@ -1,4 +1,5 @@
-"""A person's contact details (product.md §3.4): e-mail, phone (E.164), postal address, language.
+"""A person's contact details (docs/api.md, ``PATCH /api/v1/me/contact``): e-mail, phone (E.164), postal
+address, language.
 
 A new e-mail address is used only after the link sent to it is opened; the old address is then told.
 Changing the address someone logs in with, or the phone number (where notices of such changes go), needs a

@@ -1,5 +1,5 @@
-"""The e-mail method (product.md §3.1(3)): registration proven by the e-mail address the client register
-holds for the contract, a password (argon2id), login at assurance low, and password reset by link.
+"""The e-mail method (docs/identity.md, "The login methods"): registration proven by the e-mail address the
+client register holds for the contract, a password (argon2id), login at assurance low, and password reset by link.
 
 Answers never tell whether an address or contract exists (no user enumeration): registration and reset
 always say "if the details are right, a link is on its way", do the same work (the register is asked

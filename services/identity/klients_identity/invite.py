@@ -1,4 +1,4 @@
-"""The invitation pages (seed: "What the additional user must do"; product.md §3.2(4), §3.3(3)).
+"""The invitation pages: taking up an additional user's or an authorised person's access (docs/access.md, "The rules").
 
 The invitee opens the link (kept in the server-side session from then on, off the URL), sees what they
 are invited to, chooses a password (additional users: it becomes their e-mail + password login),

@@ -78,7 +78,7 @@ class PasswordLogin(IdentityBase):
 
 
 class Grant(IdentityBase):
-    """A person's role on a contract (product.md §2)."""
+    """A person's role on a contract (docs/access.md, "Roles and rights")."""
 
     __tablename__ = "grants"
     __table_args__ = (Index("ix_grants_person_status", "person_id", "status"),

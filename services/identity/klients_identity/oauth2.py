@@ -1,5 +1,6 @@
-"""The OAuth 2.0 / OpenID Connect machinery (authlib): clients, the code grant with PKCE S256 required,
-rotating refresh tokens with reuse detection, RFC 9068 access tokens and ID tokens.
+"""The OAuth 2.0 / OpenID Connect machinery: clients, the code grant with PKCE S256 required (on authlib's
+authorization server), RFC 9068 access tokens and ID tokens, and the token pipeline both grants share. The
+refresh_token grant is not authlib's: ``refresh.py`` answers it with its own rotating UPDATE.
 
 Rules (RFC 9700): code flow only; PKCE S256 for every client, public or confidential; exact redirect-URI
 match; codes single-use and valid 60 s (a second use revokes what the first one issued); refresh tokens

@@ -1,4 +1,5 @@
-"""Identity's operator pages (seed: "Registration of an authorised person"; product.md §3.2, §3.3(5)).
+"""Identity's operator pages: paper applications for authorised persons and additional users (docs/access.md,
+"Operator pages"; docs/operators.md).
 
 Customer-service operators sign in through the Keycloak staff realm (code flow with PKCE S256 and a
 confidential client; the access token is verified like any other, audience ``klients-operator-pages``,

@@ -5,7 +5,7 @@
 | ``IDENTITY_ISSUER`` | ``http://127.0.0.1:8001`` | the ``iss`` of every token; identity's public base URL |
 | ``IDENTITY_DATABASE_URL`` | ``sqlite:///var/identity.db`` | persons, grants, sessions, signing keys |
 | ``API_AUDIENCE`` | ``klients-api`` | ``aud`` of access tokens for the gateway and services |
-| ``ACCESS_TOKEN_TTL`` | ``300`` | access-token lifetime in seconds (at most 300, product.md §4) |
+| ``ACCESS_TOKEN_TTL`` | ``300`` | access-token lifetime in seconds (at most 300, docs/tokens.md) |
 | ``KEY_PUBLISH_AHEAD`` | ``600`` | seconds a new signing key is published before it signs (≥ the JWKS cache TTL) |
 | ``AMQP_URI`` | ``amqp://guest:guest@127.0.0.1:5672/`` | the bus (billing is asked about the register over RPC) |
 | ``SESSION_COOKIE_SECURE`` | ``true`` | send the session cookie over HTTPS only (``false`` for local http) |

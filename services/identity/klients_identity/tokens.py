@@ -1,4 +1,4 @@
-"""Minting tokens: RFC 9068 access tokens carrying the grants claim (product.md §4)."""
+"""Minting tokens: RFC 9068 access tokens carrying the grants claim (docs/tokens.md, "Claims")."""
 
 from __future__ import annotations
 

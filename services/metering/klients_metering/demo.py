@@ -1,4 +1,4 @@
-"""Demo meters with a year of readings for the demo contracts of product.md §8, and calorific values."""
+"""Demo meters with a year of readings for the demo contracts (docs/domain.md, "Demo data"), and calorific values."""
 
 from __future__ import annotations
 

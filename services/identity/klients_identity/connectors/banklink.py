@@ -1,6 +1,6 @@
 """Internet-bank login: Swedbank-style banklink **v009** (``VK_`` fields) and SEB-style **e-link** (``IB_`` fields).
 
-Both protocols are browser round trips (eid-protocols.md §3.1, §3.2): ``BankLink.build_request`` gives the
+Both protocols are browser round trips (docs/eid.md, "Internet banks"): ``BankLink.build_request`` gives the
 hidden form fields the login page POSTs to the bank; the bank returns the person to us with an
 auto-submitting form, whose fields go to ``BankLink.verify_response``. One class serves both protocols and
 dispatches on ``BankConfig.protocol``::

@@ -1,4 +1,4 @@
-"""eParaksts login (LVRTC e-identity "Integration platform", Safelayer TrustedX), eid-protocols.md §2.
+"""eParaksts login (LVRTC e-identity "Integration platform", Safelayer TrustedX), docs/eid.md, "eParaksts".
 
 Protocol: OAuth 2.0 authorization-code flow. It is not full OpenID Connect: the token response carries no
 ``id_token`` and nothing is signed, so the access token is opaque and the identity is taken only from the
@@ -22,16 +22,17 @@ How identity's login pages use it::
     if not hmac.compare_digest(session.pop("eparaksts_state", ""), request.args.get("state", "")): refuse
     identity = client.finish(code=request.args.get("code"), error=request.args.get("error"),
                              error_description=request.args.get("error_description"))
-    # then rotate the web session id (eid-protocols.md §1.3, step 10; security-tests.md case 27)
+    # then rotate the web session id (docs/security.md, case 27)
 
 The ``state`` comparison is the caller's job: only the caller's web session knows the value it sent, and a
 missing or wrong ``state`` must end the login before ``finish`` is called (it protects against login CSRF).
 
 Assurance: the userinfo ``acr`` must be the TrustedX level ``…:authentication:level:high`` (the official
-example) or one of the eParaksts flow URIs (which a test harness echoes, §2.5 [UNCERTAIN]); anything else
-is refused. A successful login is eIDAS **high** (§5). ``amr`` becomes ``eid_card`` (smart card through
-the browser plugin, or an eID card read over NFC when that flow was requested), ``eparaksts_mobile``
-(eParaksts mobile) or, for a method this code does not know, ``eparaksts``.
+example) or one of the eParaksts flow URIs (which some deployments echo; the public documentation does not
+settle it); anything else is refused. A successful login is eIDAS **high** (docs/eid.md,
+"Levels of assurance"). ``amr`` becomes ``eid_card`` (smart card through the browser plugin, or an eID card
+read over NFC when that flow was requested), ``eparaksts_mobile`` (eParaksts mobile) or, for a method this
+code does not know, ``eparaksts``.
 
 Every failure raises ``LoginFailed`` with one of these codes (``retry``: whether trying eParaksts again
 can help):
@@ -58,7 +59,8 @@ can help):
 * ``eparaksts_no_personal_code`` – userinfo without ``serial_number``. Retry: no.
 * ``eparaksts_not_latvian`` – a ``serial_number`` that is not ``PNOLV-…`` (another country's identifier).
   Retry: no.
-* ``eparaksts_invalid_personal_code`` – ``PNOLV-…`` whose code fails §4 (shape, birth date, check digit).
+* ``eparaksts_invalid_personal_code`` – ``PNOLV-…`` whose code fails the checks of docs/eid.md, "Personal codes" (shape,
+  birth date, check digit).
   Retry: no.
 * ``eparaksts_insufficient_assurance`` – the userinfo ``acr`` is missing or not high. Retry: no.
 
@@ -365,7 +367,7 @@ def _names(claims: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def klients_amr(provider_amr: list[str], *, acr: str, requested_flow: str | None) -> str:
-    """Name the method the person used, as Klients tokens say it (eid-protocols.md §2.5, §5)."""
+    """Name the method the person used, as Klients tokens say it (docs/tokens.md, "Claims")."""
     methods = {value.rsplit(":", 1)[-1] for value in provider_amr}
     if "sc_plugin" in methods:
         return "eid_card"

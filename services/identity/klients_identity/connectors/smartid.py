@@ -1,4 +1,4 @@
-"""Smart-ID login through the Relying Party API v3 (eid-protocols.md §1.3).
+"""Smart-ID login through the Relying Party API v3 (docs/eid.md, "Smart-ID").
 
 Two flows, both ending in one ``SmartIdClient.poll`` that answers ``None`` while the person is still busy, a
 ``VerifiedIdentity`` once every check has passed, and ``LoginFailed`` otherwise:
@@ -19,7 +19,7 @@ parameters we asked for; the subject is a Latvian personal code and, when the pe
 Certificate revocation (OCSP) is not checked.
 
 **Fallback to v2.** With ``fallback_v2_url`` configured, a notification login whose v3 start fails because the
-service is down, in maintenance or erroring is started again on RP API v2 (eid-protocols.md §1.2): a SHA-512
+service is down, in maintenance or erroring is started again on RP API v2 (docs/eid.md, "Smart-ID"): a SHA-512
 hash of 64 random bytes, the verification code computed from it, and on ``OK`` the same certificate checks plus
 an RSA PKCS#1 v1.5 signature over that very hash.
 
@@ -761,8 +761,8 @@ class SmartIdClient:
 
     def _verify_v2(self, session: SmartIdSession, answer: Mapping[str, Any],
                    result: Mapping[str, Any]) -> VerifiedIdentity:
-        """Every check of a v2 ``OK`` answer (SID-v2 §2.3.13.3): the certificate as for v3, and a PKCS#1 v1.5
-        signature over the very hash this session sent."""
+        """Every check of a v2 ``OK`` answer (SK's RP API v2 documentation, §2.3.13.3): the certificate as for
+        v3, and a PKCS#1 v1.5 signature over the very hash this session sent."""
         document_number = required_text(result.get("documentNumber"), "documentNumber")
         cert_info = mapping(answer.get("cert"), "cert")
         signature = mapping(answer.get("signature"), "signature")
