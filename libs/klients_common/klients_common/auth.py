@@ -104,9 +104,10 @@ class UnverifiedJws:
         return cls(compact, header, claims, unverified.payload)
 
     def check_signature(self, jwks: KeySource) -> None:
-        """Raise InvalidToken unless the header names no critical extension and a well-formed key id, and the
-        signature verifies with that key of ``jwks`` under the header's algorithm (checked by the caller
-        against what it allows)."""
+        """Raise InvalidToken unless the header names no critical extension and a well-formed key id, that key
+        of ``jwks`` suits the header's algorithm (``KEY_TYPES``; the key's own ``alg`` and ``use``, when
+        published, are that algorithm and ``sig``), and the signature verifies with it under that algorithm
+        (which the caller checks against what it allows)."""
         if "crit" in self.header:
             raise InvalidToken("unsupported critical header")
         kid = self.header.get("kid")
