@@ -54,7 +54,7 @@ def claims(grants: int) -> dict[str, Any]:
 def measure(alg: str, n: int, grants: int) -> dict[str, Any]:
     """Sign ``n`` tokens and verify each; return CPU milliseconds per token for each step and the size."""
     now = datetime.now(UTC)
-    pem = keys._generate(alg).as_pem(private=True)
+    pem = keys.generate(alg).as_pem(private=True)
     row = SigningKey(kid=f"bench-{alg}", alg=alg, private_pem=pem.decode() if isinstance(pem, bytes) else pem,
                      created_at=now, active_from=now)
     private = keys.private_jwk(row)

@@ -31,7 +31,8 @@ ALGORITHMS = ALLOWED_ALGORITHMS  # what identity signs with (and discovery offer
 DEFAULT_ALG = "RS256"
 
 
-def _generate(alg: str) -> RSAKey | ECKey:
+def generate(alg: str) -> RSAKey | ECKey:
+    """Return a new private key of the type ``alg`` needs (RSA 2048, or EC on its curve)."""
     kty, curve = KEY_TYPES[alg]
     return ECKey.generate_key(curve, private=True) if kty == "EC" else RSAKey.generate_key(2048, private=True)
 
@@ -44,7 +45,7 @@ def rotate(session: Session, *, publish_ahead: int, token_ttl: int, alg: str = D
         raise ValueError(f"identity does not sign with {alg}: use one of {', '.join(ALGORITHMS)}")
     now = now or utcnow()
     active_from = now + timedelta(seconds=publish_ahead)
-    pem = _generate(alg).as_pem(private=True)
+    pem = generate(alg).as_pem(private=True)
     new = SigningKey(kid=f"k{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}", alg=alg,
                      private_pem=pem.decode() if isinstance(pem, bytes) else pem,
                      created_at=now, active_from=active_from)
