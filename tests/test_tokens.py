@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from joserfc import jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import ECKey, RSAKey
 
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
 from klients_common.errors import Unauthenticated
@@ -117,6 +117,11 @@ def forged_tokens(sign, identity_key, attacker_url):
         "logout-token-typ": sign(claims(), {"typ": "logout+jwt"}),
         "alg-rs512-not-allowed": sign(claims(), {"alg": "RS512"}, key=RSAKey.import_key(
             identity_key.as_pem(private=True), {"kid": identity_key.kid})),
+        # Algorithm confusion: an allowed algorithm, but not the one the kid's key is published for.
+        "es256-header-on-rsa-kid": sign(claims(), {"alg": "ES256"}, key=ECKey.generate_key(
+            "P-256", parameters={"kid": identity_key.kid}, private=True)),
+        "ps256-with-the-rs256-key": sign(claims(), {"alg": "PS256"}, key=RSAKey.import_key(
+            identity_key.as_pem(private=True), {"kid": identity_key.kid})),
         **{f"missing-{c}": sign(claims(**{c: None})) for c in ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")},
         "grants-not-matching-schema": sign(claims(grants={"LVG-100001": {"role": "king", "rights": ["all"]}})),
         "bad-exp-type": sign(claims(exp="tomorrow")),
@@ -133,8 +138,9 @@ CASES = sorted([
     "alg-none", "hs256-with-public-key", "attacker-key-same-kid", "embedded-jwk", "foreign-jku", "x5u",
     "kid-path-traversal", "kid-sql", "wrong-issuer", "issuer-with-trailing-slash", "wrong-audience", "expired-61s",
     "issued-2min-in-future", "not-before-in-future", "id-token-typ-jwt", "typ-missing", "logout-token-typ",
-    "alg-rs512-not-allowed", "missing-iss", "missing-exp", "missing-aud", "missing-sub", "missing-client_id",
-    "missing-iat", "missing-jti", "grants-not-matching-schema", "bad-exp-type"])
+    "alg-rs512-not-allowed", "es256-header-on-rsa-kid", "ps256-with-the-rs256-key", "missing-iss", "missing-exp",
+    "missing-aud", "missing-sub", "missing-client_id", "missing-iat", "missing-jti", "grants-not-matching-schema",
+    "bad-exp-type"])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -154,7 +160,7 @@ def test_gateway_answers_401(case, forged, gateway):
 
 
 @pytest.mark.parametrize("case", ["alg-none", "hs256-with-public-key", "wrong-audience", "expired-61s",
-                                  "id-token-typ-jwt", "embedded-jwk"])
+                                  "id-token-typ-jwt", "embedded-jwk", "es256-header-on-rsa-kid"])
 def test_service_refuses(case, forged, rpc):
     with pytest.raises(Unauthenticated):
         rpc.call("billing", "get_contract", "LVG-100001", context={"authorization": f"Bearer {forged[case]}"})

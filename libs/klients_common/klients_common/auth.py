@@ -2,9 +2,13 @@
 
 ``TokenVerifier.verify`` accepts a token only when all of these hold (RFC 8725, RFC 9068):
 
-* the header ``alg`` is in the allow-list (never ``none``, never an HMAC), ``typ`` is one the issuer
-  is configured for (``at+jwt`` for identity), and the key is looked up by ``kid`` in the JWKS of a
-  configured issuer only: ``jku``, ``x5u`` and embedded ``jwk`` headers are never used;
+* the header ``alg`` is in the allow-list (``ALLOWED_ALGORITHMS``, exactly what identity signs with: RS256,
+  PS256, ES256; never ``none``, never an HMAC), ``typ`` is one the issuer is configured for (``at+jwt`` for
+  identity), and the key is looked up by ``kid`` in the JWKS of a configured issuer only: ``jku``, ``x5u``
+  and embedded ``jwk`` headers are never used;
+* that key is of the type ``alg`` needs (``KEY_TYPES``: RSA for RS256/PS256, EC P-256 for ES256), a
+  signing key (``use``, when given, is ``sig``) published for that very algorithm (``alg``, when given,
+  equals the header's): no algorithm confusion;
 * the unverified ``iss`` names a configured issuer exactly; the signature verifies with that issuer's key;
 * ``aud`` contains our audience; ``exp`` is in the future and ``nbf``/``iat`` not in the future, each
   within a small leeway; ``sub``, ``client_id``, ``iat`` and ``jti`` are present;
@@ -37,7 +41,10 @@ from .grants import Grant, Right, parse_grants_claim
 
 log = logging.getLogger(__name__)
 
+# What identity signs with (RS256 by default; FAPI 2.0 allows PS256 and ES256) and the key each needs (type, curve).
 ALLOWED_ALGORITHMS = ("RS256", "PS256", "ES256")
+KEY_TYPES: dict[str, tuple[str, str | None]] = {
+    "RS256": ("RSA", None), "PS256": ("RSA", None), "ES256": ("EC", "P-256")}
 RFC9068_TYPES = ("at+jwt", "application/at+jwt")
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "jti")
 LOA_ORDER = {
@@ -97,16 +104,27 @@ class UnverifiedJws:
         return cls(compact, header, claims, unverified.payload)
 
     def check_signature(self, jwks: KeySource) -> None:
-        """Raise InvalidToken unless the header names no critical extension and a well-formed key id, and the
-        signature verifies with that key of ``jwks`` under the header's algorithm (checked by the caller
-        against what it allows)."""
+        """Raise InvalidToken unless the header names no critical extension and a well-formed key id, that key
+        of ``jwks`` suits the header's algorithm (``KEY_TYPES``; the key's own ``alg`` and ``use``, when
+        published, are that algorithm and ``sig``), and the signature verifies with it under that algorithm
+        (which the caller checks against what it allows)."""
         if "crit" in self.header:
             raise InvalidToken("unsupported critical header")
         kid = self.header.get("kid")
         if not isinstance(kid, str) or not _KID.match(kid):
             raise InvalidToken("bad key id")
+        alg = self.header.get("alg")
+        if not isinstance(alg, str) or alg not in KEY_TYPES:
+            raise InvalidToken("signing algorithm not allowed")
         try:
-            verified = jws.deserialize_compact(self.compact, jwks.key_set(kid), algorithms=[self.header["alg"]])
+            key = jwks.key_set(kid).get_by_kid(kid)
+        except JoseError as exc:
+            raise InvalidToken("unknown signing key") from exc
+        if (key.key_type, key.get("crv")) != KEY_TYPES[alg] or key.get("alg", alg) != alg or \
+                key.get("use", "sig") != "sig":
+            raise InvalidToken("the signing key is not one for this algorithm")
+        try:
+            verified = jws.deserialize_compact(self.compact, key, algorithms=[alg])
         except JoseError as exc:
             raise InvalidToken("bad signature") from exc
         if verified.payload != self.payload:
@@ -121,7 +139,7 @@ class TrustedIssuer:
     jwks_uri: str
     audience: str
     token_types: tuple[str, ...] = RFC9068_TYPES
-    algorithms: tuple[str, ...] = ("RS256",)
+    algorithms: tuple[str, ...] = ALLOWED_ALGORITHMS
     # Keycloak puts the client in ``azp``; identity (RFC 9068) in ``client_id``.
     client_id_claims: tuple[str, ...] = ("client_id",)
     # Keycloak's access and ID tokens share the header ``typ: JWT``; its payload ``typ`` ("Bearer" vs
@@ -136,7 +154,7 @@ class TrustedIssuer:
             jwks_uri=data.get("jwks_uri") or data["issuer"].rstrip("/") + "/jwks.json",
             audience=data["audience"],
             token_types=tuple(data.get("token_types", RFC9068_TYPES)),
-            algorithms=tuple(a for a in data.get("algorithms", ("RS256",)) if a in ALLOWED_ALGORITHMS),
+            algorithms=tuple(a for a in data.get("algorithms", ALLOWED_ALGORITHMS) if a in ALLOWED_ALGORITHMS),
             client_id_claims=tuple(data.get("client_id_claims", ("client_id",))),
             payload_types=tuple(data.get("payload_types", ())),
         )

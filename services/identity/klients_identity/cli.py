@@ -2,6 +2,8 @@
 signing keys, add an OAuth client, serve the web app, run the nameko service.
 
     klients-identity add-client my-service --confidential --redirect-uri https://svc.example/cb
+    klients-identity add-client fapi-app --redirect-uri https://app.example/cb \
+        --access-token-signed-response-alg ES256 --id-token-signed-response-alg ES256
 """
 
 from __future__ import annotations
@@ -123,6 +125,16 @@ def ensure_broker_client(session, settings: Settings) -> None:  # type: ignore[n
     session.add(row)
 
 
+def client_metadata(args: argparse.Namespace) -> dict[str, str]:
+    """Return the client metadata ``add-client`` registers (its signing algorithms, when given); raise
+    ``ValueError`` saying which algorithm is not offered."""
+    from .models import SIGNING_METADATA, check_client_metadata
+
+    metadata = {name: value for name in SIGNING_METADATA if (value := getattr(args, name, None))}
+    check_client_metadata(metadata)
+    return metadata
+
+
 def add_client(session, args: argparse.Namespace) -> str | None:  # type: ignore[no-untyped-def]
     """Register a client; return its secret (shown once) for a confidential one."""
     from .models import OAuthClient
@@ -130,11 +142,13 @@ def add_client(session, args: argparse.Namespace) -> str | None:  # type: ignore
 
     check_redirect_uris(args.redirect_uri)
     check_redirect_uris(args.post_logout_redirect_uri or [])
+    metadata = client_metadata(args)
     secret = secrets.token_urlsafe(32) if args.confidential else None
     session.add(OAuthClient(client_id=args.client_id, name=args.name or args.client_id,
                             secret_hash=hasher.hash(secret) if secret else None, redirect_uris=args.redirect_uri,
                             post_logout_redirect_uris=args.post_logout_redirect_uri or [],
-                            scopes=args.scopes, grant_types="authorization_code refresh_token"))
+                            scopes=args.scopes, grant_types="authorization_code refresh_token",
+                            client_metadata=metadata))
     return secret
 
 
@@ -167,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="klients-identity")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="upgrade the database; make sure a signing key and the portal client exist")
-    rotate = sub.add_parser("rotate-keys", help="create the next signing key")
+    rotate = sub.add_parser("rotate-keys", help="create the next signing key of each algorithm (or of --alg)")
     rotate.add_argument("--now", action="store_true", help="sign with it at once (first key, emergencies)")
+    rotate.add_argument("--alg", choices=keys.ALGORITHMS, help="rotate only this algorithm's keys")
     client = sub.add_parser("add-client", help="register an OAuth client (PKCE S256 is required of all)")
     client.add_argument("client_id")
     client.add_argument("--name")
@@ -176,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     client.add_argument("--redirect-uri", action="append", required=True)
     client.add_argument("--post-logout-redirect-uri", action="append")
     client.add_argument("--scopes", default="openid profile email offline_access")
+    algs = ", ".join(keys.ALGORITHMS)
+    client.add_argument("--access-token-signed-response-alg", metavar="ALG",
+                        help=f"sign its access tokens with ALG ({algs}; default RS256)")
+    client.add_argument("--id-token-signed-response-alg", metavar="ALG",
+                        help=f"sign its ID tokens with ALG ({algs}; default RS256)")
     serve = sub.add_parser("serve", help="serve identity's web app with gunicorn")
     serve.add_argument("--bind", default=os.environ.get("IDENTITY_BIND", "127.0.0.1:8001"))
     serve.add_argument("--workers", default=os.environ.get("IDENTITY_WORKERS", "2"))
@@ -221,14 +241,16 @@ def main(argv: list[str] | None = None) -> int:
                 ensure_broker_client(session, settings)
     elif args.command == "rotate-keys":
         with transaction(factory) as session:
-            key = keys.rotate(session, publish_ahead=0 if args.now else settings.key_publish_ahead,
-                              token_ttl=settings.access_token_ttl)
-            print(f"new key {key.kid} signs from {key.active_from.isoformat()}")
+            for alg in [args.alg] if args.alg else keys.ALGORITHMS:
+                key = keys.rotate(session, publish_ahead=0 if args.now else settings.key_publish_ahead,
+                                  token_ttl=settings.access_token_ttl, alg=alg)
+                print(f"new {alg} key {key.kid} signs from {key.active_from.isoformat()}")
     elif args.command == "purge":
         return purge_command(make_engine(settings.database_url), every=args.every, batch=args.batch)
     elif args.command == "add-client":
         try:
             check_redirect_uris(args.redirect_uri + (args.post_logout_redirect_uri or []))
+            client_metadata(args)
         except ValueError as exc:
             parser.error(str(exc))
         with transaction(factory) as session:

@@ -4,6 +4,7 @@ signing keys, the audit log and the outbox."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -17,10 +18,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
+from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from klients_common.auth import ALLOWED_ALGORITHMS
 from klients_common.db import as_utc  # noqa: F401 - identity's modules import it from here
 from klients_common.outbox import outbox_table, processed_events_table
 from klients_common.ratelimit import rate_limits_table
@@ -36,7 +40,8 @@ class IdentityBase(DeclarativeBase):
 
 
 class SigningKey(IdentityBase):
-    """An RSA key that signs tokens from ``active_from``, published until ``retire_at``."""
+    """A key that signs tokens under ``alg`` from ``active_from`` (RSA for RS256 and PS256, EC P-256 for ES256),
+    published until ``retire_at``."""
 
     __tablename__ = "signing_keys"
 
@@ -175,7 +180,29 @@ class OAuthClient(IdentityBase):
     post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
     scopes: Mapped[str] = mapped_column(String(300), default="openid profile")
     grant_types: Mapped[str] = mapped_column(String(100), default="authorization_code refresh_token")
+    # OpenID Connect Dynamic Client Registration metadata beyond the columns above (authlib's name for it):
+    # ``access_token_signed_response_alg`` and ``id_token_signed_response_alg``, each one of
+    # ``ALLOWED_ALGORITHMS`` (RS256 when absent). Checked whenever a client is saved (``check_client_metadata``).
+    client_metadata: Mapped[dict[str, Any]] = mapped_column(MutableDict.as_mutable(JSON), default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+SIGNING_METADATA = ("access_token_signed_response_alg", "id_token_signed_response_alg")
+
+
+def check_client_metadata(metadata: dict[str, Any]) -> None:
+    """Raise ``ValueError`` saying what is wrong when a client's signing algorithms are not ones identity
+    signs with (an HMAC, ``none``, a typo)."""
+    for name in SIGNING_METADATA:
+        alg = metadata.get(name)
+        if alg is not None and alg not in ALLOWED_ALGORITHMS:
+            raise ValueError(f"{name} {alg!r} is not offered: use one of {', '.join(ALLOWED_ALGORITHMS)}")
+
+
+@event.listens_for(OAuthClient, "before_insert")
+@event.listens_for(OAuthClient, "before_update")
+def _check_client(mapper: Any, connection: Any, client: OAuthClient) -> None:
+    check_client_metadata(client.client_metadata or {})
 
 
 class LoginSession(IdentityBase):

@@ -101,6 +101,21 @@ class Client(ClientMixin):  # type: ignore[misc]
         """Only the grants registered for the client (never implicit or password)."""
         return grant_type in self.row.grant_types.split()
 
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        """Return the client's registration metadata (authlib's name; OIDC Dynamic Client Registration's)."""
+        return self.row.client_metadata or {}
+
+    @property
+    def access_token_signed_response_alg(self) -> str:
+        """Return the algorithm the client's access tokens are signed with (RS256 unless registered)."""
+        return str(self.client_metadata.get("access_token_signed_response_alg") or keys.DEFAULT_ALG)
+
+    @property
+    def id_token_signed_response_alg(self) -> str:
+        """Return the algorithm the client's ID tokens are signed with (RS256 unless registered)."""
+        return str(self.client_metadata.get("id_token_signed_response_alg") or keys.DEFAULT_ALG)
+
 
 CLIENT_CACHE_SECONDS = 30.0  # a client changed with the CLI is seen by every process within this time
 _clients: dict[str, tuple[float, Client | None]] = {}
@@ -295,7 +310,8 @@ def revoke_chain(session: Session, *, family_id: str | None, sid: str, client_id
 # --- ID tokens ----------------------------------------------------------------------------------------
 
 class OpenIDConnect(OpenIDCode):  # type: ignore[misc]
-    """ID tokens signed with identity's current key."""
+    """ID tokens signed under the client's ``id_token_signed_response_alg`` with identity's current key of
+    that algorithm."""
 
     def exists_nonce(self, nonce: str, request: Any) -> bool:
         """Return whether the nonce was already used with this client."""
@@ -303,16 +319,17 @@ class OpenIDConnect(OpenIDCode):  # type: ignore[misc]
             AuthorizationCode.client_id == request.payload.client_id, AuthorizationCode.nonce == nonce)) is not None
 
     def resolve_client_private_key(self, client: Client) -> Any:
-        """Return the current signing key."""
-        return keys.private_jwk(keys.current(db()))
+        """Return the current signing key of the client's algorithm."""
+        return keys.private_jwk(keys.current(db(), alg=client.id_token_signed_response_alg))
 
     def get_client_algorithm(self, client: Client) -> str:
-        """RS256."""
-        return "RS256"
+        """Return the client's ``id_token_signed_response_alg``."""
+        return client.id_token_signed_response_alg
 
     def get_encode_header(self, client: Client) -> dict[str, str]:
-        """Name the key and the token type (an ID token is never an access token)."""
-        return {"alg": "RS256", "kid": keys.current(db()).kid, "typ": "JWT"}
+        """Name the algorithm, the key and the token type (an ID token is never an access token)."""
+        alg = client.id_token_signed_response_alg
+        return {"alg": alg, "kid": keys.current(db(), alg=alg).kid, "typ": "JWT"}
 
     def get_client_claims(self, client: Client) -> dict[str, Any]:
         """Return iss, aud and exp of the ID token."""
@@ -380,15 +397,17 @@ def token_grants(session: Session, person_id: str, resources: list[str]) -> tupl
     return [g for g in grants if g.contract in wanted], len(wanted) < len(held)
 
 
-def sign_access_token(session: Session, *, client_id: str, person_id: str, sid: str, acr: str, amr: list[str],
+def sign_access_token(session: Session, *, client: Client, person_id: str, sid: str, acr: str, amr: list[str],
                       auth_time: datetime, scope: str, grants: tuple[list[TokenGrant], bool]) -> str:
-    """Return a signed access token for a person's login at a client, carrying ``grants`` (from
-    ``token_grants``: the grants and whether they are a chosen subset)."""
+    """Return a signed access token for a person's login at ``client`` (under its
+    ``access_token_signed_response_alg``), carrying ``grants`` (from ``token_grants``: the grants and whether
+    they are a chosen subset)."""
     settings = current_app.config["SETTINGS"]
     return issue_access_token(
-        session, issuer=settings.issuer, audience=settings.api_audience, subject=person_id, client_id=client_id,
-        grants=grants[0], acr=acr, amr=amr, scope=scope, auth_time=int(auth_time.timestamp()), sid=sid,
-        ttl=settings.access_token_ttl, partial=grants[1])
+        session, issuer=settings.issuer, audience=settings.api_audience, subject=person_id,
+        client_id=client.get_client_id(), grants=grants[0], acr=acr, amr=amr, scope=scope,
+        auth_time=int(auth_time.timestamp()), sid=sid, ttl=settings.access_token_ttl, partial=grants[1],
+        alg=client.access_token_signed_response_alg)
 
 
 def new_refresh_token() -> str:
@@ -419,7 +438,7 @@ def generate_token(grant_type: str, client: Client, user: Subject | None = None,
         raise ValueError("tokens are issued to persons only")
     scope = client.get_allowed_scope(scope or "")
     grants = token_grants(db(), user.person_id, request.form.getlist("resource"))
-    access = sign_access_token(db(), client_id=client.get_client_id(), person_id=user.person_id, sid=user.sid,
+    access = sign_access_token(db(), client=client, person_id=user.person_id, sid=user.sid,
                                acr=user.acr, amr=user.amr, auth_time=user.auth_time, scope=scope, grants=grants)
     refresh = new_refresh_token() if include_refresh_token and client.check_grant_type("refresh_token") else None
     return token_response(access, scope, refresh)

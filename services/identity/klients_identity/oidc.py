@@ -67,7 +67,7 @@ def discovery() -> ResponseReturnValue:
         "claims_supported": ["sub", "sid", "given_name", "family_name", "name", "locale", "email", "acr", "amr",
                              "auth_time"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": list(keys.ALGORITHMS),
         "acr_values_supported": list(LOA_ORDER),
         "prompt_values_supported": ["none", "login"],
         "ui_locales_supported": ["lv", "en"],
@@ -371,7 +371,7 @@ def _client_of_id_token(hint: str | None) -> str | None:
     from joserfc.errors import JoseError
 
     try:
-        claims = jwt.decode(hint, keys.key_set(db())).claims
+        claims = jwt.decode(hint, keys.key_set(db()), algorithms=list(keys.ALGORITHMS)).claims
     except (JoseError, ValueError):
         return None
     aud = claims.get("aud")

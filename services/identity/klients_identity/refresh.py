@@ -122,7 +122,7 @@ def grant() -> Response:
         "rotated_at": None})
     session.commit()  # the row lock ends here; signing happens outside it
     access = sign_access_token(
-        session, client_id=client.get_client_id(), person_id=rotated.person_id, sid=rotated.sid, acr=rotated.acr,
+        session, client=client, person_id=rotated.person_id, sid=rotated.sid, acr=rotated.acr,
         amr=amr, auth_time=_aware(rotated.auth_time, now), scope=scope, grants=grants)
     response = jsonify(token_response(access, scope, new_token))
     response.headers["Cache-Control"] = "no-store"

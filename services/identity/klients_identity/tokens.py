@@ -19,9 +19,10 @@ MAX_GRANTS_IN_TOKEN = 12  # keeps a token under 4 KB with every right on each; a
 def issue_access_token(session: Session, *, issuer: str, audience: str, subject: str, client_id: str,
                        grants: list[Grant], acr: str, amr: list[str], scope: str = "openid",
                        auth_time: int | None = None, sid: str | None = None, ttl: int = 300,
-                       now: float | None = None, partial: bool = False) -> str:
-    """Return a signed access token (``typ: at+jwt``) for ``subject``; ``partial`` says ``grants`` is a
-    chosen subset of the person's grants (a contract-scoped token)."""
+                       now: float | None = None, partial: bool = False, alg: str = keys.DEFAULT_ALG) -> str:
+    """Return an access token (``typ: at+jwt``) for ``subject``, signed under ``alg`` (the client's
+    ``access_token_signed_response_alg``) with identity's current key of that algorithm; ``partial`` says
+    ``grants`` is a chosen subset of the person's grants (a contract-scoped token)."""
     now = int(now if now is not None else time.time())
     complete = len(grants) <= MAX_GRANTS_IN_TOKEN and not partial
     grants = sorted(grants, key=lambda g: g.contract)[:MAX_GRANTS_IN_TOKEN]
@@ -35,5 +36,6 @@ def issue_access_token(session: Session, *, issuer: str, audience: str, subject:
         # Tokens stay under 4 KB: a person with more grants (a property manager) gets the first ones and
         # this flag, and asks for contract-scoped tokens (RFC 8707 ``resource``) to reach the others.
         claims["grants_complete"] = False
-    key = keys.current(session)
-    return jwt.encode({"alg": key.alg, "typ": "at+jwt", "kid": key.kid}, claims, keys.private_jwk(key))
+    key = keys.current(session, alg=alg)
+    return jwt.encode({"alg": key.alg, "typ": "at+jwt", "kid": key.kid}, claims, keys.private_jwk(key),
+                      algorithms=[key.alg])
