@@ -214,7 +214,7 @@ def start_system(rpc: RpcClient, *, fresh_bus: bool = True) -> Stack:
     from klients_billing.demo import seed as seed_billing
     from klients_common.db import transaction
     from klients_identity.cli import ensure_portal_client, ensure_portal_web_client
-    from klients_identity.keys import ensure_key
+    from klients_identity.oauth.keys import ensure_key
     from klients_identity.settings import Settings
     from klients_metering.demo import seed as seed_metering
 
@@ -264,7 +264,7 @@ def mint_token(grants: dict[str, Any], *, subject: str = "person-1",
     from sqlalchemy.orm import sessionmaker
 
     from klients_common.grants import Grant, Role, SubuserLevel, rights_for
-    from klients_identity.tokens import issue_access_token
+    from klients_identity.oauth.tokens import issue_access_token
 
     grant_list = []
     for contract, spec in grants.items():

@@ -254,7 +254,7 @@ def test_a_refused_portal_logout_token_is_a_400_that_ends_nothing(fronted, new_c
 
 
 def test_an_undeclared_attribute_is_detected_not_silently_dropped(fronted, new_contract):
-    from klients_identity.keycloak_sync import UndeclaredAttribute, write_attribute
+    from klients_identity.events.keycloak_sync import UndeclaredAttribute, write_attribute
 
     new_contract(personal_code=HOLDER)
     brokered_login()

@@ -32,8 +32,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from klients_common.rpc import RpcClient
 
-    from . import hardening, limits, login, oauth2, oidc, pages, verifier
-    from .web_session import DatabaseSessionInterface
+    from . import hardening, limits, pages
+    from .login import methods as login
+    from .login.web_session import DatabaseSessionInterface
+    from .oauth import endpoints as oidc
+    from .oauth import provider as oauth2
+    from .oauth import verifier
 
     app.session_interface = DatabaseSessionInterface()
     app.extensions["klients_rpc"] = RpcClient(settings.amqp_uri, timeout=10)
@@ -45,7 +49,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limits.init_app(app)
     app.register_blueprint(oidc.bp)
     app.register_blueprint(login.bp)
-    from . import email_login, invite, operator
+    from .login import email_login
+    from .login import invitation as invite
+    from .operator import applications as operator
 
     app.register_blueprint(email_login.bp)
     app.register_blueprint(invite.bp)

@@ -17,7 +17,7 @@ from klients_common.db import make_engine, migrate, transaction
 from klients_common.service_cli import BUS_COMMANDS, bus_command, migrate_bus
 from klients_common.settings import nameko_config
 
-from . import keys
+from .oauth import keys
 from .settings import Settings
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "localhost"})
@@ -83,7 +83,7 @@ def ensure_portal_web_client(session, settings: Settings) -> None:  # type: igno
     from klients_common.settings import var_dir
 
     from .models import OAuthClient
-    from .oauth2 import hasher
+    from .oauth.provider import hasher
 
     secret = settings.portal_client_secret
     if not secret:
@@ -108,7 +108,7 @@ def ensure_portal_web_client(session, settings: Settings) -> None:  # type: igno
 def ensure_broker_client(session, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     """Keycloak-fronted mode: Keycloak's confidential client at identity, kept as configured."""
     from .models import OAuthClient
-    from .oauth2 import hasher
+    from .oauth.provider import hasher
 
     row = session.get(OAuthClient, "keycloak-broker") or OAuthClient(client_id="keycloak-broker")
     row.name, row.redirect_uris = "Keycloak portal realm", [settings.broker_redirect_uri]
@@ -126,7 +126,7 @@ def ensure_broker_client(session, settings: Settings) -> None:  # type: ignore[n
 def add_client(session, args: argparse.Namespace) -> str | None:  # type: ignore[no-untyped-def]
     """Register a client; return its secret (shown once) for a confidential one."""
     from .models import OAuthClient
-    from .oauth2 import hasher
+    from .oauth.provider import hasher
 
     check_redirect_uris(args.redirect_uri)
     check_redirect_uris(args.post_logout_redirect_uri or [])
@@ -196,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         patch()
         from klients_common.green import run_services
 
-        from .service import IdentityService
+        from .events.service import IdentityService
 
         services: list[type] = [IdentityService]
         if settings.keycloak_fronted:
-            from .keycloak_sync import KeycloakSyncService
+            from .events.keycloak_sync import KeycloakSyncService
 
             services.append(KeycloakSyncService)
         run_services(nameko_config("identity", IDENTITY_ISSUER=settings.issuer,

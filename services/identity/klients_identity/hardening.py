@@ -22,7 +22,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from klients_common.web import harden
 
-from . import attachments, pages
+from . import pages
+from .access import attachments
 
 log = logging.getLogger(__name__)
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "

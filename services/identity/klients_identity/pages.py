@@ -171,7 +171,7 @@ def problem_page(status: int, title_key: str, message: str) -> ResponseReturnVal
 def new_password_errors(email: str) -> list[str]:
     """Check the form's ``password`` and ``password2`` for ``email``'s account; return the messages to show
     (none when the password is good)."""
-    from . import passwords
+    from .login import passwords
 
     password = request.form.get("password", "")
     found = passwords.problems(password, email=email)

@@ -14,11 +14,14 @@ from __future__ import annotations
 from flask import Blueprint, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from . import access, accounts, db, pages, passwords, register
-from .connectors.base import VerifiedIdentity
-from .contacts import e164, postal_address
-from .limits import limiter, login_limit
-from .models import Grant, Invitation, Person, as_utc
+from .. import db, pages
+from ..access import accounts, register
+from ..access import grants as access
+from ..access.contacts import e164, postal_address
+from ..connectors.base import VerifiedIdentity
+from ..limits import limiter, login_limit
+from ..models import Grant, Invitation, Person, as_utc
+from . import passwords
 
 bp = Blueprint("invite", __name__, url_prefix="/invite")
 
@@ -85,7 +88,7 @@ def choose_password() -> ResponseReturnValue:
 
 def strong_login_for_invitation(identity: VerifiedIdentity) -> ResponseReturnValue:
     """Called after any strong login while an invitation is open: check the person, then ask for contacts."""
-    from .register import contracts_of
+    from ..access.register import contracts_of
 
     _invitation, grant = _current()
     if grant.expected_personal_code and grant.expected_personal_code != identity.personal_code:
@@ -149,6 +152,6 @@ def finish() -> ResponseReturnValue:
     session.pop("invitation", None)
     login = accounts.start_login_session(db(), person, acr=state["acr"], amr=state["amr"], method=state["method"])
     db().commit()
-    from .login import signed_in
+    from .methods import signed_in
 
     return signed_in(login.sid)

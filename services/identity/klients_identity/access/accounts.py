@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from klients_common.outbox import enqueue
 
-from .connectors.base import VerifiedIdentity
-from .models import AuditEvent, Grant, LoginSession, Person, outbox, utcnow
+from ..connectors.base import VerifiedIdentity
+from ..models import AuditEvent, Grant, LoginSession, Person, outbox, utcnow
 
 LOGIN_TTL = timedelta(hours=8)
 
@@ -98,7 +98,7 @@ def link_email_accounts(session: Session, person: Person, held: list[str]) -> No
         return
     from sqlalchemy import update
 
-    from .models import PasswordLogin
+    from ..models import PasswordLogin
 
     twins = list(session.scalars(select(Person).join(Grant, Grant.person_id == Person.id).where(
         Person.personal_code.is_(None), Person.id != person.id, Grant.role == "owner", Grant.status == "active",
@@ -129,8 +129,8 @@ def end_sessions(session: Session, person_id: str, *, reason: str = "password_ch
     """End the person's login sessions and revoke their refresh and access tokens (after a password change)."""
     from sqlalchemy import update
 
-    from . import token_revocation
-    from .models import RefreshToken
+    from ..models import RefreshToken
+    from ..oauth import revocation as token_revocation
 
     now = utcnow()
     ended = session.scalars(update(LoginSession).where(

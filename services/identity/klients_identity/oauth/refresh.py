@@ -22,9 +22,9 @@ from typing import Any
 from flask import Response, jsonify, request
 from sqlalchemy import bindparam, insert, select, update
 
-from . import db
-from .models import LoginSession, RefreshToken, utcnow
-from .oauth2 import (
+from .. import db
+from ..models import LoginSession, RefreshToken, utcnow
+from .provider import (
     Client,
     InvalidTargetError,
     authenticate_client,

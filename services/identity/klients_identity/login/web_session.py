@@ -21,7 +21,7 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
-from .models import BrowserSession, as_utc, utcnow
+from ..models import BrowserSession, as_utc, utcnow
 
 LIFETIME = timedelta(hours=8)
 LIGHT = frozenset({"csrf", "lang"})  # what a session without a row may hold
@@ -73,7 +73,7 @@ class DatabaseSessionInterface(SessionInterface):  # type: ignore[misc]
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         """Load the browser's session, or start one without a row."""
-        from . import db
+        from .. import db
 
         name = self.get_cookie_name(app)
         sid = request.cookies.get(name, "")
@@ -90,7 +90,7 @@ class DatabaseSessionInterface(SessionInterface):  # type: ignore[misc]
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
         """Store the session (a row only when it holds more than a light session may) and set the cookie."""
-        from . import db
+        from .. import db
 
         name = self.get_cookie_name(app)
         secure = app.config["SESSION_COOKIE_SECURE"]

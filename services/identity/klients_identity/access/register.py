@@ -12,8 +12,8 @@ from flask import current_app
 from klients_common.auth import REGISTER_READ, service_client, service_subject
 from klients_common.errors import NotFound
 
-from . import db
-from .tokens import issue_access_token
+from .. import db
+from ..oauth.tokens import issue_access_token
 
 SERVICE_TOKEN_SECONDS = 120
 

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from klients_common.outbox import enqueue
 from klients_common.revocations import KEEP_SECONDS
 
-from .models import TokenRevocation, as_utc, outbox, utcnow
+from ..models import TokenRevocation, as_utc, outbox, utcnow
 
 
 def revoke(session: Session, kind: str, value: str, *, reason: str, client_id: str | None = None,

@@ -14,10 +14,11 @@ from flask.typing import ResponseReturnValue
 from klients_common import constant_time
 from klients_common.personal_code import normalise_personal_code
 
-from . import accounts, db, limits, pages, register
-from .connectors.base import LoginFailed, VerifiedIdentity
-from .limits import limiter, login_limit
-from .models import utcnow
+from .. import db, limits, pages
+from ..access import accounts, register
+from ..connectors.base import LoginFailed, VerifiedIdentity
+from ..limits import limiter, login_limit
+from ..models import utcnow
 
 bp = Blueprint("login", __name__, url_prefix="/login")
 
@@ -50,7 +51,7 @@ def finish_strong_login(identity: VerifiedIdentity) -> ResponseReturnValue:
     """Register or find the person, open their login session, and resume the authorization request.
     While an invitation is being taken up in this browser, the login confirms the invitee instead."""
     if (session.get("invitation") or {}).get("ready"):
-        from .invite import strong_login_for_invitation
+        from .invitation import strong_login_for_invitation
 
         return strong_login_for_invitation(identity)
     try:
@@ -76,7 +77,7 @@ def signed_in(sid: str) -> ResponseReturnValue:
     if pending:
         # The new login answers this request even with prompt=login or max_age=0 (and only this one: any
         # other request, or this one again later, is judged by the login's auth_time as usual).
-        from .oidc import pending_key
+        from ..oauth.endpoints import pending_key
 
         session["fresh_for"] = pending_key(pending)
         return redirect(f"{url_for('oidc.authorize')}?{pending}", code=303 if request.method == "POST" else 302)
@@ -98,7 +99,7 @@ def failed(error: LoginFailed, retry_url: str) -> ResponseReturnValue:
     pending = session.get("pending_authorize")
     if pending and cancelled(error):
         session.pop("pending_authorize", None)
-        from .oidc import access_denied
+        from ..oauth.endpoints import access_denied
 
         return access_denied(pending)
     return pages.render("error.html", 401, title_key="failed", message=error.message(pages.current_lang()),
@@ -115,7 +116,7 @@ def cancel() -> ResponseReturnValue:
         session.pop(key, None)
     if not pending:
         return redirect(url_for("login.choose"), code=303)
-    from .oidc import access_denied
+    from ..oauth.endpoints import access_denied
 
     return access_denied(pending)
 
@@ -164,7 +165,7 @@ def smartid_start() -> ResponseReturnValue:
 @bp.get("/smart-id/wait")
 def smartid_wait() -> ResponseReturnValue:
     """Poll the Smart-ID session once; show the code while it runs, finish or fail when it ends."""
-    from .connectors.smartid import SmartIdSession
+    from ..connectors.smartid import SmartIdSession
 
     state = session.get("smartid")
     if not state:
@@ -247,8 +248,8 @@ def bank_start(bank_id: str) -> ResponseReturnValue:
 @limiter.limit(login_limit)
 def bank_return(bank_id: str) -> ResponseReturnValue:
     """Park the bank's response and continue on a same-site redirect that carries the session cookie."""
-    from .connectors.banklink import response_fields
-    from .models import BankReturn
+    from ..connectors.banklink import response_fields
+    from ..models import BankReturn
     from .providers import bank_configs
 
     if bank_id not in bank_configs():
@@ -263,7 +264,7 @@ def bank_return(bank_id: str) -> ResponseReturnValue:
 @bp.get("/bank/<bank_id>/done")
 def bank_done(bank_id: str) -> ResponseReturnValue:
     """Verify the parked bank response against this browser's attempt; finish the login."""
-    from .models import BankReturn, as_utc
+    from ..models import BankReturn, as_utc
     from .providers import bank
 
     row = db().get(BankReturn, hashlib.sha256(request.args.get("r", "").encode()).hexdigest())

@@ -23,11 +23,13 @@ from sqlalchemy.exc import IntegrityError
 from klients_common import constant_time
 from klients_common.outbox import enqueue
 
-from . import accounts, db, limits, pages, passwords
-from .limits import limiter, login_limit
-from .login import signed_in
-from .models import EmailToken, Grant, PasswordLogin, Person, as_utc, outbox, utcnow
-from .register import email_on_file as register_email
+from .. import db, limits, pages
+from ..access import accounts
+from ..access.register import email_on_file as register_email
+from ..limits import limiter, login_limit
+from ..models import EmailToken, Grant, PasswordLogin, Person, as_utc, outbox, utcnow
+from . import passwords
+from .methods import signed_in
 
 bp = Blueprint("email", __name__, url_prefix="/login/email")
 LINK_TTL = {"register": timedelta(hours=24), "reset": timedelta(hours=1)}
@@ -124,7 +126,7 @@ def register() -> ResponseReturnValue:
 @bp.get("/contact/<token>")
 def confirm_contact_email(token: str) -> ResponseReturnValue:
     """Open the link sent to a new contact address: from now on it is the person's e-mail."""
-    from . import contacts
+    from ..access import contacts
 
     try:
         person = contacts.confirm_email(db(), token)

@@ -17,7 +17,7 @@ from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from .models import SigningKey, as_utc, utcnow
+from ..models import SigningKey, as_utc, utcnow
 
 SKEW = timedelta(seconds=60)
 

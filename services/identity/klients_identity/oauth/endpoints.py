@@ -16,10 +16,13 @@ from werkzeug.datastructures import MultiDict
 
 from klients_common.auth import LOA_ORDER, PERSON_SCOPES, InvalidToken
 
-from . import backchannel, db, keycloak_portal, keys, oauth_errors, pages, token_revocation  # noqa: F401 - oauth_errors: authlib errors safe for any input
-from .limits import authorize_limit, limiter, token_limit
-from .models import LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
-from .oauth2 import Subject, authenticate_client, digest, query_client, revoke_chain, revoke_family, server, user_info
+from .. import db, pages
+from ..limits import authorize_limit, limiter, token_limit
+from ..models import LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
+from . import backchannel, keycloak_portal, keys
+from . import errors as oauth_errors  # noqa: F401 - authlib errors safe for any input
+from . import revocation as token_revocation
+from .provider import Subject, authenticate_client, digest, query_client, revoke_chain, revoke_family, server, user_info
 
 bp = Blueprint("oidc", __name__)
 SCOPES = list(PERSON_SCOPES)  # what a person's token may carry (grants: for Keycloak brokering); never a service scope

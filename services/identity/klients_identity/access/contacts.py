@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 from klients_common.errors import NotFound, StepUpRequired, ValidationFailed
 from klients_common.outbox import enqueue
 
+from ..models import EmailToken, PasswordLogin, Person, as_utc, outbox, utcnow
 from .accounts import audit
-from .models import EmailToken, PasswordLogin, Person, as_utc, outbox, utcnow
 
 FIELDS = {"email", "phone", "address", "language", "reminders"}
 LINK_TTL = timedelta(hours=24)

@@ -32,8 +32,10 @@ from klients_common.auth import PERSON_SCOPES
 from klients_common.grants import Grant as TokenGrant
 from klients_common.grants import Role, SubuserLevel, grants_claim, rights_for
 
-from . import db, keys, token_revocation
-from .models import AuthorizationCode, Grant, LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
+from .. import db
+from ..models import AuthorizationCode, Grant, LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
+from . import keys
+from . import revocation as token_revocation
 from .tokens import MAX_GRANTS_IN_TOKEN, issue_access_token
 
 CODE_TTL = timedelta(seconds=60)
@@ -170,7 +172,7 @@ LIVE_GRANTS = select(Grant.contract, Grant.role, Grant.level, Grant.valid_from, 
 
 def live_grants(session: Session, person_id: str, today: date | None = None) -> list[TokenGrant]:
     """Return the person's active grants within their dates (Riga days), as token grants."""
-    from .access import end_of_day_epoch, riga_today
+    from ..access.grants import end_of_day_epoch, riga_today
 
     today = today or riga_today()
     rows = session.execute(LIVE_GRANTS, {"person": person_id})

@@ -38,8 +38,8 @@ from klients_common.grants import SubuserLevel
 from klients_common.outbox import enqueue
 from klients_common.personal_code import normalise_personal_code
 
+from ..models import AuditEvent, Grant, Invitation, LoginSession, PasswordLogin, Person, as_utc, outbox, utcnow
 from .accounts import audit
-from .models import AuditEvent, Grant, Invitation, LoginSession, PasswordLogin, Person, as_utc, outbox, utcnow
 
 log = logging.getLogger(__name__)
 RIGA = ZoneInfo("Europe/Riga")

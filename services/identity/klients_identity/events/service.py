@@ -28,8 +28,10 @@ from klients_common.nameko_db import Database
 from klients_common.outbox import first_delivery, relay, relay_quietly
 from klients_common.revocations import KEEP_SECONDS, RevocationsAtStart, TokenRevocationAware
 
-from . import access, contacts, token_revocation
-from .models import Grant, Person, outbox, processed_events, utcnow
+from ..access import contacts
+from ..access import grants as access
+from ..models import Grant, Person, outbox, processed_events, utcnow
+from ..oauth import revocation as token_revocation
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ class IdentityService(TokenRevocationAware):
     def list_my_grants(self) -> list[dict[str, Any]]:
         """The caller's live grants from the database: all of them, also when there are more than a token
         carries (``grants_complete: false``)."""
-        from .oauth2 import live_grants
+        from ..oauth.provider import live_grants
 
         return [{"contract": g.contract, "role": g.role.value, "rights": sorted(g.rights), "until": g.until}
                 for g in sorted(live_grants(self.db, self.auth.person_id), key=lambda g: g.contract)]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from .models import Attachment
+from ..models import Attachment
 
 MAX_BYTES = 10 * 1024 * 1024
 SIGNATURES = (  # (magic bytes at the start, content type)

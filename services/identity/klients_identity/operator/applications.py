@@ -31,9 +31,12 @@ from klients_common import constant_time
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
 from klients_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
-from . import access, attachments, backchannel, db, pages, register
-from .accounts import audit
-from .models import Application, BrowserSession, as_utc, utcnow
+from .. import db, pages
+from ..access import attachments, register
+from ..access import grants as access
+from ..access.accounts import audit
+from ..models import Application, BrowserSession, as_utc, utcnow
+from ..oauth import backchannel
 
 bp = Blueprint("operator", __name__, url_prefix="/operator")
 CLIENT_ID = "klients-operator-pages"

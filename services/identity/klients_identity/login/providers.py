@@ -12,11 +12,11 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from .connectors.banklink import BankConfig, BankLink
-from .connectors.eparaksts import EparakstsClient, EparakstsConfig
-from .connectors.smartid import SmartIdClient, SmartIdConfig
-from .models import UsedNonce
-from .settings import Settings
+from ..connectors.banklink import BankConfig, BankLink
+from ..connectors.eparaksts import EparakstsClient, EparakstsConfig
+from ..connectors.smartid import SmartIdClient, SmartIdConfig
+from ..models import UsedNonce
+from ..settings import Settings
 
 
 class DatabaseNonceStore:
@@ -24,7 +24,7 @@ class DatabaseNonceStore:
 
     def use(self, bank_id: str, nonce: str, expires_at: float) -> bool:
         """Return True the first time ``nonce`` is used for ``bank_id``."""
-        from . import db
+        from .. import db
 
         try:
             with db().begin_nested():

@@ -6,7 +6,7 @@ from joserfc.jwk import KeySet
 
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
 
-from .settings import Settings
+from ..settings import Settings
 
 
 class DatabaseKeys:
@@ -14,7 +14,8 @@ class DatabaseKeys:
 
     def key_set(self, kid: str) -> KeySet:
         """Return the published keys if ``kid`` is among them."""
-        from . import db, keys
+        from .. import db
+        from . import keys
 
         published = keys.key_set(db())
         if kid not in {k.kid for k in published.keys}:
