@@ -19,6 +19,7 @@ import requests
 from sqlalchemy import text
 
 from klients_common.db import make_engine, migrate
+from klients_common.riga import riga_today
 from klients_common.rpc import RpcClient, ServiceUnavailable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +42,7 @@ def load_env() -> None:
     # The suite submits readings today, whatever the date: open the window on today's day of the month
     # (it then closes on the next month's first working day, so it is open now). Window edges are
     # tested on the rules themselves, with chosen dates.
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    os.environ.setdefault("READING_WINDOW_OPEN_DAY", str(datetime.now(ZoneInfo("Europe/Riga")).day))
+    os.environ.setdefault("READING_WINDOW_OPEN_DAY", str(riga_today().day))
 
 
 def bus_uri(component: str) -> str:

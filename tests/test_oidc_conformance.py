@@ -30,8 +30,8 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import update
 
+from klients_common.digests import secret_digest as digest
 from klients_identity.models import AuthorizationCode, Person
-from klients_identity.oauth.provider import digest
 from tests.conftest import identity_session
 from tests.helpers import csrf_of
 from tests.oidc_helpers import ISSUER, finish, logged_in_browser, pkce, start_smartid

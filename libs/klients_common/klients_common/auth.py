@@ -32,6 +32,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from .assurance import LOA_ORDER, LOA_SUBSTANTIAL
 from .errors import Forbidden, NotFound, StepUpRequired, Unauthenticated
 from .grants import Grant, Right, parse_grants_claim
 
@@ -40,12 +41,6 @@ log = logging.getLogger(__name__)
 ALLOWED_ALGORITHMS = ("RS256", "PS256", "ES256")
 RFC9068_TYPES = ("at+jwt", "application/at+jwt")
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "jti")
-LOA_ORDER = {
-    "http://eidas.europa.eu/LoA/low": 1,
-    "http://eidas.europa.eu/LoA/substantial": 2,
-    "http://eidas.europa.eu/LoA/high": 3,
-}
-LOA_SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
 
 # Scopes a person's token may carry (what identity offers clients: discovery's ``scopes_supported``). Service
 # scopes (``SERVICE_SCOPES``) exist only in a component's own service token, whose subject is

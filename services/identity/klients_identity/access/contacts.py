@@ -9,7 +9,6 @@ taken (``AddressTaken``, nothing changes).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -20,6 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from klients_common.assurance import LOA_SUBSTANTIAL
+from klients_common.digests import secret_digest
 from klients_common.errors import NotFound, StepUpRequired, ValidationFailed
 from klients_common.outbox import enqueue
 
@@ -104,14 +105,14 @@ def update(session: Session, *, person_id: str, changes: dict[str, Any], issuer_
         raise ValidationFailed("The contact details have errors.", {"errors": errors})
     if clean.get("phone", person.phone) != person.phone and not strong:  # where security notices go, like e-mail
         raise StepUpRequired("changing the phone number needs a strong login",
-                             {"acr_values": "http://eidas.europa.eu/LoA/substantial"})
+                             {"acr_values": LOA_SUBSTANTIAL})
     if new_email and new_email != person.email:
         if session.scalar(select(PasswordLogin.email).where(PasswordLogin.person_id == person.id)) and not strong:
             raise StepUpRequired("changing the e-mail you log in with needs a strong login",
-                                 {"acr_values": "http://eidas.europa.eu/LoA/substantial"})
+                                 {"acr_values": LOA_SUBSTANTIAL})
         token = secrets.token_urlsafe(32)
         expires = utcnow() + LINK_TTL
-        session.add(EmailToken(token_hash=hashlib.sha256(token.encode()).hexdigest(), purpose="contact",
+        session.add(EmailToken(token_hash=secret_digest(token), purpose="contact",
                                email=new_email, person_id=person.id, expires_at=expires))
         enqueue(session, outbox, "contact_email_verification_requested", {
             "to": new_email, "link": f"{issuer_url}/login/email/contact/{token}", "expires_at": expires.isoformat(),
@@ -136,7 +137,7 @@ def tell_preferences(session: Session, person: Person, email: str | None) -> Non
 
 def confirm_email(session: Session, token: str) -> Person | None:
     """Apply the e-mail address a contact link was sent to; tell the old address. None if the link is bad."""
-    row = session.get(EmailToken, hashlib.sha256(token.encode()).hexdigest())
+    row = session.get(EmailToken, secret_digest(token))
     if row is None or row.purpose != "contact" or row.used_at is not None or as_utc(row.expires_at) < utcnow():
         return None
     person = session.get(Person, row.person_id)

@@ -18,7 +18,6 @@ Every change is audited with who acted, in which role, for whom, on which contra
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import uuid
@@ -26,41 +25,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from klients_common.assurance import LOA_SUBSTANTIAL
+from klients_common.digests import secret_digest
 from klients_common.errors import Conflict, Forbidden, NotFound, StepUpRequired, ValidationFailed
 from klients_common.grants import SubuserLevel
 from klients_common.outbox import enqueue
 from klients_common.personal_code import normalise_personal_code
+from klients_common.riga import riga_today
 
 from ..models import AuditEvent, Grant, Invitation, LoginSession, PasswordLogin, Person, as_utc, outbox, utcnow
 from .accounts import audit
 
 log = logging.getLogger(__name__)
-RIGA = ZoneInfo("Europe/Riga")
 INVITATION_TTL = timedelta(hours=72)
 MANDATE_SIGNING_MAX_AGE = 15 * 60  # an online mandate is "signed" by a strong login at most this old (seconds)
 LEVELS = {level.value for level in SubuserLevel}
-
-
-def riga_today(now: datetime | None = None) -> date:
-    """Return today's date in Latvia."""
-    return (now or utcnow()).astimezone(RIGA).date()
-
-
-def end_of_day_epoch(day: date) -> int:
-    """Return the moment (epoch seconds) a grant valid through ``day`` (Riga) ends."""
-    return int(datetime.combine(day + timedelta(days=1), datetime.min.time(), RIGA).timestamp())
-
-
-def token_hash(token: str) -> str:
-    """Return the stored form of a link token."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -277,7 +262,7 @@ def _send_invitation(session: Session, grant: Grant, *, link_base: str, ttl: tim
     now = utcnow()
     _cancel_links(session, grant.id, now)
     token = secrets.token_urlsafe(32)  # 256 bits
-    invitation = Invitation(token_hash=token_hash(token), grant_id=grant.id, email=grant.invitee_email or "",
+    invitation = Invitation(token_hash=secret_digest(token), grant_id=grant.id, email=grant.invitee_email or "",
                             created_at=now, expires_at=now + ttl)
     session.add(invitation)
     enqueue(session, outbox, "invitation_created", {
@@ -305,7 +290,7 @@ def invite(session: Session, actor: Actor, contract: str, new: NewUser, *, link_
             raise Forbidden("only the contract holder may grant a mandate", {"reason": "holder_only"})
         if auth_time is None or auth_time < utcnow().timestamp() - MANDATE_SIGNING_MAX_AGE:
             raise StepUpRequired("granting a mandate is signed by a fresh strong login",
-                                 {"acr_values": "http://eidas.europa.eu/LoA/substantial",
+                                 {"acr_values": LOA_SUBSTANTIAL,
                                   "max_age": MANDATE_SIGNING_MAX_AGE})
     pending = session.scalar(select(Grant.id).where(
         Grant.contract == contract, Grant.status.in_(("invited", "active")),
@@ -444,7 +429,7 @@ class InvitationInvalid(Exception):
 
 def open_invitation(session: Session, token: str) -> tuple[Invitation, Grant]:
     """Return the live invitation and its grant, or raise InvitationInvalid."""
-    invitation = session.get(Invitation, token_hash(token))
+    invitation = session.get(Invitation, secret_digest(token))
     if invitation is None:
         raise InvitationInvalid("unknown")
     grant = session.get(Grant, invitation.grant_id)

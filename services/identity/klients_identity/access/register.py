@@ -9,10 +9,11 @@ from typing import Any
 
 from flask import current_app
 
+from klients_common.assurance import LOA_HIGH
 from klients_common.auth import REGISTER_READ, service_client, service_subject
 from klients_common.errors import NotFound
 
-from .. import db
+from ..db import db
 from ..oauth.tokens import issue_access_token
 
 SERVICE_TOKEN_SECONDS = 120
@@ -27,16 +28,21 @@ def service_token() -> str:
         settings = current_app.config["SETTINGS"]
         cache["token"] = issue_access_token(
             db(), issuer=settings.issuer, audience=settings.api_audience, subject=service_subject("identity"),
-            client_id=service_client("identity"), grants=[], acr="http://eidas.europa.eu/LoA/high", amr=["svc"],
+            client_id=service_client("identity"), grants=[], acr=LOA_HIGH, amr=["svc"],
             scope=REGISTER_READ, ttl=SERVICE_TOKEN_SECONDS)
         cache["exp"] = time.time() + SERVICE_TOKEN_SECONDS
     return str(cache["token"])
 
 
+def call(method: str, argument: str) -> Any:
+    """Return billing's answer to ``method(argument)``, asked with identity's service token."""
+    return current_app.extensions["klients_rpc"].call(
+        "billing", method, argument, context={"authorization": f"Bearer {service_token()}"})
+
+
 def contracts_of(personal_code: str) -> list[dict[str, Any]]:
     """Return the active contracts a personal code holds."""
-    found: list[dict[str, Any]] = current_app.extensions["klients_rpc"].call(
-        "billing", "contracts_of", personal_code, context={"authorization": f"Bearer {service_token()}"})
+    found: list[dict[str, Any]] = call("contracts_of", personal_code)
     return found
 
 
@@ -44,8 +50,7 @@ def ask(method: str, contract: str) -> Any:
     """Return billing's answer to ``method(contract)`` (``register_entry``, ``email_on_file``), or None when
     the register has no such contract."""
     try:
-        return current_app.extensions["klients_rpc"].call(
-            "billing", method, contract, context={"authorization": f"Bearer {service_token()}"})
+        return call(method, contract)
     except NotFound:
         return None
 

@@ -18,7 +18,7 @@ from nameko.timer import timer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from klients_common.auth import LOA_ORDER, LOA_SUBSTANTIAL
+from klients_common.assurance import LOA_ORDER, LOA_SUBSTANTIAL
 from klients_common.bus import EventPublisher, handler
 from klients_common.db import as_utc, make_engine
 from klients_common.errors import NotFound, ValidationFailed
@@ -27,6 +27,7 @@ from klients_common.nameko_auth import Authorization, rpc
 from klients_common.nameko_db import Database
 from klients_common.outbox import first_delivery, relay, relay_quietly
 from klients_common.revocations import KEEP_SECONDS, RevocationsAtStart, TokenRevocationAware
+from klients_common.riga import riga_today
 
 from ..access import contacts
 from ..access import grants as access
@@ -116,7 +117,7 @@ class IdentityService(TokenRevocationAware):
         """Return the caller as an actor on ``contract``: ``users:manage`` in the token and an active grant
         within its dates in the database; changes also need a substantial login (else step-up)."""
         self.auth.require(contract, Right.USERS_MANAGE)
-        today = access.riga_today()
+        today = riga_today()
         grant = self.db.scalar(select(Grant).where(
             Grant.person_id == self.auth.person_id, Grant.contract == contract, Grant.status == "active",
             Grant.role.in_(("owner", "delegate"))))

@@ -9,7 +9,6 @@ address, failed logins and link mails are limited (``limits``), counted whether 
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from datetime import timedelta
@@ -21,11 +20,14 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError
 
 from klients_common import constant_time
+from klients_common.assurance import LOA_LOW
+from klients_common.digests import secret_digest
 from klients_common.outbox import enqueue
 
-from .. import db, limits, pages
+from .. import limits, pages
 from ..access import accounts
 from ..access.register import email_on_file as register_email
+from ..db import db
 from ..limits import limiter, login_limit
 from ..models import EmailToken, Grant, PasswordLogin, Person, as_utc, outbox, utcnow
 from . import passwords
@@ -33,7 +35,6 @@ from .methods import signed_in
 
 bp = Blueprint("email", __name__, url_prefix="/login/email")
 LINK_TTL = {"register": timedelta(hours=24), "reset": timedelta(hours=1)}
-LOW = "http://eidas.europa.eu/LoA/low"
 ALREADY_REGISTERED = {
     "lv": "Šai e-pasta adresei jau ir konts, tāpēc šī reģistrācijas saite vairs nav vajadzīga. Pieslēdzieties ar "
           "e-pastu un paroli vai, ja paroli neatceraties, pieprasiet paroles maiņu.",
@@ -59,14 +60,10 @@ def _normal(email: str) -> str | None:
         return None
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _send_link(purpose: str, email: str, **fields: Any) -> None:
     token = secrets.token_urlsafe(32)  # 256 bits
     expires = utcnow() + LINK_TTL[purpose]
-    db().add(EmailToken(token_hash=_token_hash(token), purpose=purpose, email=email, expires_at=expires, **fields))
+    db().add(EmailToken(token_hash=secret_digest(token), purpose=purpose, email=email, expires_at=expires, **fields))
     lang = pages.current_lang()
     link = url_for("email.set_password_page", purpose=purpose, token=token, lang=lang, _external=True)
     event = "email_verification_requested" if purpose == "register" else "password_reset_requested"
@@ -93,7 +90,7 @@ def login() -> ResponseReturnValue:
             limits.account_hit("login", email)
         return pages.render("email_login.html", 401, error=pages.TEXT[pages.current_lang()]["bad_credentials"])
     person = db().get(Person, row.person_id)
-    login_session = accounts.start_login_session(db(), person, acr=LOW, amr=["pwd"], method="email")
+    login_session = accounts.start_login_session(db(), person, acr=LOA_LOW, amr=["pwd"], method="email")
     db().commit()
     return signed_in(login_session.sid)
 
@@ -159,7 +156,7 @@ def forgot() -> ResponseReturnValue:
 
 
 def _live_token(purpose: str, token: str) -> EmailToken | None:
-    row = db().get(EmailToken, _token_hash(token))
+    row = db().get(EmailToken, secret_digest(token))
     if row is None or row.purpose != purpose or row.used_at is not None or as_utc(row.expires_at) < utcnow():
         return None
     return row
@@ -224,7 +221,7 @@ def set_password() -> ResponseReturnValue:
         person = db().get(Person, login_row.person_id)
         accounts.end_sessions(db(), person.id)
         accounts.audit(db(), actor=person.id, action="password_reset", subject=person.id)
-    login_session = accounts.start_login_session(db(), person, acr=LOW, amr=["pwd"], method="email")
+    login_session = accounts.start_login_session(db(), person, acr=LOA_LOW, amr=["pwd"], method="email")
     db().commit()
     return signed_in(login_session.sid)
 

@@ -14,11 +14,14 @@ from __future__ import annotations
 from flask import Blueprint, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import db, pages
+from klients_common.riga import RIGA
+
+from .. import pages
 from ..access import accounts, register
 from ..access import grants as access
 from ..access.contacts import e164, postal_address
 from ..connectors.base import VerifiedIdentity
+from ..db import db
 from ..limits import limiter, login_limit
 from ..models import Grant, Invitation, Person, as_utc
 from . import passwords
@@ -64,7 +67,7 @@ def show() -> ResponseReturnValue:
     """What the person is invited to, and the password form (additional users)."""
     invitation, grant = _current()
     return pages.render("invite.html", grant=grant, email=invitation.email, deadline=as_utc(invitation.expires_at)
-                        .astimezone(access.RIGA).strftime("%d.%m.%Y %H:%M"))
+                        .astimezone(RIGA).strftime("%d.%m.%Y %H:%M"))
 
 
 @bp.post("")
@@ -78,7 +81,7 @@ def choose_password() -> ResponseReturnValue:
         errors = pages.new_password_errors(invitation.email)
         if errors:
             return pages.render("invite.html", 422, grant=grant, email=invitation.email,
-                                deadline=as_utc(invitation.expires_at).astimezone(access.RIGA)
+                                deadline=as_utc(invitation.expires_at).astimezone(RIGA)
                                 .strftime("%d.%m.%Y %H:%M"), errors=errors)
         state["password_hash"] = passwords.hash_password(request.form.get("password", ""))
     state["ready"] = True  # the next strong login in this browser is the invitee's

@@ -3,7 +3,6 @@ and what happens after any strong login (registration against the client registe
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -12,11 +11,13 @@ from flask import Blueprint, current_app, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from klients_common import constant_time
+from klients_common.digests import secret_digest
 from klients_common.personal_code import normalise_personal_code
 
-from .. import db, limits, pages
+from .. import limits, pages
 from ..access import accounts, register
 from ..connectors.base import LoginFailed, VerifiedIdentity
+from ..db import db
 from ..limits import limiter, login_limit
 from ..models import utcnow
 
@@ -255,7 +256,7 @@ def bank_return(bank_id: str) -> ResponseReturnValue:
     if bank_id not in bank_configs():
         return pages.problem_page(404, "failed", "unknown bank")
     key = secrets.token_urlsafe(32)
-    db().add(BankReturn(key_hash=hashlib.sha256(key.encode()).hexdigest(), bank_id=bank_id,
+    db().add(BankReturn(key_hash=secret_digest(key), bank_id=bank_id,
                         fields=response_fields(request.values), expires_at=utcnow() + timedelta(minutes=5)))
     db().commit()
     return redirect(url_for("login.bank_done", bank_id=bank_id, r=key), code=303)
@@ -267,7 +268,7 @@ def bank_done(bank_id: str) -> ResponseReturnValue:
     from ..models import BankReturn, as_utc
     from .providers import bank
 
-    row = db().get(BankReturn, hashlib.sha256(request.args.get("r", "").encode()).hexdigest())
+    row = db().get(BankReturn, secret_digest(request.args.get("r", "")))
     attempt = session.pop("bank_attempt", None)
     link = bank(bank_id)
     if row is None or link is None or attempt is None or attempt.get("bank") != bank_id or row.bank_id != bank_id \

@@ -1,37 +1,20 @@
-"""The configured strong-authentication providers (connectors built from settings) and the database-backed
-nonce store that makes bank responses single-use across all identity instances."""
+"""The configured strong-authentication providers: the connectors built from settings (bank responses made
+single-use across all identity instances by ``nonces.DatabaseNonceStore``)."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
 
 from ..connectors.banklink import BankConfig, BankLink
 from ..connectors.eparaksts import EparakstsClient, EparakstsConfig
 from ..connectors.smartid import SmartIdClient, SmartIdConfig
-from ..models import UsedNonce
+from ..nonces import DatabaseNonceStore
 from ..settings import Settings
-
-
-class DatabaseNonceStore:
-    """Nonces of accepted provider responses, in identity's database (a unique constraint decides)."""
-
-    def use(self, bank_id: str, nonce: str, expires_at: float) -> bool:
-        """Return True the first time ``nonce`` is used for ``bank_id``."""
-        from .. import db
-
-        try:
-            with db().begin_nested():
-                db().add(UsedNonce(provider=bank_id, nonce=nonce, expires_at=datetime.fromtimestamp(expires_at, UTC)))
-        except IntegrityError:
-            return False
-        return True
 
 
 def eparaksts() -> EparakstsClient:

@@ -17,10 +17,13 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, request
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
+from klients_common.digests import secret_digest
+
+from ..db import db
 from ..models import BrowserSession, as_utc, utcnow
 
 LIFETIME = timedelta(hours=8)
@@ -64,21 +67,15 @@ class ServerSession(CallbackDict, SessionMixin):  # type: ignore[type-arg,misc]
         self.modified = True
 
 
-def _hash(sid: str) -> str:
-    return hashlib.sha256(sid.encode()).hexdigest()
-
-
 class DatabaseSessionInterface(SessionInterface):  # type: ignore[misc]
     """Flask session interface backed by the ``browser_sessions`` table."""
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         """Load the browser's session, or start one without a row."""
-        from .. import db
-
         name = self.get_cookie_name(app)
         sid = request.cookies.get(name, "")
         if SID.match(sid):
-            row = db().get(BrowserSession, _hash(sid))
+            row = db().get(BrowserSession, secret_digest(sid))
             if row is not None and as_utc(row.expires_at) > utcnow():
                 return ServerSession(dict(row.data), sid, stored=True)
         else:
@@ -90,13 +87,9 @@ class DatabaseSessionInterface(SessionInterface):  # type: ignore[misc]
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
         """Store the session (a row only when it holds more than a light session may) and set the cookie."""
-        from .. import db
-
         name = self.get_cookie_name(app)
         secure = app.config["SESSION_COOKIE_SECURE"]
         if not session.stored and set(session) <= LIGHT and dict.get(session, "csrf") == csrf_for(session.sid):
-            from flask import request
-
             if session.accessed and request.cookies.get(name) != session.sid:
                 response.set_cookie(name, session.sid, expires=utcnow() + LIFETIME, httponly=True, path="/",
                                     secure=secure, samesite="Lax")
@@ -108,12 +101,12 @@ class DatabaseSessionInterface(SessionInterface):  # type: ignore[misc]
             return
         old = getattr(session, "old_sid", None)
         if old:
-            row = db().get(BrowserSession, _hash(old))
+            row = db().get(BrowserSession, secret_digest(old))
             if row is not None:
                 db().delete(row)
         if not session.stored and not old:
             session.sid = secrets.token_urlsafe(32)  # first stored state: an id of our own making
-        row = db().get(BrowserSession, _hash(session.sid)) if session.stored else None
+        row = db().get(BrowserSession, secret_digest(session.sid)) if session.stored else None
         expires = utcnow() + LIFETIME
         if not session:
             if row is not None:
@@ -122,7 +115,7 @@ class DatabaseSessionInterface(SessionInterface):  # type: ignore[misc]
             response.delete_cookie(name, path="/")
             return
         if row is None:
-            db().add(BrowserSession(id_hash=_hash(session.sid), data=dict(session), expires_at=expires))
+            db().add(BrowserSession(id_hash=secret_digest(session.sid), data=dict(session), expires_at=expires))
         else:
             row.data, row.expires_at = dict(session), expires
         db().commit()

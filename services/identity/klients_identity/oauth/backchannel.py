@@ -35,8 +35,8 @@ from flask import Response, current_app, jsonify, request
 
 from klients_common.auth import ALLOWED_ALGORITHMS, InvalidToken, JwksCache, UnverifiedJws
 
-from .. import db
-from ..login.providers import DatabaseNonceStore
+from ..db import db
+from ..nonces import DatabaseNonceStore
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 MAX_AGE_SECONDS = 300  # a logout token is sent at once; an older one is a replay

@@ -14,15 +14,18 @@ from requests.exceptions import RequestException
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from klients_common.auth import LOA_ORDER, PERSON_SCOPES, InvalidToken
+from klients_common.assurance import LOA_ORDER
+from klients_common.auth import PERSON_SCOPES, InvalidToken
+from klients_common.digests import secret_digest
 
-from .. import db, pages
+from .. import pages
+from ..db import db
 from ..limits import authorize_limit, limiter, token_limit
 from ..models import LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
 from . import backchannel, keycloak_portal, keys
 from . import errors as oauth_errors  # noqa: F401 - authlib errors safe for any input
 from . import revocation as token_revocation
-from .provider import Subject, authenticate_client, digest, query_client, revoke_chain, revoke_family, server, user_info
+from .provider import Subject, authenticate_client, query_client, revoke_chain, revoke_family, server, user_info
 
 bp = Blueprint("oidc", __name__)
 SCOPES = list(PERSON_SCOPES)  # what a person's token may carry (grants: for Keycloak brokering); never a service scope
@@ -270,7 +273,7 @@ def revoke() -> ResponseReturnValue:
     if client is None:
         return jsonify({"error": "invalid_client"}), 401
     value = request.form.get("token", "")
-    row = db().get(RefreshToken, digest(value)) if value else None
+    row = db().get(RefreshToken, secret_digest(value)) if value else None
     if row is not None and row.client_id == client.get_client_id():
         revoke_chain(db(), family_id=row.family_id, sid=row.sid, client_id=row.client_id, reason="revoke")
     elif row is None and value:
@@ -291,7 +294,7 @@ def introspect() -> ResponseReturnValue:
     if authenticate_client(confidential_only=True) is None:
         return jsonify({"error": "invalid_client"}), 401
     value = request.form.get("token", "")
-    row = db().get(RefreshToken, digest(value))
+    row = db().get(RefreshToken, secret_digest(value))
     if row is not None:
         login = db().get(LoginSession, row.sid)
         live = not row.revoked and row.rotated_at is None and as_utc(row.expires_at) > utcnow() and \

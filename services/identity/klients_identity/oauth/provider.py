@@ -8,7 +8,6 @@ rotate on every use and a reused one revokes its whole family; no implicit or pa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -29,10 +28,12 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from klients_common.auth import PERSON_SCOPES
+from klients_common.digests import secret_digest
 from klients_common.grants import Grant as TokenGrant
 from klients_common.grants import Role, SubuserLevel, grants_claim, rights_for
+from klients_common.riga import end_of_day_epoch, riga_today
 
-from .. import db
+from ..db import db
 from ..models import AuthorizationCode, Grant, LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
 from . import keys
 from . import revocation as token_revocation
@@ -41,11 +42,6 @@ from .tokens import MAX_GRANTS_IN_TOKEN, issue_access_token
 CODE_TTL = timedelta(seconds=60)
 REFRESH_TTL = timedelta(hours=8)
 hasher = PasswordHasher()
-
-
-def digest(value: str) -> str:
-    """Return the SHA-256 hex digest under which a code or token is stored."""
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 # --- clients ------------------------------------------------------------------------------------------
@@ -172,8 +168,6 @@ LIVE_GRANTS = select(Grant.contract, Grant.role, Grant.level, Grant.valid_from, 
 
 def live_grants(session: Session, person_id: str, today: date | None = None) -> list[TokenGrant]:
     """Return the person's active grants within their dates (Riga days), as token grants."""
-    from ..access.grants import end_of_day_epoch, riga_today
-
     today = today or riga_today()
     rows = session.execute(LIVE_GRANTS, {"person": person_id})
     result = []
@@ -240,7 +234,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         subject: Subject = request.user
         data = request.payload.data
         db().add(AuthorizationCode(
-            code_hash=digest(code), client_id=request.client.get_client_id(), person_id=subject.person_id,
+            code_hash=secret_digest(code), client_id=request.client.get_client_id(), person_id=subject.person_id,
             sid=subject.sid, redirect_uri=request.payload.redirect_uri,
             scope=request.client.get_allowed_scope(request.payload.scope or ""),
             nonce=data.get("nonce"), code_challenge=data["code_challenge"],
@@ -251,7 +245,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
         """Return the unused, unexpired code of this client; a reused code revokes what it issued."""
         # Locked: of two concurrent exchanges of one code, the second waits and then sees it used.
-        row = db().get(AuthorizationCode, digest(code), with_for_update=True)
+        row = db().get(AuthorizationCode, secret_digest(code), with_for_update=True)
         if row is None or row.client_id != client.get_client_id():
             return None
         if row.used_at is not None:
@@ -434,7 +428,7 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         return
     now = utcnow()
     db().add(RefreshToken(
-        token_hash=digest(refresh), family_id=user.family_id, client_id=request.client.get_client_id(),
+        token_hash=secret_digest(refresh), family_id=user.family_id, client_id=request.client.get_client_id(),
         person_id=user.person_id, sid=user.sid, scope=token.get("scope", ""), acr=user.acr, amr=user.amr,
         auth_time=user.auth_time, issued_at=now, expires_at=refresh_expiry(now, user.session_expires)))
 

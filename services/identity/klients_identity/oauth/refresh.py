@@ -22,13 +22,14 @@ from typing import Any
 from flask import Response, jsonify, request
 from sqlalchemy import bindparam, insert, select, update
 
-from .. import db
+from klients_common.digests import secret_digest
+
+from ..db import db
 from ..models import LoginSession, RefreshToken, utcnow
 from .provider import (
     Client,
     InvalidTargetError,
     authenticate_client,
-    digest,
     new_refresh_token,
     refresh_expiry,
     requested_contracts,
@@ -93,9 +94,10 @@ def grant() -> Response:
     except InvalidTargetError as exc:
         return _error("invalid_target", exc.description)
     session, now = db(), utcnow()
-    rotated = session.execute(ROTATE, {"h": digest(presented), "client": client.get_client_id(), "now": now}).first()
+    presented_hash = secret_digest(presented)
+    rotated = session.execute(ROTATE, {"h": presented_hash, "client": client.get_client_id(), "now": now}).first()
     if rotated is None:
-        reused = session.execute(REUSED, {"h": digest(presented)}).first()
+        reused = session.execute(REUSED, {"h": presented_hash}).first()
         if reused is not None and reused.client_id == client.get_client_id():
             # Someone replayed a used token: end the whole chain, and the access tokens it issued.
             revoke_chain(session, family_id=reused.family_id, sid=reused.sid, client_id=reused.client_id,
@@ -115,7 +117,7 @@ def grant() -> Response:
         return _error("invalid_target", exc.description)
     new_token = new_refresh_token()
     session.execute(STORE, {
-        "token_hash": digest(new_token), "family_id": rotated.family_id, "client_id": client.get_client_id(),
+        "token_hash": secret_digest(new_token), "family_id": rotated.family_id, "client_id": client.get_client_id(),
         "person_id": rotated.person_id, "sid": rotated.sid, "scope": rotated.scope, "acr": rotated.acr, "amr": amr,
         "auth_time": rotated.auth_time, "issued_at": now,
         "expires_at": refresh_expiry(now, _aware(rotated.session_expires, now)), "revoked": False,

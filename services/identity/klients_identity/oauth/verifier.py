@@ -6,7 +6,9 @@ from joserfc.jwk import KeySet
 
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
 
+from ..db import db
 from ..settings import Settings
+from . import keys
 
 
 class DatabaseKeys:
@@ -14,9 +16,6 @@ class DatabaseKeys:
 
     def key_set(self, kid: str) -> KeySet:
         """Return the published keys if ``kid`` is among them."""
-        from .. import db
-        from . import keys
-
         published = keys.key_set(db())
         if kid not in {k.kid for k in published.keys}:
             raise InvalidToken("unknown signing key")

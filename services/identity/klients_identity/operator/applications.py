@@ -12,7 +12,6 @@ additional user by e-mail) or reject it with a reason. A mandate longer than a y
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import secrets
 import time
@@ -29,12 +28,15 @@ from sqlalchemy import select
 
 from klients_common import constant_time
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
+from klients_common.digests import pkce_challenge
 from klients_common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from klients_common.riga import RIGA
 
-from .. import db, pages
+from .. import pages
 from ..access import attachments, register
 from ..access import grants as access
 from ..access.accounts import audit
+from ..db import db
 from ..models import Application, BrowserSession, as_utc, utcnow
 from ..oauth import backchannel
 
@@ -265,7 +267,7 @@ def login() -> ResponseReturnValue:
     next_page = request.args.get("next", "")
     session["operator_login"] = {"state": state, "nonce": nonce, "verifier": verifier,
                                  "next": next_page if next_page.startswith("/operator") else ""}
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    challenge = pkce_challenge(verifier)
     return redirect(f"{_realm()}/protocol/openid-connect/auth?" + urlencode({
         "client_id": CLIENT_ID, "response_type": "code", "scope": "openid",
         "redirect_uri": url_for("operator.callback", _external=True), "state": state, "nonce": nonce,
@@ -454,7 +456,7 @@ def attachment(application_id: str) -> Response:
 
 
 def _needs_supervisor(application: Application) -> bool:
-    start = application.valid_from or as_utc(application.recorded_at).astimezone(access.RIGA).date()
+    start = application.valid_from or as_utc(application.recorded_at).astimezone(RIGA).date()
     return application.kind == "delegate" and application.valid_until is not None and \
         application.valid_until - start > timedelta(days=SUPERVISOR_OVER_DAYS)
 
