@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers",
                                    str(args.workers), "--threads", os.environ.get("IDENTITY_THREADS", "8"),
-                                   "klients_identity:serve_app()"])  # its own access lines: no query strings
+                                   "klients_identity.app:serve_app()"])  # its own access lines: no query strings
     if args.command == "run":
         from klients_common.green import patch
 
