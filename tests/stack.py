@@ -211,8 +211,8 @@ def start_system(rpc: RpcClient, *, fresh_bus: bool = True) -> Stack:
 
     from klients_billing.demo import seed as seed_billing
     from klients_common.db import transaction
-    from klients_identity.cli import ensure_portal_client, ensure_portal_web_client
     from klients_identity.oauth.keys import ensure_key
+    from klients_identity.oauth.registration import ensure_portal_client, ensure_portal_web_client
     from klients_identity.settings import Settings
     from klients_metering.demo import seed as seed_metering
 

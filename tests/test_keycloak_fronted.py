@@ -50,7 +50,7 @@ def fronted(stack, rpc):
     from sqlalchemy.orm import sessionmaker
 
     from klients_common.db import make_engine, transaction
-    from klients_identity.cli import ensure_broker_client
+    from klients_identity.oauth.registration import ensure_broker_client
     from klients_identity.settings import Settings
 
     admin = staff_realm.admin_client(KEYCLOAK)

@@ -57,7 +57,7 @@ class Rp:
 
 @pytest.fixture(scope="module")
 def rp(stack) -> Rp:
-    from klients_identity.cli import add_client
+    from klients_identity.oauth.registration import add_client
 
     client_id = f"oidcc-basic-{int(time.time())}"
     with identity_session() as session:
@@ -735,7 +735,7 @@ def test_add_client_accepts_https_and_loopback_http_redirect_uris_only(stack, ur
 def test_production_migrate_refuses_the_development_portal_redirect_uri():
     from dataclasses import replace
 
-    from klients_identity.cli import ensure_portal_client
+    from klients_identity.oauth.registration import ensure_portal_client
     from klients_identity.settings import Settings
 
     production = replace(Settings.from_env(), issuer="https://id.klients.example.lv")

@@ -3,14 +3,30 @@ every blueprint put together (``create_app``); ``serve_app`` is what gunicorn se
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, g, request
 from sqlalchemy.orm import sessionmaker
 
 from klients_common.db import make_engine
+from klients_common.jsonlog import configure
+from klients_common.rpc import RpcClient
 
+from . import hardening, limits, pages
+from .access import attachments
+from .login import email_login
+from .login import invitation as invite
+from .login import methods as login
+from .login.web_session import DatabaseSessionInterface
+from .oauth import endpoints as oidc
+from .oauth import provider, verifier
+from .operator import applications as operator
 from .settings import Settings
+
+access_log = logging.getLogger("klients_identity.access")  # one line per request (the gateway's are alike)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -31,39 +47,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if session is not None:
             session.close()
 
-    from klients_common.rpc import RpcClient
-
-    from . import hardening, limits, pages
-    from .login import methods as login
-    from .login.web_session import DatabaseSessionInterface
-    from .oauth import endpoints as oidc
-    from .oauth import provider as oauth2
-    from .oauth import verifier
-
     app.session_interface = DatabaseSessionInterface()
     app.extensions["klients_rpc"] = RpcClient(settings.amqp_uri, timeout=10)
     app.extensions["klients_verifier"] = verifier.local_verifier(settings)
     app.extensions["klients_login_methods"] = set(settings.login_methods)
-    hardening.install(app)
+    hardening.install(app, route_limits={  # the operators' upload form: the file and the fields
+        "operator.record_application": attachments.MAX_BYTES + 256 * 1024})
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", oidc.SCOPES)  # authlib: invalid_scope for any other scope
-    oauth2.config_oauth(app)
+    provider.config_oauth(app)
     limits.init_app(app)
     app.register_blueprint(oidc.bp)
     app.register_blueprint(login.bp)
-    from .login import email_login
-    from .login import invitation as invite
-    from .operator import applications as operator
-
     app.register_blueprint(email_login.bp)
     app.register_blueprint(invite.bp)
     app.register_blueprint(operator.bp)
-
-    import logging
-    import time
-
-    from flask import request
-
-    access_log = logging.getLogger("klients_identity.access")
 
     @app.before_request
     def _start_timer() -> None:
@@ -91,9 +88,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def serve_app() -> Flask:
     """Identity as gunicorn serves it: JSON logs (``LOG_FORMAT``) on stderr, then the app."""
-    import os
-
-    from klients_common.jsonlog import configure
-
     configure(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "json"))
     return create_app()

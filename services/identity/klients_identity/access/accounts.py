@@ -13,13 +13,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from klients_common.outbox import enqueue
 
 from ..connectors.base import VerifiedIdentity
-from ..models import AuditEvent, Grant, LoginSession, Person, outbox, utcnow
+from ..models import AuditEvent, Grant, LoginSession, PasswordLogin, Person, RefreshToken, outbox, utcnow
+from ..oauth import revocation
 
 LOGIN_TTL = timedelta(hours=8)
 
@@ -96,10 +97,6 @@ def link_email_accounts(session: Session, person: Person, held: list[str]) -> No
     the strong person (so e-mail + password keeps working, with every grant), its own grants end."""
     if not held:
         return
-    from sqlalchemy import update
-
-    from ..models import PasswordLogin
-
     twins = list(session.scalars(select(Person).join(Grant, Grant.person_id == Person.id).where(
         Person.personal_code.is_(None), Person.id != person.id, Grant.role == "owner", Grant.status == "active",
         Grant.contract.in_(held)).distinct()))
@@ -127,11 +124,6 @@ def start_login_session(session: Session, person: Person, *, acr: str, amr: list
 
 def end_sessions(session: Session, person_id: str, *, reason: str = "password_change") -> None:
     """End the person's login sessions and revoke their refresh and access tokens (after a password change)."""
-    from sqlalchemy import update
-
-    from ..models import RefreshToken
-    from ..oauth import revocation as token_revocation
-
     now = utcnow()
     ended = session.scalars(update(LoginSession).where(
         LoginSession.person_id == person_id, LoginSession.ended_at.is_(None), LoginSession.expires_at > now)
@@ -140,4 +132,4 @@ def end_sessions(session: Session, person_id: str, *, reason: str = "password_ch
                     .values(ended_at=now))
     session.execute(update(RefreshToken).where(RefreshToken.person_id == person_id).values(revoked=True))
     for sid in ended:  # their access tokens too, at every service
-        token_revocation.revoke(session, "sid", sid, reason=reason, at=now)
+        revocation.revoke(session, "sid", sid, reason=reason, at=now)

@@ -27,6 +27,7 @@ from klients_common.bus import Transient, handler
 from klients_common.grants import grants_claim
 from klients_common.nameko_db import Database
 
+from ..oauth.claims import live_grants
 from ..oauth.keycloak_portal import admin_client
 from ..oauth.tokens import MAX_GRANTS_IN_TOKEN
 
@@ -53,8 +54,6 @@ def write_attribute(admin: KeycloakAdmin, user_id: str, name: str, value: str) -
 
 def grants_value(session: Any, person_id: str) -> str:
     """Return the person's live grants as the JSON the portal realm's token mapper parses."""
-    from ..oauth.provider import live_grants
-
     grants = sorted(live_grants(session, person_id), key=lambda g: g.contract)[:MAX_GRANTS_IN_TOKEN]
     return json.dumps(grants_claim(grants), separators=(",", ":"), sort_keys=True)
 

@@ -33,6 +33,7 @@ from ..access import contacts
 from ..access import grants as access
 from ..models import Grant, Person, outbox, processed_events, utcnow
 from ..oauth import revocation as token_revocation
+from ..oauth.claims import live_grants
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,6 @@ class IdentityService(TokenRevocationAware):
     def list_my_grants(self) -> list[dict[str, Any]]:
         """The caller's live grants from the database: all of them, also when there are more than a token
         carries (``grants_complete: false``)."""
-        from ..oauth.provider import live_grants
-
         return [{"contract": g.contract, "role": g.role.value, "rights": sorted(g.rights), "until": g.until}
                 for g in sorted(live_grants(self.db, self.auth.person_id), key=lambda g: g.contract)]
 

@@ -25,13 +25,13 @@ from klients_common.digests import secret_digest
 from klients_common.outbox import enqueue
 
 from .. import limits, pages
-from ..access import accounts
+from ..access import accounts, contacts
 from ..access.register import email_on_file as register_email
 from ..db import db
 from ..limits import limiter, login_limit
 from ..models import EmailToken, Grant, PasswordLogin, Person, as_utc, outbox, utcnow
 from . import passwords
-from .methods import signed_in
+from .signin import signed_in
 
 bp = Blueprint("email", __name__, url_prefix="/login/email")
 LINK_TTL = {"register": timedelta(hours=24), "reset": timedelta(hours=1)}
@@ -123,8 +123,6 @@ def register() -> ResponseReturnValue:
 @bp.get("/contact/<token>")
 def confirm_contact_email(token: str) -> ResponseReturnValue:
     """Open the link sent to a new contact address: from now on it is the person's e-mail."""
-    from ..access import contacts
-
     try:
         person = contacts.confirm_email(db(), token)
     except contacts.AddressTaken:
@@ -190,7 +188,7 @@ def set_password() -> ResponseReturnValue:
     if row is None:
         return pages.problem_page(400, "link_invalid", pages.TEXT[pages.current_lang()]["link_invalid_text"])
     password = request.form.get("password", "")
-    errors = pages.new_password_errors(row.email)
+    errors = passwords.new_password_errors(row.email)
     if errors:
         return pages.render("email_password.html", 422, errors=errors)
     if purpose == "register":

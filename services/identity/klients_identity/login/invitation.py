@@ -25,6 +25,7 @@ from ..db import db
 from ..limits import limiter, login_limit
 from ..models import Grant, Invitation, Person, as_utc
 from . import passwords
+from .signin import signed_in
 
 bp = Blueprint("invite", __name__, url_prefix="/invite")
 
@@ -78,7 +79,7 @@ def choose_password() -> ResponseReturnValue:
     invitation, grant = _current()
     state = dict(session["invitation"])
     if grant.role == "subuser":
-        errors = pages.new_password_errors(invitation.email)
+        errors = passwords.new_password_errors(invitation.email)
         if errors:
             return pages.render("invite.html", 422, grant=grant, email=invitation.email,
                                 deadline=as_utc(invitation.expires_at).astimezone(RIGA)
@@ -91,14 +92,12 @@ def choose_password() -> ResponseReturnValue:
 
 def strong_login_for_invitation(identity: VerifiedIdentity) -> ResponseReturnValue:
     """Called after any strong login while an invitation is open: check the person, then ask for contacts."""
-    from ..access.register import contracts_of
-
     _invitation, grant = _current()
     if grant.expected_personal_code and grant.expected_personal_code != identity.personal_code:
         accounts.audit(db(), actor=None, action="invitation_wrong_person", contract=grant.contract, grant=grant.id)
         db().commit()
         return _invalid("wrong_person")
-    person = accounts.complete_strong_login(db(), identity, contracts_of, invited=True)
+    person = accounts.complete_strong_login(db(), identity, register.contracts_of, invited=True)
     db().commit()
     session["invitation"] = {**session["invitation"], "person_id": person.id, "acr": identity.acr,
                              "amr": list(identity.amr), "method": identity.method}
@@ -155,6 +154,4 @@ def finish() -> ResponseReturnValue:
     session.pop("invitation", None)
     login = accounts.start_login_session(db(), person, acr=state["acr"], amr=state["amr"], method=state["method"])
     db().commit()
-    from .methods import signed_in
-
     return signed_in(login.sid)

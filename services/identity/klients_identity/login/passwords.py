@@ -1,4 +1,5 @@
-"""Passwords of e-mail logins: argon2id hashes, and the rules a new password must meet."""
+"""Passwords of e-mail logins: argon2id hashes, and the rules a new password must meet (and the form's
+messages when it does not)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import request
+
+from .. import pages
 
 MIN_LENGTH = 12
 MAX_LENGTH = 128
@@ -45,6 +49,17 @@ def verify(stored: str | None, password: str) -> bool:
         return hasher.verify(stored or _DUMMY, password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+def new_password_errors(email: str) -> list[str]:
+    """Check the form's ``password`` and ``password2`` for ``email``'s account; return the messages to show
+    (none when the password is good)."""
+    password = request.form.get("password", "")
+    found = problems(password, email=email)
+    if password != request.form.get("password2", ""):
+        found.append("mismatch")
+    texts = pages.TEXT[pages.current_lang()]
+    return [texts[f"pw_{code}"] for code in found]
 
 
 _DUMMY = hasher.hash("not-a-real-password-just-for-timing")

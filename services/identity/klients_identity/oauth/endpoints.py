@@ -7,8 +7,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import AccessDeniedError
+from authlib.oidc.core.errors import LoginRequiredError, RequestNotSupportedError, RequestURINotSupportedError
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
+from joserfc import jwt
+from joserfc.errors import JoseError
 from keycloak.exceptions import KeycloakError
 from requests.exceptions import RequestException
 from sqlalchemy import select
@@ -22,10 +26,13 @@ from .. import pages
 from ..db import db
 from ..limits import authorize_limit, limiter, token_limit
 from ..models import LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
-from . import backchannel, keycloak_portal, keys
+from . import backchannel, keycloak_portal, keys, refresh
 from . import errors as oauth_errors  # noqa: F401 - authlib errors safe for any input
 from . import revocation as token_revocation
-from .provider import Subject, authenticate_client, query_client, revoke_chain, revoke_family, server, user_info
+from .claims import Subject, user_info
+from .clients import authenticate_client, query_client
+from .provider import server
+from .revocation import revoke_chain, revoke_family
 
 bp = Blueprint("oidc", __name__)
 SCOPES = list(PERSON_SCOPES)  # what a person's token may carry (grants: for Keycloak brokering); never a service scope
@@ -166,16 +173,12 @@ def _error_response(error: OAuth2Error, values: Any) -> ResponseReturnValue:
 def access_denied(pending: str) -> ResponseReturnValue:
     """Tell the client of a parked authorization request that the person did not log in (cancelled,
     refused in their app, or has nothing to log in to): ``error=access_denied`` with its ``state``."""
-    from authlib.oauth2.rfc6749.errors import AccessDeniedError
-
     values = MultiDict(parse_qsl(pending, keep_blank_values=True))
     return _error_response(AccessDeniedError("The person did not log in."), values)
 
 
 def _request_object_refused(values: Any) -> OAuth2Error | None:
     """Request objects are not supported (discovery says so): refuse them rather than ignore them."""
-    from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
-
     if "request" in values:
         return RequestNotSupportedError("Request objects are not supported: send the parameters themselves.")
     if "request_uri" in values:
@@ -219,8 +222,6 @@ def authorize() -> ResponseReturnValue:
 
 
 def _login_required(grant: Any) -> OAuth2Error:
-    from authlib.oidc.core.errors import LoginRequiredError
-
     error = LoginRequiredError(redirect_uri=grant.redirect_uri)
     error.state = grant.request.payload.state
     return error
@@ -237,9 +238,7 @@ def _subject(login: LoginSession) -> Subject:
 def token() -> ResponseReturnValue:
     """The token endpoint: authorization_code and refresh_token only."""
     if request.form.get("grant_type") == "refresh_token":
-        from .refresh import grant
-
-        return grant()
+        return refresh.grant()
     response: Response = server.create_token_response()
     db().commit()  # one transaction: the code or old refresh token used up, the new refresh token stored
     response.headers["Cache-Control"] = "no-store"
@@ -373,9 +372,6 @@ def portal_backchannel_logout() -> ResponseReturnValue:
 def _client_of_id_token(hint: str | None) -> str | None:
     if not hint:
         return None
-    from joserfc import jwt
-    from joserfc.errors import JoseError
-
     try:
         claims = jwt.decode(hint, keys.key_set(db())).claims
     except (JoseError, ValueError):

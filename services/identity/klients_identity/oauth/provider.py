@@ -1,5 +1,6 @@
-"""The OAuth 2.0 / OpenID Connect machinery (authlib): clients, the code grant with PKCE S256 required,
-rotating refresh tokens with reuse detection, RFC 9068 access tokens and ID tokens.
+"""The authorization server (authlib): the code grant with PKCE S256 required, its codes, ID tokens, and the
+token endpoint's hooks. Clients are ``clients``; what a token says about the person, ``claims``; the token
+pipeline both grants share, ``pipeline``; the refresh grant, ``refresh``.
 
 Rules (RFC 9700): code flow only; PKCE S256 for every client, public or confidential; exact redirect-URI
 match; codes single-use and valid 60 s (a second use revokes what the first one issued); refresh tokens
@@ -9,176 +10,32 @@ rotate on every use and a reused one revokes its whole family; no implicit or pa
 from __future__ import annotations
 
 import json
-import threading
 import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar
 
-from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, InvalidRequestError, OAuth2Error, grants
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from flask import Flask, current_app, request
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from klients_common.auth import PERSON_SCOPES
 from klients_common.digests import secret_digest
-from klients_common.grants import Grant as TokenGrant
-from klients_common.grants import Role, SubuserLevel, grants_claim, rights_for
-from klients_common.riga import end_of_day_epoch, riga_today
+from klients_common.grants import grants_claim
 
 from ..db import db
-from ..models import AuthorizationCode, Grant, LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
+from ..models import AuthorizationCode, LoginSession, RefreshToken, as_utc, utcnow
 from . import keys
-from . import revocation as token_revocation
-from .tokens import MAX_GRANTS_IN_TOKEN, issue_access_token
+from .claims import Subject, live_grants, user_info
+from .clients import Client, query_client
+from .pipeline import new_refresh_token, refresh_expiry, sign_access_token, token_grants, token_response
+from .revocation import revoke_chain
+from .tokens import MAX_GRANTS_IN_TOKEN
 
 CODE_TTL = timedelta(seconds=60)
-REFRESH_TTL = timedelta(hours=8)
-hasher = PasswordHasher()
-
-
-# --- clients ------------------------------------------------------------------------------------------
-
-@dataclass
-class Client(ClientMixin):  # type: ignore[misc]
-    """A registered client as authlib sees it."""
-
-    row: OAuthClient
-
-    def get_client_id(self) -> str:
-        """Return the client id."""
-        return self.row.client_id
-
-    def get_default_redirect_uri(self) -> None:
-        """Return None: the redirect_uri parameter is always required."""
-        return None
-
-    def get_allowed_scope(self, scope: str) -> str:
-        """Return the requested scopes the client may have in a person's token: those registered for the client
-        that a person's token may carry at all (never a service scope, whatever the client's row says)."""
-        allowed = set(self.row.scopes.split()) & set(PERSON_SCOPES)
-        return " ".join(dict.fromkeys(s for s in (scope or "").split() if s in allowed))
-
-    def check_redirect_uri(self, redirect_uri: str) -> bool:
-        """Return whether ``redirect_uri`` is registered, compared exactly."""
-        return redirect_uri in self.row.redirect_uris
-
-    def check_client_secret(self, client_secret: str) -> bool:
-        """Return whether the secret is right (argon2id hash)."""
-        if not self.row.secret_hash or not client_secret:
-            return False
-        try:
-            return hasher.verify(self.row.secret_hash, client_secret)
-        except VerificationError:
-            return False
-
-    @property
-    def confidential(self) -> bool:
-        """Return whether the client has a secret."""
-        return self.row.secret_hash is not None
-
-    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        """Public clients authenticate with nothing; confidential ones with their secret."""
-        if self.confidential:
-            return method in ("client_secret_basic", "client_secret_post")
-        return method == "none" and endpoint in ("token", "revoke")
-
-    def check_response_type(self, response_type: str) -> bool:
-        """Only the code flow."""
-        return response_type == "code"
-
-    def check_grant_type(self, grant_type: str) -> bool:
-        """Only the grants registered for the client (never implicit or password)."""
-        return grant_type in self.row.grant_types.split()
-
-
-CLIENT_CACHE_SECONDS = 30.0  # a client changed with the CLI is seen by every process within this time
-_clients: dict[str, tuple[float, Client | None]] = {}
-_clients_lock = threading.Lock()
-
-
-def query_client(client_id: str) -> Client | None:
-    """Return the client, or None (from a short in-process cache: every token request asks)."""
-    now = time.monotonic()
-    hit = _clients.get(client_id)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    row = db().get(OAuthClient, client_id) if client_id else None
-    if row is not None:
-        db().expunge(row)
-    client = Client(row) if row is not None else None
-    with _clients_lock:
-        if len(_clients) > 1000:
-            _clients.clear()
-        _clients[client_id] = (now + CLIENT_CACHE_SECONDS, client)
-    return client
-
-
-def authenticate_client(*, confidential_only: bool) -> Client | None:
-    """Return the client this token-endpoint request comes from (HTTP Basic or form fields; a confidential
-    client must show its secret), or None."""
-    auth = request.authorization
-    client_id = auth.username if auth else request.form.get("client_id")
-    secret = auth.password if auth else request.form.get("client_secret")
-    client = query_client(client_id or "")
-    if client is None:
-        return None
-    if client.confidential:
-        return client if client.check_client_secret(secret or "") else None
-    return None if confidential_only else client
-
-
-# --- who a token is for ------------------------------------------------------------------------------
-
-@dataclass
-class Subject:
-    """The person (by id; loaded only when an ID token needs their name) and the login a token is for."""
-
-    person_id: str
-    acr: str
-    amr: list[str]
-    auth_time: datetime
-    sid: str
-    family_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    session_expires: datetime | None = None  # the login's absolute end: no refresh token outlives it
-
-    def get_user_id(self) -> str:
-        """Return the ``sub``."""
-        return self.person_id
-
-    @property
-    def person(self) -> Person:
-        """Return the person (one query, when needed)."""
-        person = db().get(Person, self.person_id)
-        if person is None:
-            raise LookupError(self.person_id)
-        return person
-
-
-LIVE_GRANTS = select(Grant.contract, Grant.role, Grant.level, Grant.valid_from, Grant.valid_until).where(
-    Grant.person_id == bindparam("person"), Grant.status == "active")  # built once: it runs on every token
-
-
-def live_grants(session: Session, person_id: str, today: date | None = None) -> list[TokenGrant]:
-    """Return the person's active grants within their dates (Riga days), as token grants."""
-    today = today or riga_today()
-    rows = session.execute(LIVE_GRANTS, {"person": person_id})
-    result = []
-    for contract, role_name, level_name, valid_from, valid_until in rows:
-        if (valid_until is not None and valid_until < today) or (valid_from is not None and valid_from > today):
-            continue
-        role = Role(role_name)
-        level = SubuserLevel(level_name) if level_name else None
-        until = end_of_day_epoch(valid_until) if valid_until else None
-        result.append(TokenGrant(contract, role, rights_for(role, level), until))
-    return result
 
 
 # --- authorization codes -----------------------------------------------------------------------------
@@ -274,19 +131,6 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         return subject
 
 
-def revoke_family(session: Session, family_id: str) -> None:
-    """Revoke every refresh token of a family (one login at one client)."""
-    session.execute(update(RefreshToken).where(RefreshToken.family_id == family_id).values(revoked=True))
-
-
-def revoke_chain(session: Session, *, family_id: str | None, sid: str, client_id: str, reason: str) -> None:
-    """Revoke a login's tokens at one client: its refresh-token family and, at every service, the access tokens
-    issued so far (RFC 7009 §2.1; code and refresh-token reuse)."""
-    if family_id:
-        revoke_family(session, family_id)
-    token_revocation.revoke(session, "sid", sid, client_id=client_id, reason=reason)
-
-
 # --- ID tokens ----------------------------------------------------------------------------------------
 
 class OpenIDConnect(OpenIDCode):  # type: ignore[misc]
@@ -324,86 +168,6 @@ class OpenIDConnect(OpenIDCode):  # type: ignore[misc]
             info["klients_grants"] = json.dumps(grants_claim(live_grants(db(), user.person_id)[:MAX_GRANTS_IN_TOKEN]),
                                                 separators=(",", ":"), sort_keys=True)
         return info
-
-
-def user_info(person: Person, scope: str, *, sid: str | None = None) -> UserInfo:
-    """Return the OIDC claims about ``person`` that ``scope`` allows (never the personal code)."""
-    info = UserInfo(sub=person.id)
-    if sid:
-        info["sid"] = sid
-    if "profile" in scope.split():
-        info.update(given_name=person.given_name, family_name=person.family_name,
-                    name=f"{person.given_name} {person.family_name}".strip(), locale=person.language)
-    if "email" in scope.split() and person.email:
-        info.update(email=person.email, email_verified=True)
-    return info
-
-
-# --- tokens -------------------------------------------------------------------------------------------
-
-CONTRACT_RESOURCE = "urn:klients:contract:"
-
-
-class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
-    """RFC 8707: the requested resource is unknown or not the caller's."""
-
-    error = "invalid_target"
-
-
-def requested_contracts(resources: list[str]) -> set[str] | None:
-    """Return the contracts a token request asks to be scoped to (RFC 8707 ``resource``), or None."""
-    if not resources:
-        return None
-    if len(resources) > MAX_GRANTS_IN_TOKEN or not all(
-            r.startswith(CONTRACT_RESOURCE) and 0 < len(r) - len(CONTRACT_RESOURCE) <= 32 for r in resources):
-        raise InvalidTargetError(f"resource is {CONTRACT_RESOURCE}<contract>, at most {MAX_GRANTS_IN_TOKEN} of them")
-    return {r.removeprefix(CONTRACT_RESOURCE) for r in resources}
-
-# The token pipeline: both grants that issue tokens (authorization_code here, refresh_token in refresh.py)
-# choose the grants, mint the access token, make the refresh token and bound its life with these functions.
-
-def token_grants(session: Session, person_id: str, resources: list[str]) -> tuple[list[TokenGrant], bool]:
-    """Return the grants an access token carries: every live one, or only those of the contracts the request
-    names (RFC 8707 ``resource``; then whether that is a subset of what the person holds)."""
-    grants = live_grants(session, person_id)
-    wanted = requested_contracts(resources)
-    if wanted is None:
-        return grants, False
-    held = {g.contract for g in grants}
-    if not wanted <= held:
-        raise InvalidTargetError("a requested resource is not a contract you have access to")
-    return [g for g in grants if g.contract in wanted], len(wanted) < len(held)
-
-
-def sign_access_token(session: Session, *, client_id: str, person_id: str, sid: str, acr: str, amr: list[str],
-                      auth_time: datetime, scope: str, grants: tuple[list[TokenGrant], bool]) -> str:
-    """Return a signed access token for a person's login at a client, carrying ``grants`` (from
-    ``token_grants``: the grants and whether they are a chosen subset)."""
-    settings = current_app.config["SETTINGS"]
-    return issue_access_token(
-        session, issuer=settings.issuer, audience=settings.api_audience, subject=person_id, client_id=client_id,
-        grants=grants[0], acr=acr, amr=amr, scope=scope, auth_time=int(auth_time.timestamp()), sid=sid,
-        ttl=settings.access_token_ttl, partial=grants[1])
-
-
-def new_refresh_token() -> str:
-    """Return a fresh refresh-token value (244 random bits; stored only as its digest)."""
-    return str(uuid.uuid4()) + uuid.uuid4().hex
-
-
-def refresh_expiry(now: datetime, session_expires: datetime | None) -> datetime:
-    """Return when a refresh token made ``now`` expires: ``REFRESH_TTL`` on, never after its login ends."""
-    until = now + REFRESH_TTL
-    return min(until, session_expires) if session_expires is not None else until
-
-
-def token_response(access: str, scope: str, refresh: str | None = None) -> dict[str, Any]:
-    """Return the token endpoint's answer."""
-    token: dict[str, Any] = {"token_type": "Bearer", "access_token": access,
-                             "expires_in": current_app.config["SETTINGS"].access_token_ttl, "scope": scope}
-    if refresh:
-        token["refresh_token"] = refresh
-    return token
 
 
 def generate_token(grant_type: str, client: Client, user: Subject | None = None, scope: str | None = None,

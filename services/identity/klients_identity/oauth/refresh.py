@@ -26,18 +26,17 @@ from klients_common.digests import secret_digest
 
 from ..db import db
 from ..models import LoginSession, RefreshToken, utcnow
-from .provider import (
-    Client,
+from .clients import Client, authenticate_client
+from .pipeline import (
     InvalidTargetError,
-    authenticate_client,
     new_refresh_token,
     refresh_expiry,
     requested_contracts,
-    revoke_chain,
     sign_access_token,
     token_grants,
     token_response,
 )
+from .revocation import revoke_chain
 
 TOKENS = RefreshToken.__table__
 SESSIONS = LoginSession.__table__

@@ -30,13 +30,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from klients_common.outbox import enqueue
 from klients_common.revocations import KEEP_SECONDS
 
-from ..models import TokenRevocation, as_utc, outbox, utcnow
+from ..models import RefreshToken, TokenRevocation, as_utc, outbox, utcnow
 
 
 def revoke(session: Session, kind: str, value: str, *, reason: str, client_id: str | None = None,
@@ -67,3 +67,16 @@ def in_force(session: Session) -> list[dict[str, Any]]:
         TokenRevocation.revoked_at >= utcnow() - timedelta(seconds=KEEP_SECONDS)))
     return [{"kind": r.kind, "value": r.value, "client_id": r.client_id, "revoked_at": as_utc(r.revoked_at).isoformat()}
             for r in rows]
+
+
+def revoke_family(session: Session, family_id: str) -> None:
+    """Revoke every refresh token of a family (one login at one client)."""
+    session.execute(update(RefreshToken).where(RefreshToken.family_id == family_id).values(revoked=True))
+
+
+def revoke_chain(session: Session, *, family_id: str | None, sid: str, client_id: str, reason: str) -> None:
+    """Revoke a login's tokens at one client: its refresh-token family and, at every service, the access tokens
+    issued so far (RFC 7009 §2.1; code and refresh-token reuse)."""
+    if family_id:
+        revoke_family(session, family_id)
+    revoke(session, "sid", sid, client_id=client_id, reason=reason)
