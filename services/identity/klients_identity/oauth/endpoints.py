@@ -332,7 +332,7 @@ def logout() -> ResponseReturnValue:
 
 def end_login(login: LoginSession) -> None:
     """End a login: no more tokens from it, its refresh chains revoked, its access tokens refused everywhere
-    within a second (``token_revocation``); in the caller's transaction."""
+    within a second (``revocation``); in the caller's transaction."""
     login.ended_at = utcnow()
     for family in set(db().scalars(select(RefreshToken.family_id).where(RefreshToken.sid == login.sid))):
         revoke_family(db(), family)

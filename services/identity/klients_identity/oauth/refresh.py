@@ -7,7 +7,7 @@ rotated revokes its whole family and the access tokens of the chain (reuse detec
 Two concurrent uses of one token serialise on its row: the second finds it rotated and revokes the family.
 Then the grants are read, the new refresh token stored (expiring with the login at the latest), one commit,
 and the access token signed. Scope, resource and token rules are the code grant's own functions
-(``oauth2``'s token pipeline): the two grants differ only in how they find the login.
+(``pipeline``): the two grants differ only in how they find the login.
 
 Answers follow RFC 6749 §5.2 (``invalid_grant``, ``invalid_client``, ``invalid_scope``, ``invalid_request``)
 and RFC 8707 (``invalid_target``), never cached.
