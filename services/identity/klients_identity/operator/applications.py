@@ -121,8 +121,8 @@ def record_application() -> ResponseReturnValue:
     return redirect(url_for("operator.application_page", application_id=application.id), code=303)
 
 
-def _application(application_id: str) -> Application:
-    row = db().get(Application, application_id)
+def _application(application_id: str, *, lock: bool = False) -> Application:
+    row = db().get(Application, application_id, with_for_update=lock)
     if row is None:
         raise NotFound("no such application")
     return row
@@ -166,9 +166,7 @@ def approve(application_id: str) -> ResponseReturnValue:
     """Approve: create the pending grant and e-mail its invitation (supervisor for mandates over a year)."""
     pages.check_csrf()
     texts = pages.TEXT[pages.current_lang()]
-    application = db().scalar(select(Application).where(Application.id == application_id).with_for_update())
-    if application is None:
-        raise NotFound("no such application")
+    application = _application(application_id, lock=True)
     if application.status != "recorded":
         return pages.problem_page(409, "op_title", texts["op_already_decided"])
     if _needs_supervisor(application) and "supervisor" not in (current_operator() or {}).get("roles", []):
@@ -201,9 +199,7 @@ def reject(application_id: str) -> ResponseReturnValue:
     """Reject with a reason (required)."""
     pages.check_csrf()
     texts = pages.TEXT[pages.current_lang()]
-    application = db().scalar(select(Application).where(Application.id == application_id).with_for_update())
-    if application is None:
-        raise NotFound("no such application")
+    application = _application(application_id, lock=True)
     reason = request.form.get("reason", "").strip()[:500]
     if application.status != "recorded":
         return pages.problem_page(409, "op_title", texts["op_already_decided"])
