@@ -13,8 +13,8 @@ from sqlalchemy import update
 
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
 from klients_common.digests import secret_digest as digest
-from klients_identity import keys
 from klients_identity.models import AuthorizationCode, OAuthClient
+from klients_identity.oauth import keys
 from klients_identity.oauth.clients import hasher
 from tests.conftest import identity_session
 from tests.helpers import csrf_of

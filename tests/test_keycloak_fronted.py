@@ -23,7 +23,8 @@ import requests
 from sqlalchemy import select
 
 from klients_common.auth import TokenVerifier, TrustedIssuer
-from klients_identity import access
+from klients_common.digests import secret_digest
+from klients_identity.access import grants as access
 from klients_identity.models import Invitation, LoginSession, Person
 from tests.conftest import identity_session
 from tests.helpers import bearer, csrf_of
@@ -155,7 +156,7 @@ def _give_and_take(contract: str, person: str) -> tuple[str, Callable[[], None]]
         invited = access.invite(session, operator, contract, new, link_base=ISSUER)
         invitation = session.scalar(select(Invitation).where(Invitation.grant_id == invited["id"]))
         token = secrets.token_urlsafe(32)
-        invitation.token_hash = access.token_hash(token)  # a link we know (the mailed one is hashed)
+        invitation.token_hash = secret_digest(token)  # a link we know (the mailed one is hashed)
         session.commit()
         access.accept(session, token, session.get(Person, person), password_hash=None, contact={})
 

@@ -466,8 +466,8 @@ def test_oidcc_server_rotate_keys(rp):
     tokens of both verify."""
     from sqlalchemy import delete
 
-    from klients_identity import keys
     from klients_identity.models import SigningKey
+    from klients_identity.oauth import keys
     from tests.stack import wait_until
 
     before = code_flow(rp)
