@@ -110,7 +110,7 @@ def keycloak_fronted(percentiles: Any, stack: Any, logins: int = 20) -> dict[str
     from sqlalchemy.orm import sessionmaker
 
     from klients_common.db import make_engine, transaction
-    from klients_identity.cli import ensure_broker_client
+    from klients_identity.oauth.registration import ensure_broker_client
     from klients_identity.settings import Settings
     from tests.stack import BIN, register_contract
     from tests.test_keycloak_fronted import (

@@ -3,8 +3,6 @@ posting the login form, then exchanging the code. No password grant is needed or
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import re
 import secrets
@@ -12,12 +10,14 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
 
+from klients_common.digests import pkce_challenge
+
 
 def code_flow_token(keycloak_url: str, realm: str, client_id: str, client_secret: str, redirect_uri: str,
                     username: str, password: str) -> dict[str, str]:
     """Return Keycloak's token response for ``username`` after a form login."""
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    challenge = pkce_challenge(verifier)
     base = f"{keycloak_url}/realms/{realm}/protocol/openid-connect"
     state = secrets.token_urlsafe(16)
     with requests.Session() as browser:

@@ -3,8 +3,6 @@ session planted in identity's database, as a finished login leaves it), PKCE, an
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import secrets
 import uuid
@@ -13,6 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
 
+from klients_common.digests import pkce_challenge, secret_digest
 from klients_identity.models import BrowserSession, Grant, LoginSession, Person
 from tests.conftest import identity_session
 
@@ -25,7 +24,7 @@ HIGH = "http://eidas.europa.eu/LoA/high"
 def pkce() -> tuple[str, str]:
     """Return (verifier, S256 challenge)."""
     verifier = secrets.token_urlsafe(48)
-    return verifier, base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, pkce_challenge(verifier)
 
 
 def logged_in_browser(*, grants: tuple[tuple[str, ...], ...] = (("LVG-100001", "owner"),), acr: str = HIGH,
@@ -41,7 +40,7 @@ def logged_in_browser(*, grants: tuple[tuple[str, ...], ...] = (("LVG-100001", "
                               level=level[0] if level else None, status="active"))
         session.add(LoginSession(sid=sid, person_id=person_id, acr=acr, amr=["smartid"], auth_time=now - auth_age,
                                  expires_at=now + timedelta(hours=8)))
-        session.add(BrowserSession(id_hash=hashlib.sha256(cookie.encode()).hexdigest(), data={"sid": sid},
+        session.add(BrowserSession(id_hash=secret_digest(cookie), data={"sid": sid},
                                    expires_at=now + timedelta(hours=8)))
     browser = requests.Session()
     browser.cookies.set("klients_identity", cookie, domain="127.0.0.1", path="/")

@@ -19,6 +19,7 @@ import requests
 from sqlalchemy import text
 
 from klients_common.db import make_engine, migrate
+from klients_common.riga import riga_today
 from klients_common.rpc import RpcClient, ServiceUnavailable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +42,7 @@ def load_env() -> None:
     # The suite submits readings today, whatever the date: open the window on today's day of the month
     # (it then closes on the next month's first working day, so it is open now). Window edges are
     # tested on the rules themselves, with chosen dates.
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    os.environ.setdefault("READING_WINDOW_OPEN_DAY", str(datetime.now(ZoneInfo("Europe/Riga")).day))
+    os.environ.setdefault("READING_WINDOW_OPEN_DAY", str(riga_today().day))
 
 
 def bus_uri(component: str) -> str:
@@ -213,8 +211,8 @@ def start_system(rpc: RpcClient, *, fresh_bus: bool = True) -> Stack:
 
     from klients_billing.demo import seed as seed_billing
     from klients_common.db import transaction
-    from klients_identity.cli import ensure_portal_client, ensure_portal_web_client
-    from klients_identity.keys import ensure_key
+    from klients_identity.oauth.keys import ensure_key
+    from klients_identity.oauth.registration import ensure_portal_client, ensure_portal_web_client
     from klients_identity.settings import Settings
     from klients_metering.demo import seed as seed_metering
 
@@ -264,7 +262,7 @@ def mint_token(grants: dict[str, Any], *, subject: str = "person-1",
     from sqlalchemy.orm import sessionmaker
 
     from klients_common.grants import Grant, Role, SubuserLevel, rights_for
-    from klients_identity.tokens import issue_access_token
+    from klients_identity.oauth.tokens import issue_access_token
 
     grant_list = []
     for contract, spec in grants.items():

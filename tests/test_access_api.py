@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from klients_common.errors import NotFound
 from klients_common.grants import ALL_RIGHTS, Role
 from klients_common.grants import Grant as TokenGrant
-from klients_identity.access import end_ended_grants, end_of_day_epoch, riga_today
+from klients_common.riga import end_of_day_epoch, riga_today
+from klients_identity.access.grants import end_ended_grants
 from klients_identity.models import Grant, Invitation
 from tests.access_helpers import invitation_link, now, plant_person, unique_email
 from tests.conftest import identity_session

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from klients_identity.access import riga_today
+from klients_common.riga import riga_today
 from tests.access_helpers import PASSWORD, invitation_link, now, plant_person, unique_email
 from tests.browser import shot, start_login, tokens_at_callback
 from tests.helpers import bearer

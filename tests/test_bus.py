@@ -227,8 +227,8 @@ def test_the_catalogue_lists_exactly_the_handlers_the_services_have():
     """Who consumes what is stated once, in the catalogue (permissions and queues are made from it); a
     handler it does not list, or a listed one no service has, fails here (and the former at its start)."""
     from klients_billing.service import BillingService
-    from klients_identity.keycloak_sync import KeycloakSyncService
-    from klients_identity.service import IdentityService
+    from klients_identity.events.keycloak_sync import KeycloakSyncService
+    from klients_identity.events.service import IdentityService
     from klients_metering.service import MeteringService
     from klients_notifications.service import NotificationsService
 

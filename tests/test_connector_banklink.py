@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from klients_simulators.banks import create_app as create_bank_simulator
 from klients_simulators.banks import mac_source
 
+from klients_common.assurance import LOA_SUBSTANTIAL
 from klients_identity.connectors.banklink import (
     FAILURE_CODES,
     FAILURES,
@@ -32,7 +33,7 @@ from klients_identity.connectors.banklink import (
     signed_data,
     split_full_name,
 )
-from klients_identity.connectors.base import LOA_SUBSTANTIAL, LoginFailed
+from klients_identity.connectors.base import LoginFailed
 from tests.servers import serving
 
 MERCHANT = "KLIENTS"

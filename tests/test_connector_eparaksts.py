@@ -19,7 +19,8 @@ import pytest
 import requests
 from klients_simulators.eparaksts import create_app
 
-from klients_identity.connectors.base import LOA_HIGH, LoginFailed
+from klients_common.assurance import LOA_HIGH
+from klients_identity.connectors.base import LoginFailed
 from klients_identity.connectors.eparaksts import (
     FLOW_MOBILE_EID,
     FLOW_SC_PLUGIN,

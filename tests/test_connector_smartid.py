@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from klients_simulators.smartid import DEMO_RP_UUID, RelyingParty, SimSettings, create_app
 
-from klients_identity.connectors.base import LOA_SUBSTANTIAL, LoginFailed, VerifiedIdentity
+from klients_common.assurance import LOA_SUBSTANTIAL
+from klients_identity.connectors.base import LoginFailed, VerifiedIdentity
 from klients_identity.connectors.smartid import (
     MESSAGES,
     SmartIdClient,

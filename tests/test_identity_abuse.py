@@ -17,7 +17,7 @@ import pytest
 import requests
 from sqlalchemy import func, select, text
 
-from klients_identity import passwords
+from klients_identity.login import passwords
 from klients_identity.models import (
     AuthorizationCode,
     BankReturn,

@@ -12,9 +12,10 @@ from joserfc import jwt
 from sqlalchemy import update
 
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
-from klients_identity import keys
+from klients_common.digests import secret_digest as digest
 from klients_identity.models import AuthorizationCode, OAuthClient
-from klients_identity.oauth2 import digest, hasher
+from klients_identity.oauth import keys
+from klients_identity.oauth.clients import hasher
 from tests.conftest import identity_session
 from tests.helpers import csrf_of
 from tests.oidc_helpers import (

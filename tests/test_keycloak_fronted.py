@@ -23,7 +23,8 @@ import requests
 from sqlalchemy import select
 
 from klients_common.auth import TokenVerifier, TrustedIssuer
-from klients_identity import access
+from klients_common.digests import secret_digest
+from klients_identity.access import grants as access
 from klients_identity.models import Invitation, LoginSession, Person
 from tests.conftest import identity_session
 from tests.helpers import bearer, csrf_of
@@ -50,7 +51,7 @@ def fronted(stack, rpc):
     from sqlalchemy.orm import sessionmaker
 
     from klients_common.db import make_engine, transaction
-    from klients_identity.cli import ensure_broker_client
+    from klients_identity.oauth.registration import ensure_broker_client
     from klients_identity.settings import Settings
 
     admin = staff_realm.admin_client(KEYCLOAK)
@@ -155,7 +156,7 @@ def _give_and_take(contract: str, person: str) -> tuple[str, Callable[[], None]]
         invited = access.invite(session, operator, contract, new, link_base=ISSUER)
         invitation = session.scalar(select(Invitation).where(Invitation.grant_id == invited["id"]))
         token = secrets.token_urlsafe(32)
-        invitation.token_hash = access.token_hash(token)  # a link we know (the mailed one is hashed)
+        invitation.token_hash = secret_digest(token)  # a link we know (the mailed one is hashed)
         session.commit()
         access.accept(session, token, session.get(Person, person), password_hash=None, contact={})
 
@@ -254,7 +255,7 @@ def test_a_refused_portal_logout_token_is_a_400_that_ends_nothing(fronted, new_c
 
 
 def test_an_undeclared_attribute_is_detected_not_silently_dropped(fronted, new_contract):
-    from klients_identity.keycloak_sync import UndeclaredAttribute, write_attribute
+    from klients_identity.events.keycloak_sync import UndeclaredAttribute, write_attribute
 
     new_contract(personal_code=HOLDER)
     brokered_login()

@@ -6,18 +6,18 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import pytest
 from sqlalchemy import select
 
 from klients_billing.models import MeteredConsumption
 from klients_common.errors import Forbidden
+from klients_common.riga import riga_today
 from tests.helpers import bearer
 from tests.stack import publish_event, wait_until
 
-TODAY = datetime.now(ZoneInfo("Europe/Riga")).date()
+TODAY = riga_today()
 HISTORY = [(date(2025, m, 28), 100 * m) for m in range(1, 13)]
 
 

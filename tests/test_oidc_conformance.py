@@ -30,8 +30,8 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import update
 
+from klients_common.digests import secret_digest as digest
 from klients_identity.models import AuthorizationCode, Person
-from klients_identity.oauth2 import digest
 from tests.conftest import identity_session
 from tests.helpers import csrf_of
 from tests.oidc_helpers import ISSUER, finish, logged_in_browser, pkce, start_smartid
@@ -57,7 +57,7 @@ class Rp:
 
 @pytest.fixture(scope="module")
 def rp(stack) -> Rp:
-    from klients_identity.cli import add_client
+    from klients_identity.oauth.registration import add_client
 
     client_id = f"oidcc-basic-{int(time.time())}"
     with identity_session() as session:
@@ -466,8 +466,8 @@ def test_oidcc_server_rotate_keys(rp):
     tokens of both verify."""
     from sqlalchemy import delete
 
-    from klients_identity import keys
     from klients_identity.models import SigningKey
+    from klients_identity.oauth import keys
     from tests.stack import wait_until
 
     before = code_flow(rp)
@@ -735,7 +735,7 @@ def test_add_client_accepts_https_and_loopback_http_redirect_uris_only(stack, ur
 def test_production_migrate_refuses_the_development_portal_redirect_uri():
     from dataclasses import replace
 
-    from klients_identity.cli import ensure_portal_client
+    from klients_identity.oauth.registration import ensure_portal_client
     from klients_identity.settings import Settings
 
     production = replace(Settings.from_env(), issuer="https://id.klients.example.lv")

@@ -27,7 +27,7 @@ AFTER_LOGOUT = f"{RP_BASE}/logged_out"
 
 @pytest.fixture(scope="module")
 def idpyoidc_client(stack) -> tuple[str, str]:
-    from klients_identity.cli import add_client
+    from klients_identity.oauth.registration import add_client
 
     client_id = f"idpyoidc-rp-{int(time.time())}"
     with identity_session() as session:

@@ -20,7 +20,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from klients_identity.access import riga_today
+from klients_common.riga import riga_today
 from klients_identity.models import Application, Attachment, Grant
 from tests.access_helpers import invitation_link, now, open_and_set_password, smartid_login, unique_email
 from tests.conftest import identity_session

@@ -97,7 +97,7 @@ def test_contact_details_change_and_a_new_phone_asks_for_a_stronger_login():
 def test_the_holder_grants_a_mandate_online_after_a_fresh_strong_login(new_contract):
     from datetime import timedelta
 
-    from klients_identity.access import riga_today
+    from klients_common.riga import riga_today
 
     contract = new_contract().number
     browser, _person, sid = logged_in_browser(grants=((contract, "owner"),), auth_age=timedelta(minutes=30))

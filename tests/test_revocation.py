@@ -71,7 +71,7 @@ def test_a_malformed_revocation_is_ignored_and_the_service_keeps_answering(rpc, 
 def test_the_register_taking_a_contract_away_reaches_every_service(rpc, mint):
     """At a login, identity drops owner grants the client register no longer backs; the revocation (an event
     without a notice to send) goes out like any other and billing refuses the older token."""
-    from klients_identity import accounts
+    from klients_identity.access import accounts
     from klients_identity.models import Grant, Person
 
     person, grant = plant_person("LVG-100003", personal_code=random_personal_code())

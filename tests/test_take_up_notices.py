@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import requests
 
-from klients_identity.access import riga_today
+from klients_common.riga import riga_today
 from tests.access_helpers import invitation_link, now, open_and_set_password, plant_person, smartid_login, unique_email
 from tests.helpers import bearer, csrf_of, mails
 from tests.oidc_helpers import ISSUER

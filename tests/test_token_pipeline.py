@@ -12,11 +12,11 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
+from klients_common.digests import secret_digest as digest
 from klients_common.errors import Forbidden, Unauthenticated
 from klients_common.rpc import RpcClient
-from klients_identity.accounts import end_sessions
+from klients_identity.access.accounts import end_sessions
 from klients_identity.models import LoginSession, RefreshToken
-from klients_identity.oauth2 import digest
 from tests.conftest import identity_session
 from tests.helpers import bearer
 from tests.oidc_helpers import (

@@ -39,7 +39,7 @@ def claims(**override):
 
 @pytest.fixture(scope="module")
 def identity_key(stack):
-    from klients_identity import keys
+    from klients_identity.oauth import keys
 
     with identity_session() as session:
         return keys.private_jwk(keys.current(session))
@@ -185,8 +185,8 @@ def test_rotated_key_is_fetched_and_old_tokens_stay_valid(stack, mint, verifier)
     """A key rotated in after the verifier cached the JWKS is picked up; the old key's tokens still verify."""
     from sqlalchemy import delete, update
 
-    from klients_identity import keys
     from klients_identity.models import SigningKey
+    from klients_identity.oauth import keys
 
     before = mint({"LVG-100001": "owner"})
     assert verifier.verify(before)
@@ -210,7 +210,7 @@ def test_rotated_key_is_fetched_and_old_tokens_stay_valid(stack, mint, verifier)
 
 
 def test_key_published_ahead_does_not_sign_yet(stack):
-    from klients_identity import keys
+    from klients_identity.oauth import keys
 
     with identity_session() as session:
         signing = keys.current(session).kid

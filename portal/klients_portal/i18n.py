@@ -7,13 +7,13 @@ from datetime import date as date_type
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import g
 
+from klients_common.riga import RIGA
+
 LANGS = ("lv", "en")
 DEFAULT = "lv"
-RIGA = ZoneInfo("Europe/Riga")
 
 TEXT: dict[str, tuple[str, str]] = {
     # frame

@@ -5,8 +5,6 @@ comes from its discovery document."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 import threading
 import time
@@ -16,6 +14,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+
+from klients_common.digests import pkce_challenge
 
 from .store import Tokens, utcnow
 
@@ -43,8 +43,7 @@ class LoginRequest:
 def pkce() -> tuple[str, str]:
     """Return a (verifier, S256 challenge) pair."""
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
+    return verifier, pkce_challenge(verifier)
 
 
 class OidcClient:

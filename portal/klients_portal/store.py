@@ -11,7 +11,6 @@ database (``PortalSession``), so any replica serves any request.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from klients_common.db import as_utc, transaction
+from klients_common.digests import secret_digest
 
 from .models import PortalSession
 
@@ -38,7 +38,7 @@ def utcnow() -> datetime:
 
 def hash_id(raw: str) -> str:
     """The key a cookie's id is stored under."""
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return secret_digest(raw)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from .assurance import LOA_ORDER, LOA_SUBSTANTIAL
 from .errors import Forbidden, NotFound, StepUpRequired, Unauthenticated
 from .grants import Grant, Right, parse_grants_claim
 
@@ -47,12 +48,6 @@ KEY_TYPES: dict[str, tuple[str, str | None]] = {
     "RS256": ("RSA", None), "PS256": ("RSA", None), "ES256": ("EC", "P-256")}
 RFC9068_TYPES = ("at+jwt", "application/at+jwt")
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "jti")
-LOA_ORDER = {
-    "http://eidas.europa.eu/LoA/low": 1,
-    "http://eidas.europa.eu/LoA/substantial": 2,
-    "http://eidas.europa.eu/LoA/high": 3,
-}
-LOA_SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
 
 # Scopes a person's token may carry (what identity offers clients: discovery's ``scopes_supported``). Service
 # scopes (``SERVICE_SCOPES``) exist only in a component's own service token, whose subject is

@@ -22,6 +22,15 @@ def migrate_bus(component: str, settings: dict[str, Any], optional: tuple[str, .
     print(f"klients-{component}: bus topology declared ({len(queues)} queues)")
 
 
+def run(config: dict[str, Any], *services: str) -> None:
+    """Run the nameko services at ``services`` (``module:Class`` paths) until stopped: eventlet patches the
+    standard library first, and only then are the services' modules imported."""
+    from .green import patch, run_services
+
+    patch()
+    run_services(config, *(_load(path) for path in services))
+
+
 BUS_COMMANDS = ("dead-letters", "resend")
 
 
@@ -45,10 +54,7 @@ def main(prog: str, *, package: str, service: str, config: Callable[[], dict[str
     parser.add_argument("command", choices=["migrate", "seed-demo", "run"])
     args = parser.parse_args(argv)
     if args.command == "run":
-        from .green import patch, run_services
-
-        patch()
-        run_services(config(), _load(service))
+        run(config(), service)
         return 0
 
     from sqlalchemy.orm import sessionmaker

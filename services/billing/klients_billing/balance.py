@@ -7,14 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import Contract, Invoice
+from klients_common.riga import RIGA
 
-RIGA = ZoneInfo("Europe/Riga")
+from .models import Contract, Invoice
 
 
 def amount_due(*, db_session: Session, contract: Contract, now: datetime | None = None) -> dict[str, Any]:

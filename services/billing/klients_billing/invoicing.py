@@ -18,7 +18,6 @@ from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session
 from klients_common.db import as_utc
 from klients_common.errors import NotFound
 from klients_common.outbox import enqueue
+from klients_common.riga import RIGA
 
 from .allocation import allocate_credit
 from .models import BillingRun, Contract, Invoice, InvoiceLine, MeteredConsumption, Tariff, outbox
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
 KWH = Decimal("0.001")
 PAYMENT_TERM_DAYS = 20
-RIGA = ZoneInfo("Europe/Riga")
 LINES = (
     ("energy", "kWh", "energy_eur_per_kwh"),
     ("distribution", "kWh", "distribution_eur_per_kwh"),

@@ -22,18 +22,19 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from klients_common.web import harden
 
-from . import attachments, pages
+from . import pages
+from .models import OAuthClient
 
 log = logging.getLogger(__name__)
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
        "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
-def install(app: Flask) -> None:
-    """Harden identity's answers and show a page for a request body that is too large."""
+def install(app: Flask, *, route_limits: dict[str, int]) -> None:
+    """Harden identity's answers and show a page for a request body that is too large (``route_limits``: the
+    endpoints allowed a larger body, with their limit)."""
     settings = app.config["SETTINGS"]
-    harden(app, max_body=settings.max_request_bytes, csp=CSP, csp_sources=form_targets,
-           route_limits={"operator.record_application": attachments.MAX_BYTES + 256 * 1024})
+    harden(app, max_body=settings.max_request_bytes, csp=CSP, csp_sources=form_targets, route_limits=route_limits)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
 
 
@@ -61,8 +62,6 @@ def form_targets() -> dict[str, list[str]]:
 def _client_origins() -> set[str]:
     """The origins of every registered client's redirect and post-logout URIs (a few rows: asked per page, in
     a session of its own so that a request's failed transaction cannot spoil it)."""
-    from .models import OAuthClient
-
     found: set[str] = set()
     session = current_app.extensions["klients_db"]()
     try:

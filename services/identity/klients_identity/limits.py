@@ -12,8 +12,6 @@ works too; ``memory://`` counts per process only.
 
 from __future__ import annotations
 
-import hashlib
-
 from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
@@ -21,6 +19,7 @@ from flask_limiter.util import get_remote_address
 from limits import parse
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from klients_common.digests import secret_digest
 from klients_common.ratelimit import limiter_storage
 
 from . import pages
@@ -73,7 +72,7 @@ def token_limit() -> str:
 
 def _account(kind: str, target: str) -> tuple[object, str]:
     item = parse(getattr(current_app.config["SETTINGS"], ACCOUNT_LIMITS[kind]))
-    return item, hashlib.sha256(target.encode()).hexdigest()  # no addresses or personal codes in the table
+    return item, secret_digest(target)  # no addresses or personal codes in the table
 
 
 def account_spent(kind: str, target: str) -> bool:

@@ -166,16 +166,3 @@ def render(template: str, status: int = 200, **context: Any) -> ResponseReturnVa
 def problem_page(status: int, title_key: str, message: str) -> ResponseReturnValue:
     """Render a clear error page."""
     return render("error.html", status, title_key=title_key, message=message)
-
-
-def new_password_errors(email: str) -> list[str]:
-    """Check the form's ``password`` and ``password2`` for ``email``'s account; return the messages to show
-    (none when the password is good)."""
-    from . import passwords
-
-    password = request.form.get("password", "")
-    found = passwords.problems(password, email=email)
-    if password != request.form.get("password2", ""):
-        found.append("mismatch")
-    texts = TEXT[current_lang()]
-    return [texts[f"pw_{code}"] for code in found]

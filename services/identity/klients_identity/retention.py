@@ -20,6 +20,8 @@ Rows go in batches (``batch`` per statement and transaction), so a large backlog
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import timedelta
 
 from sqlalchemy import Table, delete, exists, func, select
@@ -41,6 +43,7 @@ from .models import (
 )
 
 GRACE = timedelta(hours=1)
+log = logging.getLogger(__name__)
 
 
 def _batched(engine: Engine, table: Table, key: str, condition: object, batch: int) -> int:
@@ -81,3 +84,18 @@ def purge(engine: Engine, *, batch: int = 1000, grace: timedelta = GRACE) -> dic
                                          revocations.c.revoked_at < now - timedelta(seconds=KEEP_SECONDS), batch)
     done["rate_limits"] = purge_expired(engine, batch=batch)
     return done
+
+
+def purge_command(engine: Engine, *, every: float, batch: int) -> int:
+    """Run the retention job once, or for ever every ``every`` seconds (a failed run is retried next time)."""
+    while True:
+        try:
+            counts = purge(engine, batch=batch)
+            print("purged " + ", ".join(f"{table} {n}" for table, n in counts.items()), flush=True)
+        except Exception:
+            if not every:
+                raise
+            log.exception("purge failed; trying again in %s s", every)
+        if not every:
+            return 0
+        time.sleep(every)

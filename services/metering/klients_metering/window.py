@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import holidays
 
-RIGA = ZoneInfo("Europe/Riga")
+from klients_common.riga import RIGA
 
 
 @lru_cache(maxsize=32)

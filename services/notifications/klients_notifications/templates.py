@@ -7,9 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from html import escape
 from typing import Any
-from zoneinfo import ZoneInfo
 
-RIGA = ZoneInfo("Europe/Riga")
+from klients_common.riga import RIGA
 
 
 @dataclass(frozen=True)

@@ -53,19 +53,19 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from klients_common.assurance import LOA_SUBSTANTIAL
 from klients_common.personal_code import normalise_personal_code
+from klients_common.riga import RIGA  # the banks' local time
 
-from .base import LOA_SUBSTANTIAL, LoginFailed, VerifiedIdentity
+from .base import LoginFailed, VerifiedIdentity
 
 logger = logging.getLogger(__name__)
 
@@ -229,15 +229,6 @@ def split_full_name(full_name: str) -> tuple[str, str]:
     return given, family
 
 
-@cache
-def riga() -> ZoneInfo:
-    """Return Latvia's time zone (the banks' local time)."""
-    try:
-        return ZoneInfo("Europe/Riga")
-    except ZoneInfoNotFoundError as exc:  # pragma: no cover - depends on the image
-        raise RuntimeError("the Europe/Riga time zone is missing: install the system tzdata") from exc
-
-
 def _fail(code: str, reason: str, bank_id: str) -> LoginFailed:
     """Log why a response was refused (no keys, no personal data) and return the error to raise."""
     logger.warning("bank login refused: bank=%s code=%s reason=%s", bank_id, code, reason)
@@ -320,7 +311,7 @@ class BankLink:
             "VK_REC_ID": self.config.bank_sender_id,
             "VK_NONCE": nonce,
             "VK_RETURN": return_url,
-            "VK_DATETIME": now.astimezone(riga()).strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "VK_DATETIME": now.astimezone(RIGA).strftime("%Y-%m-%dT%H:%M:%S%z"),
             "VK_RID": "",
         }
         fields["VK_MAC"] = self._sign(signed_data(fields[name] for name in V009_REQUEST_MAC_FIELDS))
@@ -448,7 +439,7 @@ class BankLink:
         try:
             if not (ELINK_DATE.match(day) and ELINK_TIME.match(clock)):
                 raise ValueError(day, clock)
-            return datetime.strptime(f"{day} {clock}", "%d.%m.%Y %H:%M:%S").replace(tzinfo=riga())
+            return datetime.strptime(f"{day} {clock}", "%d.%m.%Y %H:%M:%S").replace(tzinfo=RIGA)
         except ValueError as exc:
             raise self._fail("malformed", f"IB_DATE/IB_TIME {day!r} {clock!r}") from exc
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-LOA_LOW = "http://eidas.europa.eu/LoA/low"
-LOA_SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
-LOA_HIGH = "http://eidas.europa.eu/LoA/high"
-
 
 @dataclass(frozen=True)
 class VerifiedIdentity:
@@ -18,7 +14,7 @@ class VerifiedIdentity:
     given_name: str
     family_name: str
     method: str  # "smart_id" | "eparaksts" | "bank"
-    acr: str  # one of the LOA_* URIs
+    acr: str  # one of the eIDAS levels (klients_common.assurance)
     amr: tuple[str, ...]  # e.g. ("smartid",), ("eparaksts_mobile",), ("bank:swedbank",)
     detail: dict[str, Any] = field(default_factory=dict)  # provider-specific facts worth auditing
 

@@ -78,9 +78,10 @@ from urllib.parse import urlencode
 
 import requests
 
+from klients_common.assurance import LOA_HIGH
 from klients_common.personal_code import normalise_personal_code
 
-from .base import LOA_HIGH, LoginFailed, VerifiedIdentity
+from .base import LoginFailed, VerifiedIdentity
 
 log = logging.getLogger(__name__)
 

@@ -57,8 +57,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from klients_common.assurance import LOA_SUBSTANTIAL
 from klients_common.personal_code import normalise_personal_code
-from klients_identity.connectors.base import LOA_SUBSTANTIAL, LoginFailed, VerifiedIdentity
+from klients_identity.connectors.base import LoginFailed, VerifiedIdentity
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,225 @@
+"""The authorization server (authlib): the code grant with PKCE S256 required, its codes, ID tokens, and the
+token endpoint's hooks. Clients are ``clients``; what a token says about the person, ``claims``; the token
+pipeline both grants share, ``pipeline``; the refresh grant, ``refresh``.
+
+Rules (RFC 9700): code flow only; PKCE S256 for every client, public or confidential; exact redirect-URI
+match; codes single-use and valid 60 s (a second use revokes what the first one issued); refresh tokens
+rotate on every use and a reused one revokes its whole family; no implicit or password grant exists.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, InvalidRequestError, grants
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
+from flask import Flask, current_app, request
+from sqlalchemy import select
+
+from klients_common.digests import secret_digest
+from klients_common.grants import grants_claim
+
+from ..db import db
+from ..models import AuthorizationCode, LoginSession, RefreshToken, as_utc, utcnow
+from . import keys
+from .claims import Subject, live_grants, user_info
+from .clients import Client, query_client
+from .pipeline import new_refresh_token, refresh_expiry, sign_access_token, token_grants, token_response
+from .revocation import revoke_chain
+from .tokens import MAX_GRANTS_IN_TOKEN
+
+CODE_TTL = timedelta(seconds=60)
+
+
+# --- authorization codes -----------------------------------------------------------------------------
+
+@dataclass
+class Code(AuthorizationCodeMixin):  # type: ignore[misc]
+    """A stored code as authlib sees it."""
+
+    row: AuthorizationCode
+
+    @property
+    def code_challenge(self) -> str:
+        """Return the PKCE challenge."""
+        return self.row.code_challenge
+
+    @property
+    def code_challenge_method(self) -> str:
+        """Return the PKCE method."""
+        return self.row.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        """Return the redirect URI the code was issued for."""
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        """Return the granted scope."""
+        return self.row.scope
+
+    def get_nonce(self) -> str | None:
+        """Return the OIDC nonce."""
+        return self.row.nonce
+
+    def get_auth_time(self) -> int:
+        """Return when the person authenticated."""
+        return int(as_utc(self.row.auth_time).timestamp())
+
+    def get_acr(self) -> str:
+        """Return the level of assurance."""
+        return self.row.acr
+
+    def get_amr(self) -> list[str]:
+        """Return the authentication methods."""
+        return list(self.row.amr)
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    """authorization_code with single-use, short-lived codes."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post", "none"]
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        """Store the code hashed, with the login it stands for."""
+        subject: Subject = request.user
+        data = request.payload.data
+        db().add(AuthorizationCode(
+            code_hash=secret_digest(code), client_id=request.client.get_client_id(), person_id=subject.person_id,
+            sid=subject.sid, redirect_uri=request.payload.redirect_uri,
+            scope=request.client.get_allowed_scope(request.payload.scope or ""),
+            nonce=data.get("nonce"), code_challenge=data["code_challenge"],
+            code_challenge_method=data.get("code_challenge_method", "plain"), acr=subject.acr, amr=subject.amr,
+            auth_time=subject.auth_time, expires_at=utcnow() + CODE_TTL))
+        db().commit()
+
+    def query_authorization_code(self, code: str, client: Client) -> Code | None:
+        """Return the unused, unexpired code of this client; a reused code revokes what it issued."""
+        # Locked: of two concurrent exchanges of one code, the second waits and then sees it used.
+        row = db().get(AuthorizationCode, secret_digest(code), with_for_update=True)
+        if row is None or row.client_id != client.get_client_id():
+            return None
+        if row.used_at is not None:
+            # RFC 6749 §4.1.2: a reused code revokes what its first exchange issued, access token included.
+            revoke_chain(db(), family_id=row.family_id, sid=row.sid, client_id=row.client_id, reason="code_reuse")
+            db().commit()
+            return None
+        if as_utc(row.expires_at) < utcnow():
+            return None
+        return Code(row)
+
+    def delete_authorization_code(self, authorization_code: Code) -> None:
+        """Mark the code used (kept, to detect reuse); committed with the tokens by the token view."""
+        authorization_code.row.used_at = utcnow()
+
+    def authenticate_user(self, authorization_code: Code) -> Subject | None:
+        """Return whom the code was issued for, if their login still stands (not ended, not expired: the same
+        rule as every refresh)."""
+        row = authorization_code.row
+        login = db().get(LoginSession, row.sid)
+        if login is None or login.ended_at is not None or as_utc(login.expires_at) <= utcnow():
+            return None
+        subject = Subject(login.person_id, row.acr, list(row.amr), as_utc(row.auth_time), row.sid,
+                          session_expires=as_utc(login.expires_at))
+        row.family_id = subject.family_id
+        return subject
+
+
+# --- ID tokens ----------------------------------------------------------------------------------------
+
+class OpenIDConnect(OpenIDCode):  # type: ignore[misc]
+    """ID tokens signed under the client's ``id_token_signed_response_alg`` with identity's current key of
+    that algorithm."""
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        """Return whether the nonce was already used with this client."""
+        return db().scalar(select(AuthorizationCode.code_hash).where(
+            AuthorizationCode.client_id == request.payload.client_id, AuthorizationCode.nonce == nonce)) is not None
+
+    def resolve_client_private_key(self, client: Client) -> Any:
+        """Return the current signing key of the client's algorithm."""
+        return keys.private_jwk(keys.current(db(), alg=client.id_token_signed_response_alg))
+
+    def get_client_algorithm(self, client: Client) -> str:
+        """Return the client's ``id_token_signed_response_alg``."""
+        return client.id_token_signed_response_alg
+
+    def get_encode_header(self, client: Client) -> dict[str, str]:
+        """Name the algorithm, the key and the token type (an ID token is never an access token)."""
+        alg = client.id_token_signed_response_alg
+        return {"alg": alg, "kid": keys.current(db(), alg=alg).kid, "typ": "JWT"}
+
+    def get_client_claims(self, client: Client) -> dict[str, Any]:
+        """Return iss, aud and exp of the ID token."""
+        settings = current_app.config["SETTINGS"]
+        return {"iss": settings.issuer, "aud": [client.get_client_id()], "exp": int(time.time()) + 300}
+
+    def generate_user_info(self, user: Subject, scope: str) -> UserInfo:
+        """Return the ID token's claims about the person: also ``acr``/``amr``, and with scope ``grants``
+        (Keycloak brokering to identity) the person's grants as JSON text in ``klients_grants`` (an
+        identity-provider mapper stores a string claim as it is; Keycloak's token mapper parses it back)."""
+        info = user_info(user.person, scope, sid=user.sid)
+        info.update(acr=user.acr, amr=user.amr)
+        if "grants" in scope.split():
+            info["klients_grants"] = json.dumps(grants_claim(live_grants(db(), user.person_id)[:MAX_GRANTS_IN_TOKEN]),
+                                                separators=(",", ":"), sort_keys=True)
+        return info
+
+
+def generate_token(grant_type: str, client: Client, user: Subject | None = None, scope: str | None = None,
+                   expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
+    """Return the code grant's token response: an RFC 9068 access token and, if the client may refresh, a
+    refresh token."""
+    if user is None:
+        raise ValueError("tokens are issued to persons only")
+    scope = client.get_allowed_scope(scope or "")
+    grants = token_grants(db(), user.person_id, request.form.getlist("resource"))
+    access = sign_access_token(db(), client=client, person_id=user.person_id, sid=user.sid,
+                               acr=user.acr, amr=user.amr, auth_time=user.auth_time, scope=scope, grants=grants)
+    refresh = new_refresh_token() if include_refresh_token and client.check_grant_type("refresh_token") else None
+    return token_response(access, scope, refresh)
+
+
+def save_token(token: dict[str, Any], request: Any) -> None:
+    """Store the refresh token (hashed) in the family of its login."""
+    refresh = token.get("refresh_token")
+    user: Subject | None = request.user
+    if not refresh or user is None:
+        return
+    now = utcnow()
+    db().add(RefreshToken(
+        token_hash=secret_digest(refresh), family_id=user.family_id, client_id=request.client.get_client_id(),
+        person_id=user.person_id, sid=user.sid, scope=token.get("scope", ""), acr=user.acr, amr=user.amr,
+        auth_time=user.auth_time, issued_at=now, expires_at=refresh_expiry(now, user.session_expires)))
+
+
+class S256Only(CodeChallenge):  # type: ignore[misc]
+    """PKCE with S256 only: ``plain`` and a missing method are refused."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        """Refuse an authorization request without a challenge at once (authlib only checks at the token)."""
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+server = AuthorizationServer()
+
+
+def config_oauth(app: Flask) -> None:
+    """Set up the authorization server on ``app``."""
+    server.init_app(app, query_client=query_client, save_token=save_token)
+    server.register_token_generator("default", generate_token)
+    server.register_grant(CodeGrant, [S256Only(required=True), OpenIDConnect(require_nonce=False)])
