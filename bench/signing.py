@@ -1,5 +1,5 @@
 """CPU per access token for each signing algorithm identity offers (RS256, PS256, ES256), in process:
-signing as identity does it (``klients_identity.tokens.issue_access_token``'s header, claims and key) and
+signing as identity does it (``klients_identity.oauth.tokens.issue_access_token``'s header, claims and key) and
 verifying as the gateway and the services do (``klients_common.auth.TokenVerifier.verify``, JWS parsing,
 key choice by ``kid``, signature and claim checks), with the token's size. No server, no database.
 
@@ -21,8 +21,8 @@ from joserfc.jwk import KeySet
 
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
 from klients_common.grants import Grant, Role, grants_claim, rights_for
-from klients_identity import keys
 from klients_identity.models import SigningKey
+from klients_identity.oauth import keys
 
 ISSUER = "https://id.klients.example.lv"
 AUDIENCE = "klients-api"

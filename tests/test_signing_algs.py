@@ -15,9 +15,10 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from klients_identity import keys
-from klients_identity.cli import add_client, main
+from klients_identity.cli import main
 from klients_identity.models import OAuthClient
+from klients_identity.oauth import keys
+from klients_identity.oauth.registration import add_client
 from tests.conftest import identity_session
 from tests.helpers import bearer
 from tests.oidc_helpers import ISSUER, REDIRECT, authorize, exchange, logged_in_browser, pkce, redirect_params, refresh
