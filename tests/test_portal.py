@@ -4,6 +4,7 @@ page, logout at identity too, the login start's rate limit, paying once per atte
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
@@ -215,6 +216,22 @@ def test_reading_answers_are_shown_in_words_with_the_confirmation_offered(househ
     refused = bills_only_browser.post(f"{PORTAL_URL}/c/{contract}/readings", data={
         "csrf": csrf_of(page), "meter": meter, "value": "1300"}, timeout=20)
     assert refused.status_code in (403, 404)
+
+
+def test_the_reading_window_is_shown_before_a_reading_is_sent(household):
+    from klients_metering.window import WindowRules, window_state
+
+    contract, _ = household
+    browser, landed = portal_login(((contract, "owner"),))
+    # The suite opens the window on today's date (Riga): open now, until the day before its exclusive end.
+    state = window_state(WindowRules(open_day=int(os.environ["READING_WINDOW_OPEN_DAY"])), datetime.now(UTC))
+    last_day = (datetime.fromisoformat(state["closes"]) - timedelta(seconds=1)).strftime("%d.%m.%Y")
+    for answer in (landed, browser.get(f"{PORTAL_URL}/c/{contract}/readings", timeout=20)):
+        window = re.search(r'id="reading-window" data-open="(\w+)">([^<]+)<', answer.text)
+        assert window, answer.text[:500]
+        assert window.group(1) == "true" and f"līdz {last_day}" in window.group(2)
+    _, page = portal_login(((contract, "subuser", "bills"),))
+    assert 'id="reading-window"' not in page.text and 'id="amount-due"' in page.text
 
 
 def test_the_persons_language_is_used_after_login_and_the_switch_is_on_every_page(household):

@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.after_request(_save_session)
     app.jinja_env.globals.update(t=i18n.text, t_or=i18n.text_or, csrf_token=csrf_token, fmt_money=i18n.money,
                                  fmt_date=i18n.date, fmt_datetime=i18n.datetime_, other_lang=i18n.other,
-                                 interval_label=_interval_label)
+                                 interval_label=_interval_label, window_days=i18n.window_days)
     app.context_processor(lambda: {"lang": g.get("lang", i18n.DEFAULT), "signed_in": _signed_in(),
                                    "person_name": _person_name()})
     app.register_error_handler(SessionExpired, _expired)
