@@ -56,7 +56,8 @@ as identity klients-identity migrate
 for svc in billing metering notifications; do as "$svc" "klients-$svc" migrate; done
 as billing klients-billing seed-demo
 as metering klients-metering seed-demo
-klients-portal migrate  # its session table (identity's migrate made its client and var/portal-client-secret)
+klients-portal migrate  # its session table (identity's migrate made its client and var/portal-client-secret;
+                        # this one makes var/portal-session-key, which encrypts the tokens in that table)
 
 # Development only: the providers we cannot reach from here, simulated with their real protocols.
 export SESSION_COOKIE_SECURE=false SIM_SMARTID_DELAY="${SIM_SMARTID_DELAY:-3}"

@@ -15,6 +15,7 @@ import requests
 from tests.helpers import csrf_of
 from tests.oidc_helpers import ISSUER
 from tests.portal_helpers import (
+    JWT,
     PORTAL_URL,
     assert_no_token,
     make_household,
@@ -121,6 +122,37 @@ def test_the_portal_refreshes_an_expired_access_token_itself(household):
     assert_no_token(answer, secrets_of(after))
 
 
+def test_the_session_table_holds_no_token_in_clear_and_an_older_key_still_opens_it(household):
+    from sqlalchemy import text
+
+    from tests.portal_helpers import cipher, portal_sessions
+
+    contract, _ = household
+    browser, _ = portal_login(((contract, "owner"),))
+    row = row_of(browser)
+    tokens = secrets_of(row)
+    assert len(tokens) == 3 and all(JWT.match(t) for t in tokens[::2])  # access and ID token are JWTs
+    with portal_sessions()() as db:
+        dump = "\n".join(str(tuple(r)) for r in db.execute(text("SELECT * FROM portal_sessions")))
+    assert row.id_hash in dump and not JWT.search(dump) and not any(t in dump for t in tokens)
+    # Rotation: the row sealed under the older key (second in PORTAL_SESSION_KEY) still opens; a refresh
+    # writes it back under the first.
+    new_key, old_key = os.environ["PORTAL_SESSION_KEY"].split(",")
+    old = cipher(old_key)
+    update_row(browser, **{c: old.encrypt(t, row=row.id_hash, column=c)
+                           for c, t in zip(("access_token", "refresh_token", "id_token"), tokens, strict=True)})
+    assert row_of(browser).access_token.split(".")[0] != row.access_token.split(".")[0]
+    assert 'id="amount-due"' in browser.get(f"{PORTAL_URL}/c/{contract}", timeout=20).text
+    update_row(browser, access_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert 'id="amount-due"' in browser.get(f"{PORTAL_URL}/c/{contract}", timeout=20).text
+    rotated = row_of(browser)
+    assert rotated.access_token.split(".")[0] == rotated.refresh_token.split(".")[0] == \
+        row.access_token.split(".")[0]
+    assert cipher(new_key).decrypt(rotated.refresh_token, row=row.id_hash, column="refresh_token")
+    # Sealed for one row, a token does not open in another.
+    assert cipher().decrypt(rotated.refresh_token, row="another-row", column="refresh_token") is None
+
+
 def test_an_ended_login_shows_the_session_expired_page_not_an_error(household):
     contract, _ = household
     browser, _ = portal_login(((contract, "owner"),))
@@ -144,7 +176,7 @@ def test_logout_ends_the_session_here_and_the_login_at_identity(household):
     contract, _ = household
     browser, page = portal_login(((contract, "owner"),))
     tokens = secrets_of(row_of(browser))
-    refresh_token = row_of(browser).refresh_token
+    refresh_token = tokens[1]  # access, refresh, ID token
     out = browser.post(f"{PORTAL_URL}/logout", data={"csrf": csrf_of(page)}, timeout=20)
     assert_no_token(out, tokens)  # the end-session redirect names the client, not the ID token
     assert out.url.startswith(f"{PORTAL_URL}/") and 'id="login"' in out.text

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.browser import shot
-from tests.portal_helpers import JWT, PORTAL_URL, make_household, session_rows
+from tests.portal_helpers import JWT, PORTAL_URL, make_household, secrets_of, session_rows
 
 pytestmark = pytest.mark.usefixtures("stack")
 HOLDER = "329999-99709"  # a Smart-ID DEMO account that holds no demo contract
@@ -47,7 +47,7 @@ def person(chromium: Browser) -> Iterator[tuple[Page, Seen]]:
     seen = Seen()
     page.on("response", seen.record)
     yield page, seen
-    tokens = [t for row in session_rows() for t in (row.access_token, row.refresh_token, row.id_token) if t]
+    tokens = [t for row in session_rows() for t in secrets_of(row)]
     for url, text in seen.answers:
         assert not JWT.search(text), url
         assert all(token not in text for token in tokens), url

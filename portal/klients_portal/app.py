@@ -25,6 +25,7 @@ from klients_common.web import harden
 
 from . import i18n
 from .api import Api, ServiceUnavailable, SessionExpired
+from .crypto import TokenCipher
 from .oidc import IssuerError, OidcClient
 from .settings import Settings
 from .store import COOKIE, BrowserSession, Store
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = make_engine(settings.database_url)
     store = Store(sessionmaker(engine, expire_on_commit=False),
                   idle=timedelta(minutes=settings.session_idle_minutes),
-                  lifetime=timedelta(hours=settings.session_hours))
+                  lifetime=timedelta(hours=settings.session_hours), cipher=TokenCipher(settings.session_keys))
     oidc = OidcClient(settings.issuer, settings.client_id, settings.client_secret, settings.redirect_uri,
                       timeout=settings.api_timeout, http=http)
     app.extensions["klients_portal_store"] = store

@@ -13,6 +13,8 @@
 | ``PORTAL_API_URL`` | ``http://127.0.0.1:8000`` | the gateway; the portal calls only its public ``/api/v1`` |
 | ``PORTAL_API_TIMEOUT`` | ``10`` | seconds to wait for the gateway or the issuer |
 | ``PORTAL_DATABASE_URL`` | SQLite ``var/portal.db`` | the session table (PostgreSQL when several replicas serve) |
+| ``PORTAL_SESSION_KEY`` | the file ``PORTAL_SESSION_KEY_FILE`` | the keys the session table's tokens are encrypted with (AES-256-GCM; 32 bytes of URL-safe base64 each, ``klients-portal new-session-key``), space or comma separated: the first encrypts, all decrypt (rotation). Every replica needs the same |
+| ``PORTAL_SESSION_KEY_FILE`` | ``var/portal-session-key`` | where a single-machine portal keeps a key it made itself when none is configured |
 | ``PORTAL_SESSION_IDLE_MINUTES`` | ``30`` | a session unused this long has expired |
 | ``PORTAL_SESSION_HOURS`` | ``8`` | a session ends this long after it began, whatever happens (the login's own limit) |
 | ``SESSION_COOKIE_SECURE`` | ``true`` | the cookie's ``Secure`` flag; ``false`` only for local http development |
@@ -24,6 +26,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,6 +52,7 @@ class Settings:
     trusted_proxies: int
     max_request_bytes: int
     payment_origins: tuple[str, ...] = ()
+    session_keys: tuple[str, ...] = ()
 
     @property
     def redirect_uri(self) -> str:
@@ -79,6 +83,7 @@ class Settings:
             max_request_bytes=env_int("MAX_REQUEST_BYTES", 64 * 1024),
             payment_origins=tuple(env_str("PORTAL_PAYMENT_ORIGINS", _origin(
                 env_str("PAYMENT_PROVIDER_URL", "http://127.0.0.1:8090"))).split()),
+            session_keys=session_keys(),
         )
 
 
@@ -115,3 +120,25 @@ def client_secret() -> str:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def session_keys() -> tuple[str, ...]:
+    """Return the keys of ``PORTAL_SESSION_KEY`` (the first encrypts); without it, the key in
+    ``PORTAL_SESSION_KEY_FILE``, made (mode 0600) on first use: right for one machine (``make run``), while
+    replicas must share a configured key."""
+    configured = tuple(k for k in env_str("PORTAL_SESSION_KEY", "").replace(",", " ").split() if k)
+    if configured:
+        return configured
+    path = Path(env_str("PORTAL_SESSION_KEY_FILE", str(var_dir() / "portal-session-key")))
+    if not path.exists():
+        from .crypto import new_key
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker made it meanwhile
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(new_key() + "\n")
+    return tuple(path.read_text().split())
