@@ -33,7 +33,6 @@ fi
 # Keycloak-fronted mode (PORTAL_TOKEN_ISSUER=keycloak, docs/keycloak-fronted.md): the portal realm brokers to
 # identity and issues the portal's tokens, which the gateway and services must then trust as well.
 if [ "${PORTAL_TOKEN_ISSUER:-identity}" = keycloak ]; then
-  "$PY" deploy/keycloak/portal_realm.py
   if [ -z "${TOKEN_ISSUERS:-}" ]; then
     TOKEN_ISSUERS="$("$PY" -c 'import json, os
 realm = "http://127.0.0.1:8080/realms/" + os.environ.get("PORTAL_REALM", "klients-portal")
@@ -53,6 +52,9 @@ as() { local c=$1; shift; env AMQP_URI="$(klients-bus uri "$c")" "$@"; }  # as C
 say "migrating and seeding"
 export PAYMENT_RETURN_URL="${PAYMENT_RETURN_URL:-http://127.0.0.1:3000/payment-done}"  # the portal's return page
 as identity klients-identity migrate
+# The portal realm after identity's migrate: its client for the portal (klients-portal-web) takes the secret
+# that migrate wrote to var/portal-client-secret.
+if [ "${PORTAL_TOKEN_ISSUER:-identity}" = keycloak ]; then "$PY" deploy/keycloak/portal_realm.py; fi
 for svc in billing metering notifications; do as "$svc" "klients-$svc" migrate; done
 as billing klients-billing seed-demo
 as metering klients-metering seed-demo

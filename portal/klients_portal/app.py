@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                   idle=timedelta(minutes=settings.session_idle_minutes),
                   lifetime=timedelta(hours=settings.session_hours), cipher=TokenCipher(settings.session_keys))
     oidc = OidcClient(settings.issuer, settings.client_id, settings.client_secret, settings.redirect_uri,
-                      timeout=settings.api_timeout, http=http)
+                      timeout=settings.api_timeout, http=http, scope=settings.scope, idp_hint=settings.idp_hint)
     app.extensions["klients_portal_store"] = store
     app.extensions["klients_portal_oidc"] = oidc
     app.extensions["klients_portal_api"] = Api(settings.api_url, settings.api_timeout, http, oidc, store)

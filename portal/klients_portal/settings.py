@@ -7,7 +7,9 @@
 | ``PORTAL_WORKERS`` / ``PORTAL_THREADS`` | ``2`` / ``8`` | gunicorn workers and threads per worker |
 | ``PORTAL_TOKEN_ISSUER`` | ``identity`` | who issues the portal's tokens: ``identity`` (at ``IDENTITY_ISSUER``) or ``keycloak`` (the realm ``PORTAL_REALM`` at ``KEYCLOAK_URL``) |
 | ``PORTAL_ISSUER`` | from ``PORTAL_TOKEN_ISSUER`` | the issuer URL itself (its discovery document names every endpoint) |
-| ``PORTAL_CLIENT_ID`` | ``klients-portal-web`` | the portal's confidential client at the issuer |
+| ``PORTAL_CLIENT_ID`` | ``klients-portal-web`` | the portal's confidential client at the issuer (identity's, or the portal realm's of the same name) |
+| ``PORTAL_SCOPE`` | ``openid profile email offline_access``; with Keycloak ``openid`` | the scopes asked for (the portal realm's client offers only identity's claim layout) |
+| ``PORTAL_IDP_HINT`` | with Keycloak ``klients-identity`` | sent as ``kc_idp_hint``: Keycloak goes straight on to identity's login methods |
 | ``PORTAL_CLIENT_SECRET`` | the file ``PORTAL_CLIENT_SECRET_FILE`` | its secret (``client_secret_basic``) |
 | ``PORTAL_CLIENT_SECRET_FILE`` | ``var/portal-client-secret`` | where ``klients-identity migrate`` wrote the secret when none was configured |
 | ``PORTAL_API_URL`` | ``http://127.0.0.1:8000`` | the gateway; the portal calls only its public ``/api/v1`` |
@@ -53,6 +55,8 @@ class Settings:
     max_request_bytes: int
     payment_origins: tuple[str, ...] = ()
     session_keys: tuple[str, ...] = ()
+    scope: str = "openid profile email offline_access"
+    idp_hint: str = ""
 
     @property
     def redirect_uri(self) -> str:
@@ -84,6 +88,8 @@ class Settings:
             payment_origins=tuple(env_str("PORTAL_PAYMENT_ORIGINS", _origin(
                 env_str("PAYMENT_PROVIDER_URL", "http://127.0.0.1:8090"))).split()),
             session_keys=session_keys(),
+            scope=env_str("PORTAL_SCOPE", "openid" if keycloak() else "openid profile email offline_access"),
+            idp_hint=env_str("PORTAL_IDP_HINT", "klients-identity" if keycloak() else ""),
         )
 
 
@@ -92,14 +98,19 @@ def portal_url() -> str:
     return env_str("PORTAL_URL", "http://127.0.0.1:3000").rstrip("/")
 
 
+def keycloak() -> bool:
+    """Whether Keycloak's portal realm issues the portal's tokens (``PORTAL_TOKEN_ISSUER=keycloak``)."""
+    return env_str("PORTAL_TOKEN_ISSUER", "identity") == "keycloak"
+
+
 def issuer() -> str:
     """Return the issuer of the portal's tokens (``PORTAL_ISSUER``, else from ``PORTAL_TOKEN_ISSUER``)."""
     explicit = env_str("PORTAL_ISSUER", "")
     if explicit:
         return explicit.rstrip("/")
-    if env_str("PORTAL_TOKEN_ISSUER", "identity") == "keycloak":
-        keycloak = env_str("KEYCLOAK_URL", "http://127.0.0.1:8080").rstrip("/")
-        return f"{keycloak}/realms/{env_str('PORTAL_REALM', 'klients-portal')}"
+    if keycloak():
+        keycloak_url = env_str("KEYCLOAK_URL", "http://127.0.0.1:8080").rstrip("/")
+        return f"{keycloak_url}/realms/{env_str('PORTAL_REALM', 'klients-portal')}"
     return env_str("IDENTITY_ISSUER", IDENTITY_URL_DEFAULT).rstrip("/")
 
 
