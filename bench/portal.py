@@ -1,5 +1,6 @@
-"""The portal's overview page for a logged-in person (server-side tokens; one gateway call per panel, fetched
-concurrently): p50/p99 sequentially, and requests/s with 32 clients, each its own person and session."""
+"""The portal's overview page for a logged-in person (server-side, encrypted tokens; one gateway call, the
+overview endpoint, which asks billing and metering at once): p50/p99 sequentially, and requests/s with 32
+clients, each its own person and session."""
 
 from __future__ import annotations
 

@@ -33,7 +33,6 @@ fi
 # Keycloak-fronted mode (PORTAL_TOKEN_ISSUER=keycloak, docs/keycloak-fronted.md): the portal realm brokers to
 # identity and issues the portal's tokens, which the gateway and services must then trust as well.
 if [ "${PORTAL_TOKEN_ISSUER:-identity}" = keycloak ]; then
-  "$PY" deploy/keycloak/portal_realm.py
   if [ -z "${TOKEN_ISSUERS:-}" ]; then
     TOKEN_ISSUERS="$("$PY" -c 'import json, os
 realm = "http://127.0.0.1:8080/realms/" + os.environ.get("PORTAL_REALM", "klients-portal")
@@ -53,10 +52,14 @@ as() { local c=$1; shift; env AMQP_URI="$(klients-bus uri "$c")" "$@"; }  # as C
 say "migrating and seeding"
 export PAYMENT_RETURN_URL="${PAYMENT_RETURN_URL:-http://127.0.0.1:3000/payment-done}"  # the portal's return page
 as identity klients-identity migrate
+# The portal realm after identity's migrate: its client for the portal (klients-portal-web) takes the secret
+# that migrate wrote to var/portal-client-secret.
+if [ "${PORTAL_TOKEN_ISSUER:-identity}" = keycloak ]; then "$PY" deploy/keycloak/portal_realm.py; fi
 for svc in billing metering notifications; do as "$svc" "klients-$svc" migrate; done
 as billing klients-billing seed-demo
 as metering klients-metering seed-demo
-klients-portal migrate  # its session table (identity's migrate made its client and var/portal-client-secret)
+klients-portal migrate  # its session table (identity's migrate made its client and var/portal-client-secret;
+                        # this one makes var/portal-session-key, which encrypts the tokens in that table)
 
 # Development only: the providers we cannot reach from here, simulated with their real protocols.
 export SESSION_COOKIE_SECURE=false SIM_SMARTID_DELAY="${SIM_SMARTID_DELAY:-3}"

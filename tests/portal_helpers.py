@@ -70,9 +70,18 @@ def portal_login(grants: tuple[tuple[str, ...], ...] = (("LVG-100001", "owner"),
     return browser, landed
 
 
+def cipher(*keys: str) -> Any:
+    """The portal's token cipher with ``keys`` (by default its configured ones)."""
+    from klients_portal.crypto import TokenCipher
+
+    return TokenCipher(keys or tuple(os.environ["PORTAL_SESSION_KEY"].split(",")))
+
+
 def secrets_of(row: Any) -> list[str]:
-    """The tokens a session row holds (what must never reach the browser)."""
-    return [t for t in (row.access_token, row.refresh_token, row.id_token) if t]
+    """The tokens a session row holds, decrypted (what must never reach the browser)."""
+    opened = (cipher().decrypt(getattr(row, c), row=row.id_hash, column=c)
+              for c in ("access_token", "refresh_token", "id_token"))
+    return [t for t in opened if t]
 
 
 def assert_no_token(response: requests.Response, tokens: list[str]) -> None:

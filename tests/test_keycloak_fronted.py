@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
@@ -78,16 +79,17 @@ def _follow(browser: requests.Session, response: requests.Response) -> requests.
     return response
 
 
-def broker(personal_code: str) -> tuple[requests.Session, str, str, requests.Response | str]:
+def broker(personal_code: str, start: str | None = None) -> tuple[requests.Session, str, str, requests.Response | str]:
     """Walk portal → Keycloak → identity → Smart-ID simulator → back as a browser; return the browser, the
-    state and PKCE verifier sent, and where it ended: the portal's callback URL, or the page it stopped on."""
+    state and PKCE verifier sent, and where it ended: the portal's callback URL, or the page it stopped on.
+    With ``start`` (a client portal's /login) the walk starts there and goes on through its callback."""
     browser = requests.Session()
     # Each login from its own (documentation-range) address: identity limits login attempts per address,
     # and the suite logs in from one machine many times a minute.
     browser.headers["X-Forwarded-For"] = f"198.51.100.{secrets.randbelow(250) + 1}"
     verifier, challenge = pkce()
     state = secrets.token_urlsafe(12)
-    page = _follow(browser, browser.get(f"{OIDC}/auth?" + urlencode({
+    page = _follow(browser, browser.get(start or f"{OIDC}/auth?" + urlencode({
         "client_id": portal_realm.PORTAL_CLIENT, "redirect_uri": REDIRECT, "response_type": "code",
         "scope": "openid", "state": state, "code_challenge": challenge, "code_challenge_method": "S256",
         "kc_idp_hint": portal_realm.IDP_ALIAS}), allow_redirects=False, timeout=15))
@@ -327,3 +329,37 @@ def _wait_down() -> None:
         return False
 
     wait_until("Keycloak to stop", down, timeout=60)
+
+
+KEYCLOAK_PORTAL = "http://127.0.0.1:18301"  # a second client portal, in the Keycloak-fronted mode
+
+
+@pytest.fixture(scope="module")
+def keycloak_portal(fronted, stack):
+    """The client portal with PORTAL_TOKEN_ISSUER=keycloak (its client klients-portal-web in the realm)."""
+    stack.start("portal-keycloak", str(BIN / "klients-portal"), "serve", "--bind", "127.0.0.1:18301", "--workers",
+                "1", "--threads", "4", env={"PORTAL_TOKEN_ISSUER": "keycloak", "PORTAL_URL": KEYCLOAK_PORTAL})
+    wait_until("the Keycloak-mode portal", lambda: requests.get(f"{KEYCLOAK_PORTAL}/healthz", timeout=1).ok)
+    yield KEYCLOAK_PORTAL
+    stack.stop("portal-keycloak")
+
+
+def test_the_client_portal_logs_in_through_keycloak_brokered_to_identity_and_shows_the_overview(
+        keycloak_portal, new_contract, new_meter, billing_sessions):
+    from tests.portal_helpers import make_household
+
+    contract, _ = make_household(new_contract, new_meter, billing_sessions, personal_code=HOLDER)
+    browser, _, _, landed = broker(HOLDER, start=f"{keycloak_portal}/login?next=/c/{contract}")
+    assert not isinstance(landed, str)
+    assert landed.status_code == 200 and landed.url == f"{keycloak_portal}/c/{contract}", landed.url
+    assert 'id="amount-due"' in landed.text and 'id="reading-window"' in landed.text
+    assert not re.search(r"eyJ[A-Za-z0-9_-]{8,}\.", landed.text)
+    # The portal holds Keycloak's tokens (issuer: the portal realm), and refreshes them at Keycloak.
+    from tests.portal_helpers import row_of, secrets_of, update_row
+
+    access, refresh_token, _ = secrets_of(row_of(browser))
+    assert keycloak_claims(access)["iss"] == REALM_URL
+    update_row(browser, access_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    again = browser.get(f"{keycloak_portal}/c/{contract}", timeout=20)
+    assert again.status_code == 200 and 'id="amount-due"' in again.text
+    assert secrets_of(row_of(browser))[1] != refresh_token

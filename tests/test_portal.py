@@ -4,6 +4,7 @@ page, logout at identity too, the login start's rate limit, paying once per atte
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
@@ -14,6 +15,7 @@ import requests
 from tests.helpers import csrf_of
 from tests.oidc_helpers import ISSUER
 from tests.portal_helpers import (
+    JWT,
     PORTAL_URL,
     assert_no_token,
     make_household,
@@ -120,6 +122,37 @@ def test_the_portal_refreshes_an_expired_access_token_itself(household):
     assert_no_token(answer, secrets_of(after))
 
 
+def test_the_session_table_holds_no_token_in_clear_and_an_older_key_still_opens_it(household):
+    from sqlalchemy import text
+
+    from tests.portal_helpers import cipher, portal_sessions
+
+    contract, _ = household
+    browser, _ = portal_login(((contract, "owner"),))
+    row = row_of(browser)
+    tokens = secrets_of(row)
+    assert len(tokens) == 3 and all(JWT.match(t) for t in tokens[::2])  # access and ID token are JWTs
+    with portal_sessions()() as db:
+        dump = "\n".join(str(tuple(r)) for r in db.execute(text("SELECT * FROM portal_sessions")))
+    assert row.id_hash in dump and not JWT.search(dump) and not any(t in dump for t in tokens)
+    # Rotation: the row sealed under the older key (second in PORTAL_SESSION_KEY) still opens; a refresh
+    # writes it back under the first.
+    new_key, old_key = os.environ["PORTAL_SESSION_KEY"].split(",")
+    old = cipher(old_key)
+    update_row(browser, **{c: old.encrypt(t, row=row.id_hash, column=c)
+                           for c, t in zip(("access_token", "refresh_token", "id_token"), tokens, strict=True)})
+    assert row_of(browser).access_token.split(".")[0] != row.access_token.split(".")[0]
+    assert 'id="amount-due"' in browser.get(f"{PORTAL_URL}/c/{contract}", timeout=20).text
+    update_row(browser, access_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert 'id="amount-due"' in browser.get(f"{PORTAL_URL}/c/{contract}", timeout=20).text
+    rotated = row_of(browser)
+    assert rotated.access_token.split(".")[0] == rotated.refresh_token.split(".")[0] == \
+        row.access_token.split(".")[0]
+    assert cipher(new_key).decrypt(rotated.refresh_token, row=row.id_hash, column="refresh_token")
+    # Sealed for one row, a token does not open in another.
+    assert cipher().decrypt(rotated.refresh_token, row="another-row", column="refresh_token") is None
+
+
 def test_an_ended_login_shows_the_session_expired_page_not_an_error(household):
     contract, _ = household
     browser, _ = portal_login(((contract, "owner"),))
@@ -143,7 +176,7 @@ def test_logout_ends_the_session_here_and_the_login_at_identity(household):
     contract, _ = household
     browser, page = portal_login(((contract, "owner"),))
     tokens = secrets_of(row_of(browser))
-    refresh_token = row_of(browser).refresh_token
+    refresh_token = tokens[1]  # access, refresh, ID token
     out = browser.post(f"{PORTAL_URL}/logout", data={"csrf": csrf_of(page)}, timeout=20)
     assert_no_token(out, tokens)  # the end-session redirect names the client, not the ID token
     assert out.url.startswith(f"{PORTAL_URL}/") and 'id="login"' in out.text
@@ -215,6 +248,22 @@ def test_reading_answers_are_shown_in_words_with_the_confirmation_offered(househ
     refused = bills_only_browser.post(f"{PORTAL_URL}/c/{contract}/readings", data={
         "csrf": csrf_of(page), "meter": meter, "value": "1300"}, timeout=20)
     assert refused.status_code in (403, 404)
+
+
+def test_the_reading_window_is_shown_before_a_reading_is_sent(household):
+    from klients_metering.window import WindowRules, window_state
+
+    contract, _ = household
+    browser, landed = portal_login(((contract, "owner"),))
+    # The suite opens the window on today's date (Riga): open now, until the day before its exclusive end.
+    state = window_state(WindowRules(open_day=int(os.environ["READING_WINDOW_OPEN_DAY"])), datetime.now(UTC))
+    last_day = (datetime.fromisoformat(state["closes"]) - timedelta(seconds=1)).strftime("%d.%m.%Y")
+    for answer in (landed, browser.get(f"{PORTAL_URL}/c/{contract}/readings", timeout=20)):
+        window = re.search(r'id="reading-window" data-open="(\w+)">([^<]+)<', answer.text)
+        assert window, answer.text[:500]
+        assert window.group(1) == "true" and f"līdz {last_day}" in window.group(2)
+    _, page = portal_login(((contract, "subuser", "bills"),))
+    assert 'id="reading-window"' not in page.text and 'id="amount-due"' in page.text
 
 
 def test_the_persons_language_is_used_after_login_and_the_switch_is_on_every_page(household):

@@ -42,8 +42,9 @@ def test_a_revoked_grant_is_refused_within_a_second_by_every_service(rpc, mint, 
     wait_until("billing to refuse", lambda: refused(rpc, "billing", "get_contract", "LVG-100001", token), timeout=5)
     wait_until("metering to refuse", lambda: refused(rpc, "metering", "list_meters", "LVG-100001", token), timeout=5)
     assert time.monotonic() - started < 1.5
-    response = gateway.get("/api/v1/contracts/LVG-100001", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 404
+    for path in ("/api/v1/contracts/LVG-100001", "/api/v1/contracts/LVG-100001/overview"):
+        response = gateway.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 404, path
     assert not refused(rpc, "billing", "get_contract", "LVG-100002", token)  # the other grant stands
     # Lists honour it too: the contract list and /me leave the revoked contract out.
     listed = rpc.call("billing", "list_contracts", context={"authorization": f"Bearer {token}"})

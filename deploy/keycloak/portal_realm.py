@@ -13,8 +13,12 @@ id: the username), ``acr``/``amr`` (identity's, kept as session notes), ``auth_t
 ``klients-api`` — the claim layout identity uses, so billing, metering and the gateway enforce the same
 claim whichever issuer signed it.
 
-The portal client's back-channel logout URL is identity's ``/backchannel-logout/portal``: every end of a portal
-session (sign-out, the console's Sign out, expiry) ends the person's logins at identity too.
+Two clients carry those claims: ``klients-portal`` (public, PKCE) and ``klients-portal-web``, the client
+portal's own (``portal/``, ``PORTAL_TOKEN_ISSUER=keycloak``): confidential (``client_secret_basic`` with the
+portal's ``PORTAL_CLIENT_SECRET``), PKCE S256, redirect URI ``<PORTAL_URL>/callback``, post-logout URI
+``<PORTAL_URL>/``. Both clients' back-channel logout URL is identity's ``/backchannel-logout/portal``: every
+end of a portal session (sign-out, the console's Sign out, expiry) ends the person's logins at identity too
+(and the portal's session ends at its next refresh, which Keycloak then refuses).
 
 Run ``python deploy/keycloak/portal_realm.py``. Each run compares the realm with this file and changes only
 what differs (it prints what it changed: nothing on a second run); a realm edited by hand is brought back.
@@ -28,6 +32,8 @@ what differs (it prints what it changed: nothing on a second run); a realm edite
 | ``KEYCLOAK_BROKER_SECRET`` | dev secret of Keycloak's client ``keycloak-broker`` at identity |
 | ``KEYCLOAK_SYNC_SECRET`` | dev secret of identity's service account ``klients-identity-sync`` here |
 | ``PORTAL_REDIRECT_URIS`` | ``http://127.0.0.1:3000/callback`` |
+| ``PORTAL_WEB_REDIRECT_URIS`` | ``<PORTAL_URL>/callback`` (``http://127.0.0.1:3000/callback``) |
+| ``PORTAL_CLIENT_SECRET`` | the file ``<KLIENTS_VAR_DIR>/portal-client-secret`` (the portal's secret at identity) |
 | ``SMTP_HOST`` / ``SMTP_PORT`` | ``127.0.0.1`` / ``8025`` |
 """
 
@@ -35,7 +41,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from keycloak import KeycloakAdmin
@@ -45,6 +51,7 @@ from staff_realm import admin_client
 
 IDP_ALIAS = "klients-identity"
 PORTAL_CLIENT = "klients-portal"
+PORTAL_WEB_CLIENT = "klients-portal-web"  # the portal (portal/, a server-side app): confidential
 SYNC_CLIENT = "klients-identity-sync"
 BROKER_CLIENT = "keycloak-broker"  # Keycloak's client id at identity
 API_AUDIENCE = "klients-api"
@@ -64,6 +71,8 @@ class PortalRealm:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     extra_attributes: tuple[str, ...] = field(default=())
+    web_redirect_uris: tuple[str, ...] = ("http://127.0.0.1:3000/callback",)
+    web_secret: str = ""  # empty: the portal's own (read when the realm is provisioned)
 
     @classmethod
     def from_env(cls) -> PortalRealm:
@@ -76,6 +85,8 @@ class PortalRealm:
             redirect_uris=tuple(os.environ.get("PORTAL_REDIRECT_URIS", "http://127.0.0.1:3000/callback").split()),
             smtp_host=os.environ.get("SMTP_HOST", "127.0.0.1"),
             smtp_port=int(os.environ.get("SMTP_PORT", "8025")),
+            web_redirect_uris=tuple(os.environ.get("PORTAL_WEB_REDIRECT_URIS", os.environ.get(
+                "PORTAL_URL", "http://127.0.0.1:3000").rstrip("/") + "/callback").split()),
         )
 
     def issuer(self, keycloak_url: str) -> str:
@@ -85,6 +96,19 @@ class PortalRealm:
     def broker_redirect_uri(self, keycloak_url: str) -> str:
         """Return where identity sends the browser back to Keycloak (register it at identity)."""
         return f"{self.issuer(keycloak_url)}/broker/{IDP_ALIAS}/endpoint"
+
+
+def _portal_secret() -> str:
+    """The portal's client secret: ``PORTAL_CLIENT_SECRET``, else the file identity's ``migrate`` wrote."""
+    configured = os.environ.get("PORTAL_CLIENT_SECRET", "")
+    if configured:
+        return configured
+    var = os.environ.get("KLIENTS_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "var"))
+    path = os.path.join(var, "portal-client-secret")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as secret:
+        return secret.read().strip()
 
 
 def covers(desired: Any, current: Any) -> bool:
@@ -165,6 +189,16 @@ def portal_client(spec: PortalRealm) -> dict[str, Any]:
                        "backchannel.logout.session.required": "true",
                        "backchannel.logout.revoke.offline.tokens": "false"},
     }
+
+
+def portal_web_client(spec: PortalRealm) -> dict[str, Any]:
+    """The client portal's confidential client: code flow with PKCE S256 and the portal's secret; the same
+    back-channel logout to identity as the public client."""
+    public = portal_client(replace(spec, redirect_uris=spec.web_redirect_uris))
+    return {**public, "clientId": PORTAL_WEB_CLIENT, "name": "Klients client portal (server)",
+            "publicClient": False, "clientAuthenticatorType": "client-secret",
+            "secret": spec.web_secret or _portal_secret(),
+            "webOrigins": []}
 
 
 def claim(name: str, kind: str, config: dict[str, str]) -> dict[str, Any]:
@@ -303,16 +337,17 @@ class Reconciler:
                 self.changes.append(f"idp mapper {mapper['name']} settings")
 
     def clients(self) -> None:
-        portal = self._client(portal_client(self.spec))
-        self._mappers(portal, portal_mappers())
-        # Only our claims: Keycloak's own sub/acr/profile/email claims would clash with identity's layout.
-        for scope in self.admin.get_client_default_client_scopes(portal):
-            if scope["name"] in ("basic", "acr", "profile", "email", "roles", "web-origins"):
-                self.admin.delete_client_default_client_scope(portal, scope["id"])
-                self.changes.append(f"portal client: default scope {scope['name']} removed")
-        for scope in self.admin.get_client_optional_client_scopes(portal):
-            self.admin.delete_client_optional_client_scope(portal, scope["id"])
-            self.changes.append(f"portal client: optional scope {scope['name']} removed")
+        for desired in (portal_client(self.spec), portal_web_client(self.spec)):
+            portal = self._client(desired)
+            self._mappers(portal, portal_mappers())
+            # Only our claims: Keycloak's own sub/acr/profile/email claims would clash with identity's layout.
+            for scope in self.admin.get_client_default_client_scopes(portal):
+                if scope["name"] in ("basic", "acr", "profile", "email", "roles", "web-origins"):
+                    self.admin.delete_client_default_client_scope(portal, scope["id"])
+                    self.changes.append(f"{desired['clientId']}: default scope {scope['name']} removed")
+            for scope in self.admin.get_client_optional_client_scopes(portal):
+                self.admin.delete_client_optional_client_scope(portal, scope["id"])
+                self.changes.append(f"{desired['clientId']}: optional scope {scope['name']} removed")
         sync = self._client(sync_client(self.spec))
         service_user = self.admin.get_client_service_account_user(sync)
         management = self.admin.get_client_id("realm-management")

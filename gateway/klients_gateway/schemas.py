@@ -140,3 +140,19 @@ ACTIVITY = obj({"users": {"type": "array", "items": USER}, "events": {"type": "a
     "actor_role": {"type": ["string", "null"]}, "subject": {"type": "string"}, "detail": {"type": "object"}},
     closed=False)}}, closed=False)
 UNSUBSCRIBED = obj({"email": {"type": "string"}, "reminders": {"const": "off"}}, closed=False)
+READING_WINDOW = obj({
+    "open": {"type": "boolean", "description": "whether readings are accepted now"},
+    "period": {"type": "string", "description": "the month the window belongs to (YYYY-MM)"},
+    "opens": DATETIME, "closes": {**DATETIME, "description": "exclusive: the window ends just before it"}},
+    ("open", "period", "opens", "closes"), closed=False,
+    description="The window open now (open: true, until closes), else the next one (Europe/Riga, Latvian "
+                "holidays counted).")
+OVERVIEW = obj({
+    "contract": CONTRACT,
+    "rights": {"type": "array", "items": RIGHT, "description": "the caller's rights on this contract"},
+    "balance": {**BALANCE, "properties": {**BALANCE["properties"], "next_due_date": NULLABLE_DATE}},
+    "meters": {"type": "array", "items": {**METER, "properties": {**METER["properties"], "last_reading": {
+        "anyOf": [READING, {"type": "null"}]}}}, "description": "only with meters:read"},
+    "reading_window": {**READING_WINDOW,
+                       "description": "only with meters:read; " + READING_WINDOW["description"]},
+}, ("contract", "rights", "balance"), closed=False)

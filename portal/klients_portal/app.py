@@ -25,6 +25,7 @@ from klients_common.web import harden
 
 from . import i18n
 from .api import Api, ServiceUnavailable, SessionExpired
+from .crypto import TokenCipher
 from .oidc import IssuerError, OidcClient
 from .settings import Settings
 from .store import COOKIE, BrowserSession, Store
@@ -53,9 +54,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = make_engine(settings.database_url)
     store = Store(sessionmaker(engine, expire_on_commit=False),
                   idle=timedelta(minutes=settings.session_idle_minutes),
-                  lifetime=timedelta(hours=settings.session_hours))
+                  lifetime=timedelta(hours=settings.session_hours), cipher=TokenCipher(settings.session_keys))
     oidc = OidcClient(settings.issuer, settings.client_id, settings.client_secret, settings.redirect_uri,
-                      timeout=settings.api_timeout, http=http)
+                      timeout=settings.api_timeout, http=http, scope=settings.scope, idp_hint=settings.idp_hint)
     app.extensions["klients_portal_store"] = store
     app.extensions["klients_portal_oidc"] = oidc
     app.extensions["klients_portal_api"] = Api(settings.api_url, settings.api_timeout, http, oidc, store)
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.after_request(_save_session)
     app.jinja_env.globals.update(t=i18n.text, t_or=i18n.text_or, csrf_token=csrf_token, fmt_money=i18n.money,
                                  fmt_date=i18n.date, fmt_datetime=i18n.datetime_, other_lang=i18n.other,
-                                 interval_label=_interval_label)
+                                 interval_label=_interval_label, window_days=i18n.window_days)
     app.context_processor(lambda: {"lang": g.get("lang", i18n.DEFAULT), "signed_in": _signed_in(),
                                    "person_name": _person_name()})
     app.register_error_handler(SessionExpired, _expired)

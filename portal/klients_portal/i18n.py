@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import date as date_type
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -166,6 +166,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "reading_accepted": ("Rādījums {value} m³ ir saņemts. Paldies!", "Reading {value} m³ received. Thank you!"),
     "reading_flagged": ("Rādījums ir saņemts; tas ir neparasti augsts, tāpēc mūsu speciālists to pārbaudīs.",
                         "The reading was received; as it is unusually high, our staff will check it."),
+    "reading_window": ("Rādījumu periods", "Reading window"),
+    "window_open": ("Rādījumus pieņem tagad, līdz {closes} (ieskaitot).",
+                    "Readings are accepted now, until {closes} (inclusive)."),
+    "window_next": ("Rādījumus tagad nepieņem. Nākamais periods: {opens} – {closes}.",
+                    "Readings are not accepted now. The next window: {opens} – {closes}."),
     "outside_window": ("Rādījumus pieņem no katra mēneša 27. datuma līdz nākamā mēneša pirmās darba dienas "
                        "beigām. Nākamais periods: {opens} – {closes}.",
                        "Readings are accepted from the 27th of each month until the end of the next month's "
@@ -332,3 +337,15 @@ def datetime_(value: Any) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(RIGA)
     return moment.strftime("%d.%m.%Y %H:%M") if current() == "lv" else moment.strftime("%Y-%m-%d %H:%M")
+
+
+def window_days(window: dict[str, Any] | None) -> dict[str, str]:
+    """A reading window's first and last day (its ``closes`` is exclusive: the day before it is the last)."""
+    if not window:
+        return {}
+    try:
+        opens = datetime.fromisoformat(str(window["opens"])).astimezone(RIGA)
+        closes = datetime.fromisoformat(str(window["closes"])).astimezone(RIGA) - timedelta(seconds=1)
+    except (KeyError, ValueError):
+        return {}
+    return {"opens": date(opens.date()), "closes": date(closes.date())}

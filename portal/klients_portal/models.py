@@ -1,6 +1,6 @@
 """The portal's tables: server-side sessions (the browser holds only a random id, its SHA-256 is the key
-here; tokens, the login in progress, CSRF secret and payment attempts live in the row) and rate-limit
-counters (``klients_common.ratelimit``: every replica counts together)."""
+here; the tokens, encrypted (``crypto``), the login in progress, CSRF secret and payment attempts live in the
+row) and rate-limit counters (``klients_common.ratelimit``: every replica counts together)."""
 
 from __future__ import annotations
 

@@ -50,8 +50,11 @@ class OidcClient:
     """The portal's client at its issuer."""
 
     def __init__(self, issuer: str, client_id: str, client_secret: str, redirect_uri: str, *,
-                 timeout: float, http: requests.Session) -> None:
+                 timeout: float, http: requests.Session, scope: str = "openid profile email offline_access",
+                 idp_hint: str = "") -> None:
         self.issuer = issuer
+        self.scope = scope
+        self.idp_hint = idp_hint  # Keycloak's kc_idp_hint: straight on to the brokered issuer's login
         self.client_id = client_id
         self.client_secret = client_secret
         self.redirect_uri = redirect_uri
@@ -82,8 +85,10 @@ class OidcClient:
         verifier, challenge = pkce()
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         params = {"client_id": self.client_id, "redirect_uri": self.redirect_uri, "response_type": "code",
-                  "scope": "openid profile email offline_access", "state": state, "nonce": nonce,
+                  "scope": self.scope, "state": state, "nonce": nonce,
                   "code_challenge": challenge, "code_challenge_method": "S256", "ui_locales": lang}
+        if self.idp_hint:
+            params["kc_idp_hint"] = self.idp_hint
         if acr_values:
             params["acr_values"] = acr_values
         if max_age is not None:

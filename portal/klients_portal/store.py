@@ -4,7 +4,8 @@ database (``PortalSession``), so any replica serves any request.
 - A session is made when the portal first needs to remember something (a login started, a CSRF secret for a
   form, the language chosen); a new id is issued at login (no fixation) and the row is deleted at logout.
 - It ends after ``PORTAL_SESSION_IDLE_MINUTES`` unused, and ``PORTAL_SESSION_HOURS`` after it began.
-- Tokens sit in their own columns and are changed only under the row's lock (``SELECT ... FOR UPDATE``, and
+- Tokens sit in their own columns, encrypted (``crypto.TokenCipher``: AES-GCM under ``PORTAL_SESSION_KEY``,
+  bound to the row), and are changed only under the row's lock (``SELECT ... FOR UPDATE``, and
   a lock per session within the process, which SQLite needs), so two requests refreshing at once use the
   refresh token once: the second one finds the tokens the first one stored.
 """
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from klients_common.db import as_utc, transaction
 from klients_common.digests import secret_digest
 
+from .crypto import TokenCipher
 from .models import PortalSession
 
 COOKIE = "klients_portal"
@@ -87,8 +89,10 @@ class BrowserSession:
 class Store:
     """Sessions in the portal's database."""
 
-    def __init__(self, factory: sessionmaker[Session], *, idle: timedelta, lifetime: timedelta) -> None:
+    def __init__(self, factory: sessionmaker[Session], *, idle: timedelta, lifetime: timedelta,
+                 cipher: TokenCipher) -> None:
         self.factory = factory
+        self.cipher = cipher
         self.idle = idle
         self.lifetime = lifetime
         self._locks: dict[str, threading.Lock] = {}
@@ -104,7 +108,7 @@ class Store:
             row = db.get(PortalSession, hash_id(raw_id))
             if row is None:
                 return None
-            session = _from_row(raw_id, row)
+            session = self._from_row(raw_id, row)
             ended = as_utc(row.expires_at) <= now or as_utc(row.last_seen_at) + self.idle <= now
             if ended:
                 db.delete(row)
@@ -128,7 +132,7 @@ class Store:
             if row is None:
                 row = PortalSession(id_hash=session.id_hash, created_at=utcnow(), expires_at=session.expires_at,
                                     last_seen_at=session.last_seen_at)
-                _tokens_to_row(session.tokens, row)
+                self._tokens_to_row(session.tokens, row)
                 db.add(row)
             row.data = dict(session.data)
         session.new = session.dirty = False
@@ -147,12 +151,12 @@ class Store:
             row = db.execute(select(PortalSession).where(PortalSession.id_hash == session.id_hash)
                              .with_for_update()).scalar_one_or_none()
             if row is not None:
-                session.tokens = _tokens_of(row)
+                session.tokens = self._tokens_of(row)
 
             def store(tokens: Tokens) -> None:
                 session.tokens = tokens
                 if row is not None:
-                    _tokens_to_row(tokens, row)
+                    self._tokens_to_row(tokens, row)
                     db.flush()
 
             yield store
@@ -176,18 +180,22 @@ class Store:
                 self._locks.clear()
             return self._locks.setdefault(key, threading.Lock())
 
+    def _tokens_of(self, row: PortalSession) -> Tokens:
+        def open_(column: str) -> str | None:
+            return self.cipher.decrypt(getattr(row, column), row=row.id_hash, column=column)
 
-def _tokens_of(row: PortalSession) -> Tokens:
-    return Tokens(access_token=row.access_token,
-                  access_expires_at=as_utc(row.access_expires_at) if row.access_expires_at else None,
-                  refresh_token=row.refresh_token, id_token=row.id_token)
+        return Tokens(access_token=open_("access_token"),
+                      access_expires_at=as_utc(row.access_expires_at) if row.access_expires_at else None,
+                      refresh_token=open_("refresh_token"), id_token=open_("id_token"))
 
+    def _tokens_to_row(self, tokens: Tokens, row: PortalSession) -> None:
+        def seal(column: str, value: str | None) -> str | None:
+            return self.cipher.encrypt(value, row=row.id_hash, column=column)
 
-def _tokens_to_row(tokens: Tokens, row: PortalSession) -> None:
-    row.access_token, row.access_expires_at = tokens.access_token, tokens.access_expires_at
-    row.refresh_token, row.id_token = tokens.refresh_token, tokens.id_token
+        row.access_token, row.access_expires_at = seal("access_token", tokens.access_token), tokens.access_expires_at
+        row.refresh_token, row.id_token = seal("refresh_token", tokens.refresh_token), seal("id_token", tokens.id_token)
 
-
-def _from_row(raw_id: str, row: PortalSession) -> BrowserSession:
-    return BrowserSession(raw_id=raw_id, id_hash=row.id_hash, data=dict(row.data or {}), tokens=_tokens_of(row),
-                          expires_at=as_utc(row.expires_at), last_seen_at=as_utc(row.last_seen_at))
+    def _from_row(self, raw_id: str, row: PortalSession) -> BrowserSession:
+        return BrowserSession(raw_id=raw_id, id_hash=row.id_hash, data=dict(row.data or {}),
+                              tokens=self._tokens_of(row), expires_at=as_utc(row.expires_at),
+                              last_seen_at=as_utc(row.last_seen_at))

@@ -3,6 +3,7 @@ post checks the CSRF token; every call to the API goes through ``api()`` with th
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from collections.abc import Callable
@@ -74,10 +75,20 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def me() -> dict[str, Any]:
-    """The person's grants (``GET /me``), once per request."""
+    """The person's grants (``GET /me``), asked once per access token: the answer is kept in the session
+    under the token's hash until the token is refreshed. (A grant revoked meanwhile still shows here until
+    then, but every contract call the page makes is refused by the API: the page is "not found".)"""
     if "portal_me" not in g:
-        answer = api().get("/me")
-        g.portal_me = answer.json() if answer.ok else {"grants": []}
+        session = g.portal_session
+        key = hashlib.sha256(api().access_token(session).encode()).hexdigest()[:32]
+        kept = session.data.get("me")
+        if isinstance(kept, dict) and kept.get("token") == key:
+            g.portal_me = kept["body"]
+        else:
+            answer = api().get("/me")
+            g.portal_me = answer.json() if answer.ok else {"grants": []}
+            if answer.ok:
+                session.set("me", {"token": key, "body": g.portal_me})
     return g.portal_me  # type: ignore[no-any-return]
 
 
@@ -254,31 +265,19 @@ def contracts() -> Any:
 @pages.get("/c/<contract>")
 @login_required
 def overview(contract: str) -> Any:
-    """A contract's overview: what to pay, overdue, credit, next due date, last reading, quick actions. The
-    panels are asked for at once (with the person's rights); only the last reading needs a second round."""
-    c = seg(contract)
-    answers = api().many({"me": "/me", "contract": f"/contracts/{c}", "balance": f"/contracts/{c}/balance",
-                          "meters": f"/contracts/{c}/meters"})
-    g.portal_me = answers["me"].json() if answers["me"].ok else {"grants": []}
-    held = rights(contract)
-    if not held or answers["contract"].status_code == 404:
+    """A contract's overview: what to pay, overdue, credit, next due date, last reading, the reading window,
+    quick actions. One API call carries every panel and the person's rights on the contract
+    (``GET /contracts/{contract}/overview``)."""
+    answer = api().found(f"/contracts/{seg(contract)}/overview")
+    if not answer.ok:
         abort(404)
-    info = answers["contract"].json() if answers["contract"].ok else {"number": contract}
-    balance = answers["balance"].json() if "bills:read" in held and answers["balance"].ok else None
-    next_due = None
-    if balance:
-        dues = sorted(i["due_date"] for i in balance.get("open_invoices", []) if i.get("remaining") not in
-                      ("0", "0.00"))
-        next_due = dues[0] if dues else None
-    last_reading = None
-    if "meters:read" in held and answers["meters"].ok:
-        meters = [m for m in answers["meters"].json().get("items", []) if not m.get("removed_on")]
-        if meters:
-            readings = api().get(f"/contracts/{c}/meters/{seg(meters[0]['serial_number'])}/readings")
-            current_ones = [r for r in readings.json().get("items", []) if r.get("current")] if readings.ok else []
-            last_reading = current_ones[0] if current_ones else None
-    return page("overview.html", contract=contract, info=info, balance=balance, next_due=next_due,
-                last_reading=last_reading, rights=held, flash=take_flash())
+    body = answer.json()
+    held = set(body.get("rights", []))
+    meters = [m for m in body.get("meters", []) if not m.get("removed_on")]
+    return page("overview.html", contract=contract, info=body["contract"], balance=body.get("balance"),
+                next_due=(body.get("balance") or {}).get("next_due_date"),
+                last_reading=meters[0].get("last_reading") if meters else None,
+                window=body.get("reading_window"), rights=held, flash=take_flash())
 
 
 # --- bills ------------------------------------------------------------------------------------------------------
@@ -421,18 +420,18 @@ def payment_done() -> Any:
 
 # --- meter readings ---------------------------------------------------------------------------------------------
 
-def _meters_and_history(contract: str) -> list[dict[str, Any]]:
+def _meters_and_history(contract: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The contract's meters, each with its history, and the reading window (from the overview)."""
     c = seg(contract)
-    meters = api().get(f"/contracts/{c}/meters")
-    if meters.status_code == 404:
-        abort(404)
-    found = [m for m in meters.json().get("items", [])] if meters.ok else []
+    overview = api().found(f"/contracts/{c}/overview")
+    body = overview.json() if overview.ok else {}
+    found = list(body.get("meters", []))
     paths = {m["serial_number"]: f"/contracts/{c}/meters/{seg(m['serial_number'])}/readings" for m in found}
     histories = api().many(paths) if paths else {}
     for meter in found:
         answer = histories.get(meter["serial_number"])
         meter["readings"] = answer.json().get("items", [])[:24] if answer is not None and answer.ok else []
-    return found
+    return found, body.get("reading_window")
 
 
 @pages.get("/c/<contract>/readings")
@@ -440,8 +439,9 @@ def _meters_and_history(contract: str) -> list[dict[str, Any]]:
 def readings(contract: str) -> Any:
     """Meters, the reading form (with ``readings:submit``) and each meter's history with who submitted."""
     held = need(contract, "meters:read")
-    return page("readings.html", contract=contract, meters=_meters_and_history(contract), rights=held,
-                flash=take_flash(), answer=None)
+    meters, window = _meters_and_history(contract)
+    return page("readings.html", contract=contract, meters=meters, window=window, rights=held, flash=take_flash(),
+                answer=None)
 
 
 @pages.post("/c/<contract>/readings")
@@ -469,8 +469,8 @@ def submit_reading(contract: str) -> Any:
         field_code = problem["errors"][0].get("code", "")
         message = i18n.text(f"field_{field_code}" if f"field_{field_code}" in i18n.TEXT else "field_other")
     elif code == "outside_window":
-        message = i18n.text("outside_window", opens=i18n.datetime_(problem.get("opens")),
-                            closes=i18n.datetime_(problem.get("closes")))
+        days = i18n.window_days(problem) or {"opens": "", "closes": ""}
+        message = i18n.text("outside_window", **days)
     elif code == "lower_than_previous":
         message = i18n.text("lower_than_previous", previous=problem.get("previous", ""))
     elif code in ("confirmation_required", "meter_removed"):
@@ -478,8 +478,9 @@ def submit_reading(contract: str) -> Any:
     else:
         message = i18n.text("field_other")
     result = {"meter": meter, "value": value, "code": code, "message": message}
-    return page("readings.html", 422, contract=contract, meters=_meters_and_history(contract), rights=held,
-                flash=None, answer=result)
+    meters, window = _meters_and_history(contract)
+    return page("readings.html", 422, contract=contract, meters=meters, window=window, rights=held, flash=None,
+                answer=result)
 
 
 # --- consumption ------------------------------------------------------------------------------------------------

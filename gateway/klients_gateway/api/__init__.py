@@ -7,4 +7,4 @@ from flask import Blueprint
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-from . import billing, me, metering, notifications, reference, users  # noqa: E402,F401 - registers the routes on the blueprint
+from . import billing, me, metering, notifications, overview, reference, users  # noqa: E402,F401 - registers the routes on the blueprint

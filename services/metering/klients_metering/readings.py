@@ -75,6 +75,19 @@ def get_current_readings(*, db_session: Session, meter: Meter) -> list[Reading]:
         .order_by(Reading.read_on, Reading.id)))
 
 
+def last_current_readings(*, db_session: Session, meters: list[Meter]) -> dict[int, Reading]:
+    """Return each meter's newest current (not superseded) reading, by meter id, in one query."""
+    if not meters:
+        return {}
+    rows = db_session.scalars(
+        select(Reading).where(Reading.meter_id.in_([m.id for m in meters]), Reading.superseded_by_id.is_(None))
+        .order_by(Reading.read_on.desc(), Reading.id.desc()))
+    found: dict[int, Reading] = {}
+    for reading in rows:
+        found.setdefault(reading.meter_id, reading)
+    return found
+
+
 def get_all_readings(*, db_session: Session, meter: Meter) -> list[Reading]:
     """Return every reading of the meter, superseded ones included, newest first."""
     return list(db_session.scalars(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Any
 
 import holidays
 
@@ -82,3 +83,13 @@ class WindowRules:
         if window.opens > moment:
             return window
         return self.window(*_next_month(local.year, local.month))
+
+
+def window_state(rules: WindowRules, moment: datetime) -> dict[str, Any]:
+    """Say where ``moment`` (aware) stands: ``open`` with the open window's period and ends, or not open
+    with the next window's (``closes`` is exclusive: the window ends just before it)."""
+    window = rules.window_at(moment)
+    is_open = window is not None
+    window = window or rules.next_window(moment)
+    return {"open": is_open, "period": window.period, "opens": window.opens.isoformat(),
+            "closes": window.closes.isoformat()}

@@ -57,11 +57,12 @@ class Logout:
 
 
 class LogoutTokenVerifier:
-    """Checks logout tokens from one issuer (a Keycloak realm) for one client."""
+    """Checks logout tokens from one issuer (a Keycloak realm) for one client (or any of several)."""
 
-    def __init__(self, issuer: str, audience: str, *, replay_scope: str, jwks_uri: str | None = None) -> None:
+    def __init__(self, issuer: str, audience: str | tuple[str, ...], *, replay_scope: str,
+                 jwks_uri: str | None = None) -> None:
         self.issuer = issuer
-        self.audience = audience
+        self.audiences = (audience,) if isinstance(audience, str) else audience
         self.replay_scope = replay_scope  # the ``used_nonces.provider`` under which this issuer's jtis are kept
         self.jwks = JwksCache(jwks_uri or f"{issuer}/protocol/openid-connect/certs")
 
@@ -85,7 +86,7 @@ class LogoutTokenVerifier:
 
     def _check(self, claims: dict[str, Any], now: float) -> Logout:
         aud = claims.get("aud")
-        if self.audience not in ([aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []):
+        if not set(self.audiences) & set([aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []):
             raise LogoutTokenRefused("not meant for this client")
         if "typ" in claims and claims["typ"] != "Logout":  # Keycloak's ID and access tokens say ID / Bearer
             raise LogoutTokenRefused("not a logout token")

@@ -347,7 +347,7 @@ def portal_backchannel_logout() -> ResponseReturnValue:
     (the logout token's ``sub``, a Keycloak user linked to identity) is what maps to identity's logins."""
     settings = current_app.config["SETTINGS"]
     logout = backchannel.receive("klients_portal_logout", lambda: backchannel.LogoutTokenVerifier(
-        f"{settings.keycloak_url}/realms/{settings.portal_realm}", keycloak_portal.PORTAL_CLIENT,
+        f"{settings.keycloak_url}/realms/{settings.portal_realm}", keycloak_portal.PORTAL_CLIENTS,
         replay_scope="logout:portal"))
     if isinstance(logout, Response):
         return logout

@@ -9,6 +9,7 @@ from keycloak.exceptions import KeycloakError
 
 SYNC_CLIENT = "klients-identity-sync"  # identity's service account in the realm (manage-users, view-users)
 PORTAL_CLIENT = "klients-portal"  # the portal's client there: Keycloak's back-channel logout tokens name it in aud
+PORTAL_CLIENTS = (PORTAL_CLIENT, "klients-portal-web")  # ... or the client portal's confidential one
 IDP_ALIAS = "klients-identity"  # identity as the realm's identity provider
 
 
