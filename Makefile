@@ -25,6 +25,7 @@ lint: env       ## ruff on everything, mypy (strict) on the shared auth module
 	@$(VENV)/bin/mypy
 
 bench: services-for-tests  ## benchmarks; numbers go to bench/results and docs/performance.md
+	bash bench/setup.sh
 	$(PY) bench/run.py
 
 screenshots: services-for-tests  ## the operator guide's and the portal's pictures (docs/img, docs/img/portal), taken by the browser tests
