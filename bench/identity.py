@@ -38,14 +38,20 @@ def set_identity_alg(client_id: str) -> None:
                                "id_token_signed_response_alg": ALG}
 
 
-def identity_refresh(stack: Any) -> dict[str, Any]:
-    """Identity's refresh grants (rotation and reuse detection included): rate, latency, CPU per grant."""
-    set_identity_alg("klients-portal")
+def login_chains() -> list[str]:
+    """CHAINS refresh tokens of the portal client, each from a login of its own (Python: a login needs logic)."""
     tokens = []
     for _ in range(CHAINS):
         verifier, challenge = pkce()
         code = code_for(logged_in_browser()[0], (verifier, challenge))
         tokens.append(exchange(code, verifier).json()["refresh_token"])
+    return tokens
+
+
+def identity_refresh(stack: Any) -> dict[str, Any]:
+    """Identity's refresh grants (rotation and reuse detection included): rate, latency, CPU per grant."""
+    set_identity_alg("klients-portal")
+    tokens = login_chains()
     cpu = wrk.Cpu({"identity": [stack.procs["identity"].pid], "postgresql": wrk.postgres()})
     result = wrk.run(f"{ISSUER}/token", "refresh", connections=CHAINS, threads=CHAINS, seconds=SECONDS, cpu=cpu,
                      env={"BENCH_BODY": "grant_type=refresh_token&client_id=klients-portal"},

@@ -43,6 +43,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from system import admin_uri, load_env, mint_token, start_system  # noqa: E402
 
+SQLITE = os.environ.get("BENCH_DATABASE") == "sqlite"
+if SQLITE:  # the embedded default, as `make run` has it: each service its SQLite file (WAL, db.SQLITE_PRAGMAS)
+    _folder = ROOT / "var" / "bench" / "sqlite"
+    _folder.mkdir(parents=True, exist_ok=True)
+    for _service in ("identity", "billing", "metering", "notifications"):
+        os.environ[f"{_service.upper()}_DATABASE_URL"] = f"sqlite:///{_folder}/{_service}.db"
 load_env()
 os.environ["RATE_LIMIT_TOKEN"] = "1000000/minute"  # measure the server, not its abuse protection
 os.environ["RATE_LIMIT_IP"] = os.environ["RATE_LIMIT_PERSON"] = "100000000/minute"
@@ -141,7 +147,7 @@ def main() -> None:
     def measure(name: str, call: Any) -> None:
         try:
             results[name] = call()
-        except wrk.Failed as exc:  # failed answers: the run is reported as failed, not as a rate
+        except (wrk.Failed, RuntimeError) as exc:  # failed answers: reported as failed, not as a rate
             failures[name] = str(exc)
             print(f"FAILED {name}: {exc}", file=sys.stderr)
 
@@ -149,6 +155,10 @@ def main() -> None:
         gateway = "http://" + os.environ["GATEWAY_BIND"]
         profiler = Profiler(stack) if os.environ.get("BENCH_PROFILE") else None
         token = mint_token({"LVG-100001": "owner"}, subject="bench-person", ttl=900)
+        if SQLITE:
+            import sqlite
+
+            measure("sqlite_16_refresh_chains_and_32_readers", lambda: sqlite.together(stack, gateway, token))
         if only("floor"):
             results["raw_amqp_round_trip"] = raw_amqp_round_trip(SEQUENTIAL)
             context = {"authorization": f"Bearer {token}"}
@@ -215,9 +225,12 @@ def main() -> None:
                "kernel": platform.release(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
+    if SQLITE and "sqlite_16_refresh_chains_and_32_readers" in results:
+        write_summary({"sqlite": results["sqlite_16_refresh_chains_and_32_readers"]}, failures, machine,
+                      keys=SQLITE_KEYS)
     (out / f"{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
         json.dumps({"machine": machine, **results, "failed": failures}, indent=2))
-    if profiler is None:  # a profiled run's figures carry py-spy's cost: flame graphs only
+    if profiler is None and not SQLITE:  # a profiled run's figures carry py-spy's cost: flame graphs only
         write_summary(results, failures, machine)
     print(f"\nMachine: {machine}\n")
     print(f"| {'measurement':50} | p50 ms | p99 ms | per s | CPU ms/op |")
@@ -255,14 +268,22 @@ SUMMARY_KEYS = {  # summary key: (measurement, figure)
 }
 
 
-def write_summary(results: dict[str, Any], failures: dict[str, str], machine: dict[str, Any]) -> None:
+SQLITE_KEYS = {
+    "sqlite_refresh_per_s": ("sqlite", "refresh_per_s"), "sqlite_refresh_p99_ms": ("sqlite", "refresh_p99_ms"),
+    "sqlite_readers_per_s": ("sqlite", "readers_per_s"), "sqlite_readers_p99_ms": ("sqlite", "readers_p99_ms"),
+    "sqlite_failed_answers": ("sqlite", "failed"),
+}
+
+
+def write_summary(results: dict[str, Any], failures: dict[str, str], machine: dict[str, Any],
+                  keys: dict[str, tuple[str, str]] = SUMMARY_KEYS) -> None:
     """Merge this run's headline figures into bench/summary.json (a subset run keeps the others' figures,
     each with the time it was measured)."""
     path = ROOT / "bench" / "summary.json"
     summary = json.loads(path.read_text()) if path.exists() else {}
     measured_at = summary.setdefault("measured_at", {})
     run_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    for key, (measurement, figure) in SUMMARY_KEYS.items():
+    for key, (measurement, figure) in keys.items():
         if measurement in failures:
             summary[key], measured_at[key] = "failed", run_at
         elif figure in results.get(measurement, {}):
@@ -296,7 +317,7 @@ class Profiler:
         out.mkdir(parents=True, exist_ok=True)
         for process in processes:
             self.running.append(subprocess.Popen(
-                [spy, "record", "--subprocesses", "--idle", "--rate", "200", "--format", "flamegraph",
+                [spy, "record", "--subprocesses", "--rate", "200", "--format", "flamegraph",
                  "--pid", str(self.stack.procs[process].pid), "--output", str(out / f"{name}-{process}.svg")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(1)
