@@ -45,8 +45,8 @@ def _meters_with_history(count: int, years: int) -> list[Meter]:
 
 def submissions_end_to_end(gateway: str, stack: Any) -> dict[str, Any]:
     """Submit one reading for each of METERS contracts from 32 wrk connections; the rate until billing holds
-    them all, and the servers' CPU per submission (gateway, metering, billing, PostgreSQL, RabbitMQ) over the
-    whole flow."""
+    them all, and the servers' CPU per submission over the whole flow (gateway, metering, the event's consumers:
+    billing, notifications, identity; PostgreSQL, RabbitMQ)."""
     import wrk
 
     meters = _meters_with_history(METERS, 1)
@@ -54,7 +54,8 @@ def submissions_end_to_end(gateway: str, stack: Any) -> dict[str, Any]:
                        f"{mint_token({m.contract: 'owner'}, ttl=900)} {{\"value\": {80 * 11 + 90}}}" for m in meters)
     billing = sessionmaker(make_engine(os.environ["BILLING_DATABASE_URL"]))
     contracts = [m.contract for m in meters]
-    cpu = wrk.Cpu({**{name: [stack.procs[name].pid] for name in ("gateway", "metering", "billing")},
+    consumers = ("gateway", "metering", "billing", "notifications", "identity-service")  # all apply the event
+    cpu = wrk.Cpu({**{name: [stack.procs[name].pid] for name in consumers},
                    "postgresql": wrk.postgres(), "rabbitmq": wrk.rabbitmq()}).start()
     started = time.perf_counter()
     accepted = wrk.run(gateway, "submit", connections=32, threads=32, seconds=120, files={"BENCH_ITEMS": items},

@@ -1,25 +1,28 @@
 """``make bench``: measure the system on this machine; numbers, not assertions.
 
-Starts the same system the tests use (fresh PostgreSQL databases, identity, the nameko services) plus the
-gateway under gunicorn, then measures, in one run:
+Starts the same system the tests use (fresh PostgreSQL databases, identity, the nameko services, the gateway
+under gunicorn) and measures it with wrk (``bench/wrk.py``, Lua scripts in ``bench/lua``): requests/s, p50/p99
+and the servers' CPU per operation from ``/proc`` (the server processes, PostgreSQL, and RabbitMQ where it is
+in the path). A measurement in which any answer was not a success is reported as failed, not as a rate.
+Python drives only what needs logic wrk has not (logins) and the sequential latencies. Groups, all by
+default, a few with ``BENCH_ONLY=identity,keycloak`` (the bench holds the machine: keep runs short):
 
-* the floor: a raw AMQP request/reply round trip with pika (echo consumer on a private queue);
-* nameko RPC through the gateway's persistent client (billing.get_contract, token verified in the service);
-* the gateway's authorised read ``GET /api/v1/contracts/{c}`` sequentially (p50/p99) and with 32
-  concurrent clients (requests/s);
-* the balance endpoint under 32 clients with tokens of a person with one grant and of one with 500
-  (``bench/gateway.py``);
-* the portal's overview page for a logged-in person, sequentially and with 32 clients (``bench/portal.py``);
-* metering: reading submissions end to end, consumption history over ten years (``bench/metering.py``);
-* identity: code-exchange latency, refresh grants per second beside Keycloak's on the same machine, and the
-  Keycloak-fronted mode's full brokered login and portal-realm refreshes (``bench/identity.py``);
-* notifications: e-mails per second to the local SMTP server from a burst of events;
-* the bus: readings per second from metering's outbox to billing with authenticated events, and the
-  authentication's CPU per event beside billing's (``bench/bus.py``);
-* billing: the amount-due RPC on a register of ``BENCH_CONTRACTS`` (default 1,000,000) contracts with
-  twelve invoices each, and payment initiations per second (``bench/billing.py``).
+* ``floor``: a raw AMQP request/reply round trip with pika, and nameko RPC through the persistent client;
+* ``gateway``: the balance with 32 connections for tokens of one grant, of 500 (first 12 carried) and
+  contract-scoped, and the contract read (``bench/gateway.py``);
+* ``portal``: the overview page (``bench/portal.py``);
+* ``readings``: reading submissions end to end, and consumption history (``bench/metering.py``);
+* ``identity``: code-exchange latency and refresh grants, 16 chains (``bench/identity.py``);
+* ``keycloak``: Keycloak's refresh grants on PostgreSQL, a Keycloak of the bench's own
+  (``bench/keycloak_pg.py``), same chains and signing algorithm (``BENCH_SIGNING_ALG``, default RS256);
+* ``fronted``: the Keycloak-fronted brokered login and portal-realm refreshes (the shared Keycloak);
+* ``notifications``, ``bus``, ``billing``: e-mails from a burst, readings through the bus, the big register.
 
-Results print as a table and are written to ``bench/results/<timestamp>.json``.
+``BENCH_DATABASE=sqlite`` runs the system on the embedded default instead and measures 16 refresh chains with
+32 balance readers at once (``bench/sqlite.py``). ``BENCH_PROFILE=1`` records py-spy flame graphs of the
+servers during the gateway, readings and identity measurements into ``bench/results/*.svg`` (its figures carry
+py-spy's cost, so it writes no summary). Results print as a table and go to ``bench/results/<time>.json``;
+the headline figures to ``bench/summary.json`` (committed with docs/performance.md).
 """
 
 from __future__ import annotations
