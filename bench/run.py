@@ -124,11 +124,20 @@ def raw_amqp_round_trip(n: int) -> dict[str, float]:
         while not replies:
             conn.process_data_events(time_limit=1)
 
+    import wrk
+
+    for _ in range(50):
+        call()
+    broker = wrk.Cpu({"rabbitmq": wrk.rabbitmq()}).start()
+    own = time.process_time()  # the caller and the echo consumer, both in this process
     samples = timed(call, n)
+    clients = time.process_time() - own
+    broker.stop()
     conn.close()
     stop.set()
     thread.join()
-    return percentiles(samples)
+    return {**percentiles(samples), "rabbitmq_cpu_ms_per_op": round(1000 * broker.used["rabbitmq"] / (n + 50), 3),
+            "clients_cpu_ms_per_op": round(1000 * clients / (n + 50), 3)}
 
 
 def only(group: str) -> bool:
@@ -264,6 +273,8 @@ SUMMARY_KEYS = {  # summary key: (measurement, figure)
     "gateway_balance_p99_ms": ("balance_32_connections_one_grant", "p99_ms"),
     "gateway_balance_cpu_ms": ("balance_32_connections_one_grant", "server_cpu_ms_per_op"),
     "raw_amqp_round_trip_p50_ms": ("raw_amqp_round_trip", "p50_ms"),
+    "raw_amqp_round_trip_rabbitmq_cpu_ms": ("raw_amqp_round_trip", "rabbitmq_cpu_ms_per_op"),
+    "raw_amqp_round_trip_clients_cpu_ms": ("raw_amqp_round_trip", "clients_cpu_ms_per_op"),
     "readings_per_s": ("reading_submissions_32_connections_end_to_end", "end_to_end_per_s"),
     "readings_cpu_ms": ("reading_submissions_32_connections_end_to_end", "server_cpu_ms_per_op"),
     "code_exchange_p50_ms": ("identity_code_exchange", "p50_ms"),

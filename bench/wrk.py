@@ -14,9 +14,11 @@ import os
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +141,10 @@ def parse(output: str) -> dict[str, Any]:
 
 def run(url: str, script: str, *, connections: int, threads: int | None = None, seconds: float = 10,
         env: dict[str, str] | None = None, cpu: Cpu | None = None, files: dict[str, str] | None = None,
-        timeout: str = "10s") -> dict[str, Any]:
+        timeout: str = "10s", until: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run wrk against ``url`` with ``bench/lua/<script>.lua``; ``files`` become temporary files whose paths
-    go to the script in the named environment variables. Raises ``Failed`` unless every answer succeeded."""
+    go to the script in the named environment variables; ``until``, polled while wrk runs, ends the run early
+    when it returns true. Raises ``Failed`` unless every answer succeeded."""
     threads = threads or min(connections, 2)
     folder = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
     extra = {"BENCH_LUA": str(LUA), "BENCH_THREADS": str(threads), **(env or {})}
@@ -154,8 +157,14 @@ def run(url: str, script: str, *, connections: int, threads: int | None = None, 
         cpu.start()
     own = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **extra}, check=False,
-                          timeout=seconds + 600)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **extra})
+    if until is not None:  # wrk runs its whole duration even when every thread has stopped: end it when done
+        while proc.poll() is None and not until():
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)  # wrk then stops its threads and reports what it did
+    stdout, stderr = proc.communicate(timeout=seconds + 600)
+    done = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
     elapsed = time.perf_counter() - started
     if cpu:
         cpu.stop()
