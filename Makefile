@@ -24,7 +24,8 @@ lint: env       ## ruff on everything, mypy (strict) on the shared auth module
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy
 
-bench: services-for-tests  ## benchmarks; numbers go to bench/results and docs/performance.md
+bench: services-for-tests  ## benchmarks (wrk; BENCH_ONLY=identity,keycloak for a subset); bench/results, bench/summary.json
+	bash bench/setup.sh
 	$(PY) bench/run.py
 
 screenshots: services-for-tests  ## the operator guide's and the portal's pictures (docs/img, docs/img/portal), taken by the browser tests

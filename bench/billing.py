@@ -13,10 +13,10 @@ from typing import Any
 
 import requests
 from sqlalchemy import text
+from system import mint_token
 
 from klients_common.db import make_engine
 from klients_common.rpc import RpcClient
-from tests.stack import mint_token
 
 CONTRACTS = int(os.environ.get("BENCH_CONTRACTS", "1000000"))
 INVOICES_PER_CONTRACT = 12

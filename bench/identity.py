@@ -1,70 +1,62 @@
-"""Identity benchmarks beside Keycloak's on the same machine: refresh-token grants per second (16 clients,
-each rotating its own token chain) and the code-exchange latency of identity."""
+"""Identity beside Keycloak on the same machine, both on PostgreSQL and signing with the same algorithm
+(``BENCH_SIGNING_ALG``, default RS256): refresh-token grants with 16 chains under wrk (each connection carries
+its rotated token forward), the servers' CPU per grant, and identity's code-exchange latency."""
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
-import threading
 import time
 from dataclasses import replace
 from typing import Any
 
-import requests
+import wrk
 
 from tests.keycloak_login import code_flow_token
 from tests.oidc_helpers import ISSUER, code_for, exchange, logged_in_browser, pkce
 
-CLIENTS = 16
-SECONDS = float(os.environ.get("BENCH_REFRESH_SECONDS", "10"))
+CHAINS = 16
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+ALG = os.environ.get("BENCH_SIGNING_ALG", "RS256")
 
 
-def _hammer(refresh_once: Any, tokens: list[str]) -> dict[str, Any]:
-    """Run ``refresh_once(token) -> next token`` from one thread per token for SECONDS; return the rate."""
-    stop = time.perf_counter() + SECONDS
-    counts = [0] * len(tokens)
-    errors: list[str] = []
+def set_identity_alg(client_id: str) -> None:
+    """Sign ``client_id``'s tokens with ALG (the client's metadata; RS256 needs nothing)."""
+    from sqlalchemy.orm import sessionmaker
 
-    def worker(index: int) -> None:
-        token = tokens[index]
-        with requests.Session() as session:
-            while time.perf_counter() < stop:
-                try:
-                    token = refresh_once(session, token)
-                except RuntimeError as exc:
-                    errors.append(str(exc))
-                    return
-                counts[index] += 1
+    from klients_common.db import make_engine, transaction
+    from klients_identity.models import OAuthClient
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(tokens))]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(errors[0])
-    return {"grants": sum(counts), "seconds": round(elapsed, 1), "requests_per_s": round(sum(counts) / elapsed, 1),
-            "clients": len(tokens)}
+    if not hasattr(OAuthClient, "client_metadata"):
+        if ALG != "RS256":
+            raise RuntimeError(f"identity cannot sign with {ALG} on this branch (RS256 only)")
+        return
+    with transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))) as session:
+        row = session.get(OAuthClient, client_id)
+        row.client_metadata = {**(row.client_metadata or {}), "access_token_signed_response_alg": ALG,
+                               "id_token_signed_response_alg": ALG}
 
 
-def identity_refresh() -> dict[str, Any]:
-    """Identity's refresh grants per second (rotation and reuse detection included)."""
+def login_chains() -> list[str]:
+    """CHAINS refresh tokens of the portal client, each from a login of its own (Python: a login needs logic)."""
     tokens = []
-    for _ in range(CLIENTS):
+    for _ in range(CHAINS):
         verifier, challenge = pkce()
         code = code_for(logged_in_browser()[0], (verifier, challenge))
         tokens.append(exchange(code, verifier).json()["refresh_token"])
+    return tokens
 
-    def once(session: requests.Session, token: str) -> str:
-        response = session.post(f"{ISSUER}/token", data={"grant_type": "refresh_token", "refresh_token": token,
-                                                         "client_id": "klients-portal"}, timeout=30)
-        if response.status_code != 200:
-            raise RuntimeError(f"identity refresh answered {response.status_code}: {response.text[:200]}")
-        return str(response.json()["refresh_token"])
 
-    return _hammer(once, tokens)
+def identity_refresh(stack: Any) -> dict[str, Any]:
+    """Identity's refresh grants (rotation and reuse detection included): rate, latency, CPU per grant."""
+    set_identity_alg("klients-portal")
+    tokens = login_chains()
+    cpu = wrk.Cpu({"identity": [stack.procs["identity"].pid], "postgresql": wrk.postgres()})
+    result = wrk.run(f"{ISSUER}/token", "refresh", connections=CHAINS, threads=CHAINS, seconds=SECONDS, cpu=cpu,
+                     env={"BENCH_BODY": "grant_type=refresh_token&client_id=klients-portal"},
+                     files={"BENCH_TOKENS": "\n".join(tokens)})
+    return {**result, "signing_alg": ALG}
 
 
 def code_exchange_latency(percentiles: Any, n: int = 200) -> dict[str, Any]:
@@ -82,37 +74,60 @@ def code_exchange_latency(percentiles: Any, n: int = 200) -> dict[str, Any]:
 
 
 def keycloak_refresh() -> dict[str, Any]:
-    """Keycloak's refresh grants per second, same client count, in a realm of its own."""
+    """Keycloak's refresh grants on PostgreSQL (a Keycloak of the bench's own, ``bench/keycloak_pg.py``), same
+    chains, same algorithm (the client's ``access.token.signed.response.alg``), in a realm of its own."""
+    from keycloak_pg import KeycloakOnPostgres
+
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "deploy", "keycloak"))
     import staff_realm
 
-    url = os.environ["KEYCLOAK_URL"]
-    spec = replace(staff_realm.StaffRealm.from_env(), realm="klients-bench")
-    staff_realm.provision(staff_realm.admin_client(url), spec)
-    token_url = f"{url}/realms/{spec.realm}/protocol/openid-connect/token"
-    tokens = [code_flow_token(url, spec.realm, staff_realm.OPERATOR_CLIENT, spec.client_secret,
-                              f"{spec.identity_url}/operator/callback", "operator", spec.demo_password or "")
-              ["refresh_token"] for _ in range(CLIENTS)]
+    with KeycloakOnPostgres() as keycloak:
+        spec = replace(staff_realm.StaffRealm.from_env(), realm="klients-bench")
+        admin = staff_realm.admin_client(keycloak.url)
+        staff_realm.provision(admin, spec)
+        _keycloak_alg(admin, spec.realm, staff_realm.OPERATOR_CLIENT)
+        token_url = f"{keycloak.url}/realms/{spec.realm}/protocol/openid-connect/token"
+        tokens = [code_flow_token(keycloak.url, spec.realm, staff_realm.OPERATOR_CLIENT, spec.client_secret,
+                                  f"{spec.identity_url}/operator/callback", "operator", spec.demo_password or "")
+                  ["refresh_token"] for _ in range(CHAINS)]
+        basic = "Basic " + base64.b64encode(f"{staff_realm.OPERATOR_CLIENT}:{spec.client_secret}".encode()).decode()
+        cpu = wrk.Cpu({"keycloak": [keycloak.pid], "postgresql": wrk.postgres()})
+        # The JIT warms up on a first run (its chains are dropped), as identity's code is warm from the logins.
+        warm = [code_flow_token(keycloak.url, spec.realm, staff_realm.OPERATOR_CLIENT, spec.client_secret,
+                                f"{spec.identity_url}/operator/callback", "operator", spec.demo_password or "")
+                ["refresh_token"] for _ in range(CHAINS)]
+        wrk.run(token_url, "refresh", connections=CHAINS, threads=CHAINS, seconds=5,
+                env={"BENCH_AUTH": basic}, files={"BENCH_TOKENS": "\n".join(warm)})
+        result = wrk.run(token_url, "refresh", connections=CHAINS, threads=CHAINS, seconds=SECONDS, cpu=cpu,
+                         env={"BENCH_AUTH": basic}, files={"BENCH_TOKENS": "\n".join(tokens)})
+    return {**result, "signing_alg": ALG, "database": "postgresql", "mode": "kc.sh start --db postgres"}
 
-    def once(session: requests.Session, token: str) -> str:
-        response = session.post(token_url, data={"grant_type": "refresh_token", "refresh_token": token},
-                                auth=(staff_realm.OPERATOR_CLIENT, spec.client_secret), timeout=30)
-        if response.status_code != 200:
-            raise RuntimeError(f"keycloak refresh answered {response.status_code}: {response.text[:200]}")
-        return str(response.json()["refresh_token"])
 
-    return _hammer(once, tokens)
+def _keycloak_alg(admin: Any, realm: str, client_id: str) -> None:
+    """Sign the client's access and ID tokens with ALG (an EC or RSA-PSS key provider added when needed)."""
+    admin.change_current_realm(realm)
+    client = admin.get_client(admin.get_client_id(client_id))
+    attributes = {**client.get("attributes", {}), "access.token.signed.response.alg": ALG,
+                  "id.token.signed.response.alg": ALG}
+    admin.update_client(client["id"], {**client, "attributes": attributes})
+    if ALG.startswith("ES"):
+        providers = admin.get_components({"type": "org.keycloak.keys.KeyProvider"})
+        if not any(p["providerId"] == "ecdsa-generated" for p in providers):
+            realm_id = admin.get_realm(realm)["id"]
+            admin.create_component({"name": "bench-ecdsa", "providerId": "ecdsa-generated", "parentId": realm_id,
+                                    "providerType": "org.keycloak.keys.KeyProvider",
+                                    "config": {"ecdsaEllipticCurveKey": [f"P-{ALG[2:]}"], "priority": ["100"]}})
 
 
 def keycloak_fronted(percentiles: Any, stack: Any, logins: int = 20) -> dict[str, Any]:
     """The full brokered login (portal → Keycloak → identity → Smart-ID simulator → back, code exchanged at
     Keycloak) and Keycloak's refresh grants per second in the portal realm, on tokens from those logins."""
     from sqlalchemy.orm import sessionmaker
+    from system import BIN, register_contract
 
     from klients_common.db import make_engine, transaction
     from klients_identity.oauth.registration import ensure_broker_client
     from klients_identity.settings import Settings
-    from tests.stack import BIN, register_contract
     from tests.test_keycloak_fronted import (
         HOLDER,
         OIDC,
@@ -130,17 +145,13 @@ def keycloak_fronted(percentiles: Any, stack: Any, logins: int = 20) -> dict[str
     stack.start("identity-keycloak-sync", str(BIN / "klients-identity"), "run", component="identity",
                 env={"PORTAL_TOKEN_ISSUER": "keycloak"})
     samples, tokens = [], []
-    for _ in range(max(logins, CLIENTS)):
+    for _ in range(max(logins, CHAINS)):
         started = time.perf_counter()
         tokens.append(brokered_login()[1]["refresh_token"])
         samples.append(time.perf_counter() - started)
 
-    def once(session: requests.Session, token: str) -> str:
-        response = session.post(f"{OIDC}/token", data={"grant_type": "refresh_token", "refresh_token": token,
-                                                       "client_id": PORTAL_CLIENT_ID}, timeout=30)
-        if response.status_code != 200:
-            raise RuntimeError(f"keycloak refresh answered {response.status_code}: {response.text[:200]}")
-        return str(response.json()["refresh_token"])
-
-    return {"brokered_login": percentiles(samples), "refresh": _hammer(once, tokens[:CLIENTS])}
+    refresh = wrk.run(f"{OIDC}/token", "refresh", connections=CHAINS, threads=CHAINS, seconds=SECONDS,
+                      env={"BENCH_BODY": f"grant_type=refresh_token&client_id={PORTAL_CLIENT_ID}"},
+                      files={"BENCH_TOKENS": "\n".join(tokens[:CHAINS])})
+    return {"brokered_login": percentiles(samples), "refresh": refresh}
 

@@ -4,23 +4,21 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
 
 import requests
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
+from system import mint_token
 
 from klients_billing.models import MeteredConsumption
 from klients_common.db import make_engine
 from klients_metering.models import Meter, Reading
-from tests.stack import mint_token
 
-METERS = int(os.environ.get("BENCH_METERS", "400"))
+METERS = int(os.environ.get("BENCH_METERS", "1500"))
 
 
 def _meters_with_history(count: int, years: int) -> list[Meter]:
@@ -45,41 +43,51 @@ def _meters_with_history(count: int, years: int) -> list[Meter]:
     return meters
 
 
-def submissions_end_to_end(gateway: str, percentiles: Any) -> dict[str, Any]:
-    """Submit one reading for each of METERS contracts with 32 clients; time until billing holds them all."""
+def submissions_end_to_end(gateway: str, stack: Any) -> dict[str, Any]:
+    """Submit one reading for each of METERS contracts from 32 wrk connections; the rate until billing holds
+    them all, and the servers' CPU per submission over the whole flow (gateway, metering, the event's consumers:
+    billing, notifications, identity; PostgreSQL, RabbitMQ)."""
+    import wrk
+
     meters = _meters_with_history(METERS, 1)
-    tokens = {m.contract: mint_token({m.contract: "owner"}) for m in meters}
+    items = "\n".join(f"/api/v1/contracts/{m.contract}/meters/{m.serial_number}/readings "
+                       f"{mint_token({m.contract: 'owner'}, ttl=900)} {{\"value\": {80 * 11 + 90}}}" for m in meters)
     billing = sessionmaker(make_engine(os.environ["BILLING_DATABASE_URL"]))
     contracts = [m.contract for m in meters]
-    local = threading.local()
+    consumers = ("gateway", "metering", "billing", "notifications", "identity-service")  # all apply the event
+    cpu = wrk.Cpu({**{name: [stack.procs[name].pid] for name in consumers},
+                   "postgresql": wrk.postgres(), "rabbitmq": wrk.rabbitmq()}).start()
+    metering = sessionmaker(make_engine(os.environ["METERING_DATABASE_URL"]))
+    ids = [m.id for m in meters]
+    marks: dict[str, float] = {}
+    since = datetime.now(UTC)  # the history's readings were submitted in the past
 
-    def submit(meter: Meter) -> float:
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-        started = time.perf_counter()
-        response = local.session.post(
-            f"{gateway}/api/v1/contracts/{meter.contract}/meters/{meter.serial_number}/readings",
-            json={"value": 80 * 11 + 90}, headers={"Authorization": f"Bearer {tokens[meter.contract]}"}, timeout=30)
-        if response.status_code != 201:
-            raise RuntimeError(f"submission answered {response.status_code}: {response.text}")
-        return time.perf_counter() - started
+    def count(factory: Any, query: Any) -> int:
+        with factory() as session:
+            return int(session.scalar(query))
+
+    def all_applied() -> bool:
+        now = time.perf_counter()
+        if now - marks.get("polled", 0) < 0.1:
+            return False
+        marks["polled"] = now
+        if "accepted" not in marks and count(metering, select(func.count()).select_from(Reading).where(
+                Reading.meter_id.in_(ids), Reading.submitted_at >= since)) \
+                >= len(meters):
+            marks["accepted"] = time.perf_counter()
+        return "accepted" in marks and count(billing, select(func.count()).select_from(MeteredConsumption).where(
+            MeteredConsumption.contract.in_(contracts))) >= len(meters)
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(32) as pool:
-        latencies = list(pool.map(submit, meters))
-    accepted = time.perf_counter() - started
-    while True:
-        with billing() as session:
-            done = session.scalar(select(func.count()).select_from(MeteredConsumption)
-                                  .where(MeteredConsumption.contract.in_(contracts)))
-        if done == len(meters):
-            break
-        if time.perf_counter() - started > 120:
-            raise RuntimeError(f"billing applied only {done} of {len(meters)} readings")
-        time.sleep(0.05)
+    accepted = wrk.run(gateway, "submit", connections=32, threads=32, seconds=120, files={"BENCH_ITEMS": items},
+                       timeout="30s", until=all_applied)
     applied = time.perf_counter() - started
-    return {**percentiles(latencies), "submissions": len(meters),
-            "accepted_per_s": round(len(meters) / accepted, 1), "end_to_end_per_s": round(len(meters) / applied, 1)}
+    cpu.stop()
+    if accepted["ok"] < len(meters) or "accepted" not in marks:
+        raise RuntimeError(f"only {accepted['ok']} of {len(meters)} submissions answered within 120 s")
+    return {**accepted, "submissions": len(meters),
+            "accepted_per_s": round(len(meters) / (marks["accepted"] - started), 1),
+            "end_to_end_per_s": round(len(meters) / applied, 1), **cpu.ms_per(len(meters))}
 
 
 def history_ten_years(gateway: str, percentiles: Any, timed: Any, n: int) -> dict[str, Any]:

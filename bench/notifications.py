@@ -13,10 +13,10 @@ from typing import Any
 from kombu import Connection, Exchange
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
+from system import Stack, bus_uri, wait_until
 
 from klients_common.db import make_engine
 from klients_notifications.models import Delivery
-from tests.stack import Stack, bus_uri, wait_until
 
 EVENTS = int(os.environ.get("BENCH_MAIL_EVENTS", "5000"))
 

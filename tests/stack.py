@@ -107,11 +107,15 @@ def reset_database(service: str, url: str, amqp_uri: str) -> None:
     from klients_common.service_cli import migrate_bus
     from klients_common.settings import nameko_config
 
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    if url.startswith("sqlite:///"):  # the embedded default (the bench's SQLite run): a new file
+        for suffix in ("", "-wal", "-shm"):
+            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    else:
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
     migrate(f"klients_{service}", url)
     migrate_bus(service, {**nameko_config(service), "AMQP_URI": amqp_uri})
 

@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 
 
 class Right(StrEnum):
@@ -85,8 +86,10 @@ def grants_claim(grants: list[Grant]) -> dict[str, dict[str, Any]]:
 
 
 def parse_grants_claim(claim: Any) -> dict[str, Grant]:
-    """Validate a ``grants`` claim against the schema and return grants keyed by contract."""
-    GRANTS_VALIDATOR.validate(claim)
+    """Validate a ``grants`` claim against the schema and return grants keyed by contract (a claim the schema
+    refuses raises ``jsonschema.ValidationError``)."""
+    if not GRANTS_CHECK.is_valid(claim):  # every authorised request: the compiled (Rust) check, ~1 µs against ~40 µs
+        GRANTS_VALIDATOR.validate(claim)  # the refusal, with jsonschema's explanation
     return {
         contract: Grant(
             contract=contract,
@@ -103,3 +106,4 @@ GRANTS_SCHEMA: dict[str, Any] = json.loads(
 )
 jsonschema.Draft202012Validator.check_schema(GRANTS_SCHEMA)
 GRANTS_VALIDATOR = jsonschema.Draft202012Validator(GRANTS_SCHEMA)
+GRANTS_CHECK = jsonschema_rs.Draft202012Validator(GRANTS_SCHEMA)

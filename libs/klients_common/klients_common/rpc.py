@@ -137,7 +137,10 @@ class RpcClient:
                         exchange=self.exchange, routing_key=f"{service}.{method}",
                         reply_to=self.reply_queue_name, correlation_id=correlation_id, user_id=self.user,
                         headers=headers, mandatory=True, serializer="json",
-                        delivery_mode=2, expiration=timeout, timeout=timeout,
+                        # Transient: a request lives only as long as its caller waits (expiration), so
+                        # writing it to disk buys nothing, and a persistent message's confirm waits for
+                        # the broker's disk (with the publish lock held: every caller of the process waits).
+                        delivery_mode=1, expiration=timeout, timeout=timeout,
                     )
                     return
                 except ChannelError as exc:
