@@ -28,10 +28,6 @@ def set_identity_alg(client_id: str) -> None:
     from klients_common.db import make_engine, transaction
     from klients_identity.models import OAuthClient
 
-    if not hasattr(OAuthClient, "client_metadata"):
-        if ALG != "RS256":
-            raise RuntimeError(f"identity cannot sign with {ALG} on this branch (RS256 only)")
-        return
     with transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))) as session:
         row = session.get(OAuthClient, client_id)
         row.client_metadata = {**(row.client_metadata or {}), "access_token_signed_response_alg": ALG,
