@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from klients_common.db import make_engine
 from klients_common.rpc import RpcClient
-from tests.stack import mint_token
+from tests.support.stack import mint_token
 
 CONTRACTS = int(os.environ.get("BENCH_CONTRACTS", "1000000"))
 INVOICES_PER_CONTRACT = 12

@@ -25,7 +25,7 @@ from klients_common.db import make_engine, transaction
 from klients_common.events import check_payload, check_producer
 from klients_common.outbox import enqueue
 from klients_metering.models import outbox
-from tests.stack import wait_until
+from tests.support.stack import wait_until
 
 EVENTS = int(os.environ.get("BENCH_BUS_EVENTS", "3000"))
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -23,7 +23,7 @@ CONTRACT = "LVG-100001"
 
 
 def _token(grants: list[TokenGrant], *, partial: bool = False) -> str:
-    from tests.stack import mint_token
+    from tests.support.stack import mint_token
 
     return mint_token({g.contract: g for g in grants}, subject="bench-manager", partial=partial)
 

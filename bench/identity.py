@@ -12,8 +12,8 @@ from typing import Any
 
 import requests
 
-from tests.keycloak_login import code_flow_token
-from tests.oidc_helpers import ISSUER, code_for, exchange, logged_in_browser, pkce
+from tests.support.keycloak_login import code_flow_token
+from tests.support.oidc_helpers import ISSUER, code_for, exchange, logged_in_browser, pkce
 
 CLIENTS = 16
 SECONDS = float(os.environ.get("BENCH_REFRESH_SECONDS", "10"))
@@ -112,7 +112,7 @@ def keycloak_fronted(percentiles: Any, stack: Any, logins: int = 20) -> dict[str
     from klients_common.db import make_engine, transaction
     from klients_identity.cli import ensure_broker_client
     from klients_identity.settings import Settings
-    from tests.stack import BIN, register_contract
+    from tests.support.stack import BIN, register_contract
     from tests.test_keycloak_fronted import (
         HOLDER,
         OIDC,

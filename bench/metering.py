@@ -18,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 from klients_billing.models import MeteredConsumption
 from klients_common.db import make_engine
 from klients_metering.models import Meter, Reading
-from tests.stack import mint_token
+from tests.support.stack import mint_token
 
 METERS = int(os.environ.get("BENCH_METERS", "400"))
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from klients_common.db import make_engine
 from klients_notifications.models import Delivery
-from tests.stack import Stack, bus_uri, wait_until
+from tests.support.stack import Stack, bus_uri, wait_until
 
 EVENTS = int(os.environ.get("BENCH_MAIL_EVENTS", "5000"))
 

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from tests.stack import admin_uri, load_env, mint_token, start_system  # noqa: E402
+from tests.support.stack import admin_uri, load_env, mint_token, start_system  # noqa: E402
 
 load_env()
 os.environ["RATE_LIMIT_TOKEN"] = "1000000/minute"  # measure the server, not its abuse protection

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.stack import Stack, load_env, mint_token, reset_bus, start_system
+from tests.support.stack import Stack, load_env, mint_token, reset_bus, start_system
 
 load_env()
-pytest_plugins = ["tests.browser"]  # chromium, portal, page
+pytest_plugins = ["tests.support.browser"]  # chromium, portal, page
 
 from sqlalchemy.orm import sessionmaker  # noqa: E402 - after the environment is set
 
@@ -123,7 +123,7 @@ def billing_sessions(stack: Stack) -> Any:
 @pytest.fixture
 def new_contract(billing_sessions: Any) -> Callable[..., Any]:
     """Create a contract of its own in the register (unique number per call)."""
-    from tests.stack import random_personal_code, register_contract
+    from tests.support.stack import random_personal_code, register_contract
 
     def _new(*, email: str | None = "holder@example.lv", personal_code: str | None = None,
              holder_name: str = "Jānis Bērziņš") -> Any:

@@ -16,10 +16,10 @@ from klients_common.grants import ALL_RIGHTS, Role
 from klients_common.grants import Grant as TokenGrant
 from klients_identity.access import end_ended_grants, end_of_day_epoch, riga_today
 from klients_identity.models import Grant, Invitation
-from tests.access_helpers import invitation_link, now, plant_person, unique_email
 from tests.conftest import identity_session
-from tests.helpers import bearer, mails
-from tests.stack import random_personal_code, wait_until
+from tests.support.access_helpers import invitation_link, now, plant_person, unique_email
+from tests.support.helpers import bearer, mails
+from tests.support.stack import random_personal_code, wait_until
 
 LOW = "http://eidas.europa.eu/LoA/low"
 SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"

@@ -16,10 +16,10 @@ import time
 from datetime import timedelta
 
 from klients_identity.access import riga_today
-from tests.access_helpers import PASSWORD, invitation_link, now, plant_person, unique_email
-from tests.browser import shot, start_login, tokens_at_callback
-from tests.helpers import bearer
-from tests.oidc_helpers import ISSUER
+from tests.support.access_helpers import PASSWORD, invitation_link, now, plant_person, unique_email
+from tests.support.browser import shot, start_login, tokens_at_callback
+from tests.support.helpers import bearer
+from tests.support.oidc_helpers import ISSUER
 from tests.test_operator_pages import PDF, SPEC, staff  # noqa: F401
 
 SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"

@@ -23,7 +23,7 @@ from klients_common.grants import Grant as TokenGrant
 from klients_gateway import create_app
 from klients_gateway.openapi import OPERATIONS, Operation, operation
 from klients_gateway.settings import Settings
-from tests.stack import mint_token
+from tests.support.stack import mint_token
 
 LOW = "http://eidas.europa.eu/LoA/low"
 HIGH = "http://eidas.europa.eu/LoA/high"

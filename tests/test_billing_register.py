@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from klients_billing.models import Contract, ContractHolder
 from klients_common.errors import Forbidden
-from tests.stack import random_personal_code
+from tests.support.stack import random_personal_code
 
 HEADER = "number,holder_name,holder_personal_code,supply_address,email,status,start_date,end_date\n"
 
@@ -80,7 +80,7 @@ def test_identity_asks_which_contracts_a_person_holds_with_a_service_token(rpc, 
     """Only identity's broker user with a service token reads the register: the same token from another
     component's connection (the gateway's, which a person's requests reach) is refused, and so is a person's."""
     from klients_common.rpc import RpcClient
-    from tests.stack import bus_uri, mint_token
+    from tests.support.stack import bus_uri, mint_token
 
     code = random_personal_code()
     mine = new_contract(personal_code=code, email="ilze@example.lv")

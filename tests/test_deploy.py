@@ -14,7 +14,7 @@ import yaml
 
 from klients_common.bus_setup import BROKER_COMPONENTS
 from klients_common.settings import BUS_USER_PREFIX_DEFAULT as DEFAULT_USER_PREFIX
-from tests.stack import ROOT
+from tests.support.stack import ROOT
 
 K8S = ROOT / "deploy" / "k8s"
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"

@@ -8,7 +8,7 @@ import re
 
 from playwright.sync_api import Page
 
-from tests.browser import shot
+from tests.support.browser import shot
 from tests.test_keycloak_fronted import KEYCLOAK, SPEC, brokered_login, fronted, person_id  # noqa: F401
 
 

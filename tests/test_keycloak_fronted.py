@@ -26,10 +26,10 @@ from klients_common.auth import TokenVerifier, TrustedIssuer
 from klients_identity import access
 from klients_identity.models import Invitation, LoginSession, Person
 from tests.conftest import identity_session
-from tests.helpers import bearer, csrf_of
-from tests.oidc_helpers import ISSUER, REDIRECT, code_for, exchange, pkce
-from tests.oidc_helpers import refresh as identity_refresh
-from tests.stack import BIN, ROOT, wait_until
+from tests.support.helpers import bearer, csrf_of
+from tests.support.oidc_helpers import ISSUER, REDIRECT, code_for, exchange, pkce
+from tests.support.oidc_helpers import refresh as identity_refresh
+from tests.support.stack import BIN, ROOT, wait_until
 
 sys.path.insert(0, str(ROOT / "deploy" / "keycloak"))
 import portal_realm

@@ -16,9 +16,9 @@ import requests
 from sqlalchemy import func, select
 
 from klients_notifications.models import Delivery, Preference
-from tests.access_helpers import now, plant_person, unique_email
-from tests.helpers import bearer, mails
-from tests.stack import wait_until
+from tests.support.access_helpers import now, plant_person, unique_email
+from tests.support.helpers import bearer, mails
+from tests.support.stack import wait_until
 from tests.test_notifications import publish
 
 

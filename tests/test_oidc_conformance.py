@@ -33,8 +33,8 @@ from sqlalchemy import update
 from klients_identity.models import AuthorizationCode, Person
 from klients_identity.oauth2 import digest
 from tests.conftest import identity_session
-from tests.helpers import csrf_of
-from tests.oidc_helpers import ISSUER, finish, logged_in_browser, pkce, start_smartid
+from tests.support.helpers import csrf_of
+from tests.support.oidc_helpers import ISSUER, finish, logged_in_browser, pkce, start_smartid
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -468,7 +468,7 @@ def test_oidcc_server_rotate_keys(rp):
 
     from klients_identity import keys
     from klients_identity.models import SigningKey
-    from tests.stack import wait_until
+    from tests.support.stack import wait_until
 
     before = code_flow(rp)
     with identity_session() as session:

@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from klients_identity.models import Application, AuditEvent, BrowserSession
 from tests.conftest import identity_session
-from tests.helpers import csrf_of
-from tests.keycloak_login import code_flow_token
-from tests.oidc_helpers import ISSUER
+from tests.support.helpers import csrf_of
+from tests.support.keycloak_login import code_flow_token
+from tests.support.oidc_helpers import ISSUER
 from tests.test_operator_pages import (  # noqa: F401 - the module's fixture
     KEYCLOAK,
     SPEC,
@@ -181,7 +181,7 @@ def latvian_only(page: requests.Response) -> None:
 
 
 def test_every_operator_and_invitation_page_speaks_latvian(staff, new_contract, maildir):  # noqa: F811
-    from tests.access_helpers import invitation_link, now, plant_person, unique_email
+    from tests.support.access_helpers import invitation_link, now, plant_person, unique_email
 
     contract = new_contract().number
     plant_person(contract, email=unique_email("holder"))

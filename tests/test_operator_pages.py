@@ -22,11 +22,11 @@ from sqlalchemy import func, select
 
 from klients_identity.access import riga_today
 from klients_identity.models import Application, Attachment, Grant
-from tests.access_helpers import invitation_link, now, open_and_set_password, smartid_login, unique_email
 from tests.conftest import identity_session
-from tests.helpers import bearer, csrf_of
-from tests.oidc_helpers import ISSUER, code_for, exchange, pkce
-from tests.stack import ROOT
+from tests.support.access_helpers import invitation_link, now, open_and_set_password, smartid_login, unique_email
+from tests.support.helpers import bearer, csrf_of
+from tests.support.oidc_helpers import ISSUER, code_for, exchange, pkce
+from tests.support.stack import ROOT
 
 sys.path.insert(0, str(ROOT / "deploy" / "keycloak"))
 import staff_realm
@@ -142,7 +142,7 @@ def test_nobody_but_a_signed_in_operator_reaches_the_pages_or_attachments(staff,
     url = f"{ISSUER}/operator/applications/{application_id(recorded)}/attachment"
     anonymous = requests.get(url, timeout=10, allow_redirects=False)
     assert anonymous.status_code == 302 and "/operator/login" in anonymous.headers["Location"]
-    from tests.oidc_helpers import logged_in_browser
+    from tests.support.oidc_helpers import logged_in_browser
 
     client, _, _ = logged_in_browser(grants=((contract, "owner"),))  # a portal login is not a staff login
     assert client.get(url, timeout=10, allow_redirects=False).status_code == 302

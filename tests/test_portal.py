@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 
-from tests.helpers import csrf_of
-from tests.oidc_helpers import ISSUER
-from tests.portal_helpers import (
+from tests.support.helpers import csrf_of
+from tests.support.oidc_helpers import ISSUER
+from tests.support.portal_helpers import (
     PORTAL_URL,
     assert_no_token,
     make_household,
@@ -220,7 +220,7 @@ def test_reading_answers_are_shown_in_words_with_the_confirmation_offered(househ
 def test_the_persons_language_is_used_after_login_and_the_switch_is_on_every_page(household):
     from klients_identity.models import Person
     from tests.conftest import identity_session
-    from tests.oidc_helpers import logged_in_browser
+    from tests.support.oidc_helpers import logged_in_browser
 
     contract, _ = household
     browser, person_id, _ = logged_in_browser(grants=((contract, "owner"),))

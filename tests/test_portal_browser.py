@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser import shot
-from tests.portal_helpers import JWT, PORTAL_URL, make_household, session_rows
+from tests.support.browser import shot
+from tests.support.portal_helpers import JWT, PORTAL_URL, make_household, session_rows
 
 pytestmark = pytest.mark.usefixtures("stack")
 HOLDER = "329999-99709"  # a Smart-ID DEMO account that holds no demo contract
@@ -120,9 +120,9 @@ def test_the_holder_submits_a_reading_sees_it_in_the_history_and_switches_langua
 
 def test_a_bills_only_user_invited_in_the_portal_sees_bills_only_and_loses_the_contract_when_revoked(
         person, chromium, new_contract, new_meter, billing_sessions, maildir):
-    from tests.access_helpers import PASSWORD, invitation_link, now, unique_email
-    from tests.helpers import csrf_of
-    from tests.portal_helpers import portal_login
+    from tests.support.access_helpers import PASSWORD, invitation_link, now, unique_email
+    from tests.support.helpers import csrf_of
+    from tests.support.portal_helpers import portal_login
 
     contract, _ = make_household(new_contract, new_meter, billing_sessions)
     holder, _ = portal_login(((contract, "owner"),), next_path=f"/c/{contract}/users")

@@ -11,10 +11,17 @@ from datetime import timedelta
 import requests
 
 from klients_identity.access import riga_today
-from tests.access_helpers import invitation_link, now, open_and_set_password, plant_person, smartid_login, unique_email
-from tests.helpers import bearer, csrf_of, mails
-from tests.oidc_helpers import ISSUER
-from tests.stack import wait_until
+from tests.support.access_helpers import (
+    invitation_link,
+    now,
+    open_and_set_password,
+    plant_person,
+    smartid_login,
+    unique_email,
+)
+from tests.support.helpers import bearer, csrf_of, mails
+from tests.support.oidc_helpers import ISSUER
+from tests.support.stack import wait_until
 from tests.test_operator_pages import operator_browser, record, staff  # noqa: F401 - the module's fixture
 
 SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"

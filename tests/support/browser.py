@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from klients_common.auth import TokenVerifier, TrustedIssuer
-from tests.oidc_helpers import ISSUER, PORTAL, REDIRECT, exchange, pkce
+from tests.support.oidc_helpers import ISSUER, PORTAL, REDIRECT, exchange, pkce
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it (deploy/test-services.sh)
 

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from klients_common.db import make_engine, migrate
 from klients_common.rpc import RpcClient, ServiceUnavailable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SERVICES = ("identity", "billing", "metering", "notifications")  # identity first: the others load its revocations
 MIGRATED = ("identity", "billing", "metering", "notifications")

@@ -13,9 +13,9 @@ import requests
 
 from klients_identity.models import Grant, Person
 from tests.conftest import identity_session
-from tests.helpers import csrf_of, mails
-from tests.oidc_helpers import ISSUER, finish, start_smartid
-from tests.stack import wait_until
+from tests.support.helpers import csrf_of, mails
+from tests.support.oidc_helpers import ISSUER, finish, start_smartid
+from tests.support.stack import wait_until
 
 PASSWORD = "kalnu-ozols-2026-rits"
 

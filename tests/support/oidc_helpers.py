@@ -87,7 +87,7 @@ def refresh(refresh_token: str, client_id: str = PORTAL) -> requests.Response:
 
 def start_smartid(browser: requests.Session, **form: str) -> requests.Response:
     """Start a Smart-ID login at identity (the form with its CSRF token)."""
-    from tests.helpers import csrf_of
+    from tests.support.helpers import csrf_of
 
     page = browser.get(f"{ISSUER}/login/smart-id", timeout=10)
     return browser.post(f"{ISSUER}/login/smart-id", data={"csrf": csrf_of(page), **form}, timeout=10)

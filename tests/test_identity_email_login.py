@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from klients_common.auth import TokenVerifier, TrustedIssuer
-from tests.helpers import csrf_of, mails
-from tests.oidc_helpers import ISSUER, authorize, exchange, pkce, redirect_params
-from tests.stack import wait_until
+from tests.support.helpers import csrf_of, mails
+from tests.support.oidc_helpers import ISSUER, authorize, exchange, pkce, redirect_params
+from tests.support.stack import wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
 ANNA = "anna.kalnina@demo.klients.lv"  # the register's e-mail for LVG-100004
@@ -114,8 +114,8 @@ def test_an_email_account_is_linked_to_the_holders_strong_login(maildir, new_con
     """The e-mail account proved the register's address of a contract; a strong login of that contract's
     holder takes its password login over, so e-mail + password afterwards reaches the same person."""
     from klients_identity.models import Grant, PasswordLogin
-    from tests.access_helpers import smartid_login, unique_email
     from tests.conftest import identity_session
+    from tests.support.access_helpers import smartid_login, unique_email
 
     address = unique_email("linked")
     contract = new_contract(email=address, personal_code="329999-99901").number
