@@ -112,18 +112,18 @@ def keycloak_fronted(percentiles: Any, stack: Any, logins: int = 20) -> dict[str
     from klients_common.db import make_engine, transaction
     from klients_identity.cli import ensure_broker_client
     from klients_identity.settings import Settings
-    from tests.support.stack import BIN, register_contract
-    from tests.test_keycloak_fronted import (
+    from tests.support.keycloak import (
         HOLDER,
         OIDC,
+        PORTAL,
         PORTAL_CLIENT_ID,
-        SPEC,
         brokered_login,
         portal_realm,
         staff_realm,
     )
+    from tests.support.stack import BIN, register_contract
 
-    portal_realm.provision(staff_realm.admin_client(os.environ["KEYCLOAK_URL"]), SPEC)
+    portal_realm.provision(staff_realm.admin_client(os.environ["KEYCLOAK_URL"]), PORTAL)
     register_contract(personal_code=HOLDER, holder_name="QUALIFIED OK1", email=None, prefix="B")  # let them in
     with transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))) as session:
         ensure_broker_client(session, replace(Settings.from_env(), portal_token_issuer="keycloak"))  # noqa: S106

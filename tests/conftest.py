@@ -12,11 +12,11 @@ import pytest
 from tests.support.stack import Stack, load_env, mint_token, reset_bus, start_system
 
 load_env()
-pytest_plugins = ["tests.support.browser"]  # chromium, portal, page
+pytest_plugins = ["tests.support.browser", "tests.support.keycloak"]  # chromium, portal, page; staff, fronted
 
 from sqlalchemy.orm import sessionmaker  # noqa: E402 - after the environment is set
 
-from klients_common.db import make_engine, transaction  # noqa: E402
+from klients_common.db import make_engine  # noqa: E402
 from klients_common.rpc import RpcClient  # noqa: E402
 
 
@@ -26,11 +26,6 @@ def rpc(stack: Stack) -> Iterator[RpcClient]:
     client = RpcClient(os.environ["AMQP_URI"], timeout=5)
     yield client
     client.close()
-
-
-def identity_session() -> Any:
-    """Return a transaction on identity's test database."""
-    return transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"])))
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -12,16 +10,7 @@ from sqlalchemy import select
 
 from klients_billing.models import Contract, ContractHolder
 from klients_common.errors import Forbidden
-from tests.support.stack import random_personal_code
-
-HEADER = "number,holder_name,holder_personal_code,supply_address,email,status,start_date,end_date\n"
-
-
-def run_import(tmp_path, text, suffix=".csv"):
-    path = tmp_path / f"register{suffix}"
-    path.write_text(text, encoding="utf-8")
-    return subprocess.run([sys.executable, "-m", "klients_billing.cli", "import-register", str(path)],
-                          capture_output=True, text=True, check=False)
+from tests.support.stack import HEADER, random_personal_code, run_import
 
 
 def numbers():

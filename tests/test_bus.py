@@ -25,7 +25,6 @@ from klients_common.bus_setup import Settings, setup
 from klients_common.events import catalogue_markdown
 from klients_identity.models import Grant
 from klients_notifications.models import ContractContact
-from tests.conftest import identity_session
 from tests.support.access_helpers import plant_person
 from tests.support.stack import (
     BIN,
@@ -33,6 +32,7 @@ from tests.support.stack import (
     Stack,
     admin_uri,
     bus_uri,
+    identity_session,
     publish,
     publish_event,
     random_personal_code,

@@ -30,12 +30,11 @@ from klients_identity.models import (
     TokenRevocation,
     UsedNonce,
 )
-from tests.conftest import identity_session
 from tests.support.access_helpers import plant_person, unique_email
+from tests.support.email_login import LINK_SUBJECTS, link_in, mail_to, set_password
 from tests.support.helpers import bearer, csrf_of, mails
 from tests.support.oidc_helpers import ISSUER, REDIRECT, pkce
-from tests.support.stack import BIN, ROOT, Stack, wait_until
-from tests.test_identity_email_login import LINK_SUBJECTS, link_in, mail_to, set_password
+from tests.support.stack import BIN, ROOT, Stack, identity_session, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
 STRICT = "http://127.0.0.1:18011"  # a second identity instance (two workers) with the production account limits

@@ -15,7 +15,6 @@ from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
 from klients_identity import keys
 from klients_identity.models import AuthorizationCode, OAuthClient
 from klients_identity.oauth2 import digest, hasher
-from tests.conftest import identity_session
 from tests.support.helpers import csrf_of
 from tests.support.oidc_helpers import (
     ISSUER,
@@ -29,6 +28,7 @@ from tests.support.oidc_helpers import (
     redirect_params,
     refresh,
 )
+from tests.support.stack import identity_session
 
 pytestmark = pytest.mark.usefixtures("stack")
 

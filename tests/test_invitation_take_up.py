@@ -13,7 +13,6 @@ import requests
 from sqlalchemy import select
 
 from klients_identity.models import Grant, Invitation, PasswordLogin
-from tests.conftest import identity_session
 from tests.support.access_helpers import (
     invitation_link,
     now,
@@ -24,7 +23,7 @@ from tests.support.access_helpers import (
 )
 from tests.support.helpers import bearer, csrf_of, mails
 from tests.support.oidc_helpers import ISSUER
-from tests.support.stack import wait_until
+from tests.support.stack import identity_session, wait_until
 
 SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
 

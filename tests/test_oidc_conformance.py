@@ -32,9 +32,9 @@ from sqlalchemy import update
 
 from klients_identity.models import AuthorizationCode, Person
 from klients_identity.oauth2 import digest
-from tests.conftest import identity_session
 from tests.support.helpers import csrf_of
 from tests.support.oidc_helpers import ISSUER, finish, logged_in_browser, pkce, start_smartid
+from tests.support.stack import identity_session
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -744,7 +744,7 @@ def test_production_migrate_refuses_the_development_portal_redirect_uri():
             ensure_portal_client(session, replace(production, portal_redirect_uris=dev))
     import yaml
 
-    from tests.test_deploy import k8s_config
+    from tests.support.deploy import k8s_config
 
     uris = k8s_config()["PORTAL_REDIRECT_URIS"].split()
     assert uris and all(u.startswith("https://") and "127.0.0.1" not in u for u in uris)

@@ -219,8 +219,8 @@ def test_reading_answers_are_shown_in_words_with_the_confirmation_offered(househ
 
 def test_the_persons_language_is_used_after_login_and_the_switch_is_on_every_page(household):
     from klients_identity.models import Person
-    from tests.conftest import identity_session
     from tests.support.oidc_helpers import logged_in_browser
+    from tests.support.stack import identity_session
 
     contract, _ = household
     browser, person_id, _ = logged_in_browser(grants=((contract, "owner"),))

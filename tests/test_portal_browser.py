@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.support.browser import shot
+from tests.support.browser import shot, take_up_with_the_bank
 from tests.support.portal_helpers import JWT, PORTAL_URL, make_household, session_rows
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -120,7 +120,7 @@ def test_the_holder_submits_a_reading_sees_it_in_the_history_and_switches_langua
 
 def test_a_bills_only_user_invited_in_the_portal_sees_bills_only_and_loses_the_contract_when_revoked(
         person, chromium, new_contract, new_meter, billing_sessions, maildir):
-    from tests.support.access_helpers import PASSWORD, invitation_link, now, unique_email
+    from tests.support.access_helpers import invitation_link, now, unique_email
     from tests.support.helpers import csrf_of
     from tests.support.portal_helpers import portal_login
 
@@ -136,16 +136,7 @@ def test_a_bills_only_user_invited_in_the_portal_sees_bills_only_and_loses_the_c
 
     page, _ = person
     page.goto(link)
-    page.get_by_label("Jaunā parole").fill(PASSWORD)
-    page.get_by_label("Atkārtojiet paroli").fill(PASSWORD)
-    page.get_by_role("button", name="Turpināt uz identitātes apstiprināšanu").click()
-    page.get_by_role("link", name="Internetbanka").click()
-    page.locator("#bank-swedbank").click()
-    page.locator("input[name=person][value='320000-00008']").check()
-    page.locator("button[value=confirm]").click()
-    page.get_by_label("Tālrunis").fill("+371 20 000 003")
-    page.get_by_role("button", name="Pabeigt").click()
-    page.get_by_text("Jūs esat pieslēdzies.").wait_for()
+    take_up_with_the_bank(page, "+371 20 000 003")
 
     page.goto(PORTAL_URL)
     page.locator("#login").click()  # identity's session is there: straight back to the portal

@@ -17,7 +17,6 @@ from klients_common.rpc import RpcClient
 from klients_identity.accounts import end_sessions
 from klients_identity.models import LoginSession, RefreshToken
 from klients_identity.oauth2 import digest
-from tests.conftest import identity_session
 from tests.support.helpers import bearer
 from tests.support.oidc_helpers import (
     ISSUER,
@@ -30,7 +29,7 @@ from tests.support.oidc_helpers import (
     redirect_params,
     refresh,
 )
-from tests.support.stack import bus_uri, wait_until
+from tests.support.stack import bus_uri, identity_session, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
 PROPAGATION = 5  # seconds: identity's outbox relays every second, then one broadcast

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import requests
 
 from klients_identity.models import BrowserSession, Grant, LoginSession, Person
-from tests.conftest import identity_session
+from tests.support.stack import identity_session
 
 ISSUER = os.environ.get("IDENTITY_ISSUER", "http://127.0.0.1:18001")
 PORTAL = "klients-portal"
