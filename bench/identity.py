@@ -13,8 +13,8 @@ from typing import Any
 
 import wrk
 
-from tests.keycloak_login import code_flow_token
-from tests.oidc_helpers import ISSUER, code_for, exchange, logged_in_browser, pkce
+from tests.support.keycloak_login import code_flow_token
+from tests.support.oidc_helpers import ISSUER, code_for, exchange, logged_in_browser, pkce
 
 CHAINS = 16
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -124,17 +124,17 @@ def keycloak_fronted(percentiles: Any, stack: Any, logins: int = 20) -> dict[str
     from klients_common.db import make_engine, transaction
     from klients_identity.oauth.registration import ensure_broker_client
     from klients_identity.settings import Settings
-    from tests.test_keycloak_fronted import (
+    from tests.support.keycloak import (
         HOLDER,
         OIDC,
+        PORTAL,
         PORTAL_CLIENT_ID,
-        SPEC,
         brokered_login,
         portal_realm,
         staff_realm,
     )
 
-    portal_realm.provision(staff_realm.admin_client(os.environ["KEYCLOAK_URL"]), SPEC)
+    portal_realm.provision(staff_realm.admin_client(os.environ["KEYCLOAK_URL"]), PORTAL)
     register_contract(personal_code=HOLDER, holder_name="QUALIFIED OK1", email=None, prefix="B")  # let them in
     with transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))) as session:
         ensure_broker_client(session, replace(Settings.from_env(), portal_token_issuer="keycloak"))  # noqa: S106

@@ -28,7 +28,7 @@ def _overview(browser: Any, url: str) -> float:
 def overview(percentiles: Callable[[list[float]], dict[str, Any]], timed: Callable[..., list[float]],
              sequential: int = 500, requests_total: int = 2000) -> dict[str, Any]:
     """Return the overview's latency (sequential) and its rate under 32 clients."""
-    from tests.portal_helpers import PORTAL_URL, portal_login
+    from tests.support.portal_helpers import PORTAL_URL, portal_login
 
     url = f"{PORTAL_URL}/c/{CONTRACT}"
     browser, _ = portal_login(((CONTRACT, "owner"),))

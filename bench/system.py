@@ -1,7 +1,7 @@
 """The one place the bench takes the running system from (the suite's stack: fresh databases, identity, the
 nameko services, the gateway): every bench module imports it from here."""
 
-from tests.stack import (
+from tests.support.stack import (
            BIN,
            Stack,
            admin_uri,

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.stack import Stack, load_env, mint_token, reset_bus, start_system
+from tests.support.stack import Stack, load_env, mint_token, reset_bus, start_system
 
 load_env()
-pytest_plugins = ["tests.browser"]  # chromium, portal, page
+pytest_plugins = ["tests.support.browser", "tests.support.keycloak"]  # chromium, portal, page; staff, fronted
 
 from sqlalchemy.orm import sessionmaker  # noqa: E402 - after the environment is set
 
-from klients_common.db import make_engine, transaction  # noqa: E402
+from klients_common.db import make_engine  # noqa: E402
 from klients_common.rpc import RpcClient  # noqa: E402
 
 
@@ -26,11 +26,6 @@ def rpc(stack: Stack) -> Iterator[RpcClient]:
     client = RpcClient(os.environ["AMQP_URI"], timeout=5)
     yield client
     client.close()
-
-
-def identity_session() -> Any:
-    """Return a transaction on identity's test database."""
-    return transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"])))
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +118,7 @@ def billing_sessions(stack: Stack) -> Any:
 @pytest.fixture
 def new_contract(billing_sessions: Any) -> Callable[..., Any]:
     """Create a contract of its own in the register (unique number per call)."""
-    from tests.stack import random_personal_code, register_contract
+    from tests.support.stack import random_personal_code, register_contract
 
     def _new(*, email: str | None = "holder@example.lv", personal_code: str | None = None,
              holder_name: str = "Jānis Bērziņš") -> Any:

@@ -17,10 +17,9 @@ from klients_common.grants import Grant as TokenGrant
 from klients_common.riga import end_of_day_epoch, riga_today
 from klients_identity.access.grants import end_ended_grants
 from klients_identity.models import Grant, Invitation
-from tests.access_helpers import invitation_link, now, plant_person, unique_email
-from tests.conftest import identity_session
-from tests.helpers import bearer, mails
-from tests.stack import random_personal_code, wait_until
+from tests.support.access_helpers import invitation_link, now, plant_person, unique_email
+from tests.support.helpers import bearer, mails
+from tests.support.stack import identity_session, random_personal_code, wait_until
 
 LOW = "http://eidas.europa.eu/LoA/low"
 SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
@@ -256,7 +255,7 @@ def test_an_expired_invitation_shows_as_expired_and_can_be_resent(gateway, holde
 
 
 def test_a_transferred_contract_ends_the_previous_holders_access_and_what_they_granted(tmp_path, holder, gateway):
-    from tests.test_billing_register import HEADER, run_import
+    from tests.support.stack import HEADER, run_import
 
     contract = holder["contract"]
     with identity_session() as session:

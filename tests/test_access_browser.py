@@ -16,11 +16,11 @@ import time
 from datetime import timedelta
 
 from klients_common.riga import riga_today
-from tests.access_helpers import PASSWORD, invitation_link, now, plant_person, unique_email
-from tests.browser import shot, start_login, tokens_at_callback
-from tests.helpers import bearer
-from tests.oidc_helpers import ISSUER
-from tests.test_operator_pages import PDF, SPEC, staff  # noqa: F401
+from tests.support.access_helpers import PASSWORD, PDF, invitation_link, now, plant_person, unique_email
+from tests.support.browser import shot, start_login, take_up_with_the_bank, tokens_at_callback
+from tests.support.helpers import bearer
+from tests.support.keycloak import STAFF
+from tests.support.oidc_helpers import ISSUER
 
 SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
 
@@ -39,17 +39,7 @@ def test_an_additional_user_is_invited_activates_with_the_bank_and_sees_only_bil
     page.goto(link)
     assert "Jūs varēsiet skatīt un apmaksāt rēķinus." in page.locator("#invite-text").inner_text()
     shot(page, "invitation")
-    page.get_by_label("Jaunā parole").fill(PASSWORD)
-    page.get_by_label("Atkārtojiet paroli").fill(PASSWORD)
-    page.get_by_role("button", name="Turpināt uz identitātes apstiprināšanu").click()
-    page.get_by_role("link", name="Internetbanka").click()
-    page.locator("#bank-swedbank").click()
-    page.locator("input[name=person][value='320000-00008']").check()
-    page.locator("button[value=confirm]").click()
-    page.get_by_label("Tālrunis").fill("+371 20 000 002")
-    shot(page, "invitation-contact")
-    page.get_by_role("button", name="Pabeigt").click()
-    page.get_by_text("Jūs esat pieslēdzies.").wait_for()
+    take_up_with_the_bank(page, "+371 20 000 002", contact_shot="invitation-contact")
 
     # Later, from a fresh browser: e-mail + password, and only the bills level.
     fresh = chromium.new_context(locale="lv-LV").new_page()
@@ -70,14 +60,14 @@ def test_an_additional_user_is_invited_activates_with_the_bank_and_sees_only_bil
 
 
 def test_a_delegate_approved_by_an_operator_signed_in_through_keycloak_manages_users(
-        page, chromium, staff, new_contract, gateway, maildir, tmp_path):  # noqa: F811
+        page, chromium, staff, new_contract, gateway, maildir, tmp_path):
     contract = new_contract(holder_name="Ilga Turētāja").number
     email = unique_email("delegate")
 
     # The operator, signed in at Keycloak's staff realm.
     page.goto(f"{ISSUER}/operator/")
     page.locator("#username").fill("operator")
-    page.locator("#password").fill(SPEC.demo_password)
+    page.locator("#password").fill(STAFF.demo_password)
     page.locator("#kc-login").click()
     page.locator("#operator-name").wait_for()
     shot(page, "operator-home")

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from klients_gateway import create_app
-from tests.access_helpers import plant_person
+from tests.support.access_helpers import plant_person
 
 APP = create_app()
 SCHEMA = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", APP, config=SchemathesisConfig.from_dict({

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from klients_billing import invoicing, payments
 from klients_billing.models import Allocation, Contract, IdempotencyKey, Invoice, MeteredConsumption, outbox
 from klients_common.errors import Conflict, ValidationFailed
-from tests.helpers import bearer
-from tests.stack import wait_until
+from tests.support.helpers import bearer
+from tests.support.stack import wait_until
 
 
 @pytest.fixture

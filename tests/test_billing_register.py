@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -12,16 +10,7 @@ from sqlalchemy import select
 
 from klients_billing.models import Contract, ContractHolder
 from klients_common.errors import Forbidden
-from tests.stack import random_personal_code
-
-HEADER = "number,holder_name,holder_personal_code,supply_address,email,status,start_date,end_date\n"
-
-
-def run_import(tmp_path, text, suffix=".csv"):
-    path = tmp_path / f"register{suffix}"
-    path.write_text(text, encoding="utf-8")
-    return subprocess.run([sys.executable, "-m", "klients_billing.cli", "import-register", str(path)],
-                          capture_output=True, text=True, check=False)
+from tests.support.stack import HEADER, random_personal_code, run_import
 
 
 def numbers():
@@ -80,7 +69,7 @@ def test_identity_asks_which_contracts_a_person_holds_with_a_service_token(rpc, 
     """Only identity's broker user with a service token reads the register: the same token from another
     component's connection (the gateway's, which a person's requests reach) is refused, and so is a person's."""
     from klients_common.rpc import RpcClient
-    from tests.stack import bus_uri, mint_token
+    from tests.support.stack import bus_uri, mint_token
 
     code = random_personal_code()
     mine = new_contract(personal_code=code, email="ilze@example.lv")

@@ -25,9 +25,19 @@ from klients_common.bus_setup import Settings, setup
 from klients_common.events import catalogue_markdown
 from klients_identity.models import Grant
 from klients_notifications.models import ContractContact
-from tests.access_helpers import plant_person
-from tests.conftest import identity_session
-from tests.stack import BIN, ROOT, Stack, admin_uri, bus_uri, publish, publish_event, random_personal_code, wait_until
+from tests.support.access_helpers import plant_person
+from tests.support.stack import (
+    BIN,
+    ROOT,
+    Stack,
+    admin_uri,
+    bus_uri,
+    identity_session,
+    publish,
+    publish_event,
+    random_personal_code,
+    wait_until,
+)
 
 pytestmark = pytest.mark.usefixtures("stack")
 PREFIX = os.environ["BUS_USER_PREFIX"]

@@ -29,9 +29,9 @@ from klients_common.rpc import RpcClient
 from klients_identity.models import AuditEvent
 from klients_metering.models import outbox
 from klients_notifications.models import ContractContact, Delivery
-from tests.cluster import Cluster
-from tests.helpers import mails
-from tests.stack import BIN, MIGRATED, Stack, reset_database, wait_until
+from tests.support.cluster import Cluster
+from tests.support.helpers import mails
+from tests.support.stack import BIN, MIGRATED, Stack, reset_database, wait_until
 
 READINGS = 500
 VHOST = "klients_cluster"

@@ -34,7 +34,7 @@ from klients_identity.connectors.banklink import (
     split_full_name,
 )
 from klients_identity.connectors.base import LoginFailed
-from tests.servers import serving
+from tests.support.servers import serving
 
 MERCHANT = "KLIENTS"
 RETURN_URL = "https://klients.test/login/bank/return"

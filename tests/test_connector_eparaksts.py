@@ -28,7 +28,7 @@ from klients_identity.connectors.eparaksts import (
     EparakstsConfig,
     identity_from_userinfo,
 )
-from tests.servers import serving
+from tests.support.servers import serving
 
 CALLBACK = "http://127.0.0.1:8001/login/eparaksts/callback"
 OTHER_CALLBACK = "http://127.0.0.1:18001/login/eparaksts/callback"

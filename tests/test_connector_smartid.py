@@ -39,7 +39,7 @@ from klients_identity.connectors.smartid import (
     session_secret_digest,
     verification_code,
 )
-from tests.servers import serving
+from tests.support.servers import serving
 
 KLIENTS_RP = RelyingParty("6f1c3d1e-8a5b-4c2e-9d7f-0a1b2c3d4e5f", "Klients")
 SETTINGS = SimSettings(relying_parties=(RelyingParty(DEMO_RP_UUID, "DEMO"), KLIENTS_RP), delay=0.2)

@@ -10,10 +10,9 @@ import uuid
 import requests
 
 from klients_identity.models import PasswordLogin
-from tests.conftest import identity_session
-from tests.helpers import bearer, mails
-from tests.oidc_helpers import logged_in_browser
-from tests.stack import wait_until
+from tests.support.helpers import bearer, mails
+from tests.support.oidc_helpers import logged_in_browser
+from tests.support.stack import identity_session, wait_until
 
 LOW = "http://eidas.europa.eu/LoA/low"
 

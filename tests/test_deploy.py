@@ -14,21 +14,13 @@ import yaml
 
 from klients_common.bus_setup import BROKER_COMPONENTS
 from klients_common.settings import BUS_USER_PREFIX_DEFAULT as DEFAULT_USER_PREFIX
-from tests.stack import ROOT
+from tests.support.deploy import K8S, k8s_config, k8s_documents
+from tests.support.stack import ROOT
 
-K8S = ROOT / "deploy" / "k8s"
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"
 KLIENTS_COMPONENTS = {"identity", "identity-events", "gateway", "billing", "metering", "notifications"}
 MIGRATING = {"identity", "billing", "metering", "notifications"}  # the components with a `migrate` command
 ADMIN_SECRET = "klients-rabbitmq"  # RabbitMQ's administrator (and Erlang cookie)
-
-
-def k8s_documents():
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    for name in kustomization["resources"]:
-        for doc in yaml.safe_load_all((K8S / name).read_text()):
-            if doc:
-                yield name, doc
 
 
 def console_scripts() -> set[str]:
@@ -129,11 +121,6 @@ def k8s_env(container) -> dict[str, dict]:
 
 def k8s_workloads() -> dict[str, dict]:
     return {d["metadata"]["name"]: d for _, d in k8s_documents() if d["kind"] in ("Deployment", "StatefulSet", "Job")}
-
-
-def k8s_config() -> dict[str, str]:
-    return next(d["data"] for _, d in k8s_documents()
-                if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "klients-config")
 
 
 def example_secrets() -> dict[str, dict]:

@@ -6,8 +6,8 @@ import os
 import smtplib
 from email.message import EmailMessage
 
-from tests.helpers import mails
-from tests.stack import wait_until
+from tests.support.helpers import mails
+from tests.support.stack import wait_until
 
 
 def test_mail_is_kept_as_a_file(maildir):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from tests.helpers import bearer
+from tests.support.helpers import bearer
 
 INTERNAL = "http://" + os.environ["GATEWAY_INTERNAL_BIND"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from klients_gateway import create_app
 from klients_gateway.settings import Settings
-from tests.helpers import bearer
+from tests.support.helpers import bearer
 
 
 @pytest.fixture

@@ -30,12 +30,11 @@ from klients_identity.models import (
     TokenRevocation,
     UsedNonce,
 )
-from tests.access_helpers import plant_person, unique_email
-from tests.conftest import identity_session
-from tests.helpers import bearer, csrf_of, mails
-from tests.oidc_helpers import ISSUER, REDIRECT, pkce
-from tests.stack import BIN, ROOT, Stack, wait_until
-from tests.test_identity_email import LINK_SUBJECTS, link_in, mail_to, set_password
+from tests.support.access_helpers import plant_person, unique_email
+from tests.support.email_login import LINK_SUBJECTS, link_in, mail_to, set_password
+from tests.support.helpers import bearer, csrf_of, mails
+from tests.support.oidc_helpers import ISSUER, REDIRECT, pkce
+from tests.support.stack import BIN, ROOT, Stack, identity_session, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
 STRICT = "http://127.0.0.1:18011"  # a second identity instance (two workers) with the production account limits
@@ -134,7 +133,7 @@ def test_reset_and_registration_mails_are_limited_per_address(strict, maildir, n
 def test_smartid_notifications_are_limited_per_personal_code(strict):
     """Push bombing: a personal code gets at most RATE_LIMIT_ACCOUNT_PUSH notifications, whoever asks; a code
     without an account is answered the same."""
-    from tests.stack import random_personal_code
+    from tests.support.stack import random_personal_code
 
     for code in ("050405-10009", random_personal_code()):
         for _ in range(6):

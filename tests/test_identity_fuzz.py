@@ -12,8 +12,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import csrf_of
-from tests.oidc_helpers import ISSUER, PORTAL, REDIRECT, logged_in_browser, pkce
+from tests.support.helpers import csrf_of
+from tests.support.oidc_helpers import ISSUER, PORTAL, REDIRECT, logged_in_browser, pkce
 
 pytestmark = pytest.mark.usefixtures("stack")
 

@@ -16,9 +16,8 @@ from klients_common.digests import secret_digest as digest
 from klients_identity.models import AuthorizationCode, OAuthClient
 from klients_identity.oauth import keys
 from klients_identity.oauth.clients import hasher
-from tests.conftest import identity_session
-from tests.helpers import csrf_of
-from tests.oidc_helpers import (
+from tests.support.helpers import csrf_of
+from tests.support.oidc_helpers import (
     ISSUER,
     PORTAL,
     REDIRECT,
@@ -30,6 +29,7 @@ from tests.oidc_helpers import (
     redirect_params,
     refresh,
 )
+from tests.support.stack import identity_session
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -277,7 +277,7 @@ def test_login_form_without_csrf_token_is_refused():
 def test_a_property_manager_gets_contract_scoped_tokens(gateway, new_contract):
     """More grants than a token carries: the plain token has the first 12 and says so; RFC 8707 ``resource``
     asks for a token scoped to chosen contracts (at the code exchange or a refresh); /me lists them all."""
-    from tests.helpers import bearer
+    from tests.support.helpers import bearer
 
     real = new_contract().number
     numbers = sorted([real] + [f"PM-{i:03d}" for i in range(19)])

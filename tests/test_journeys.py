@@ -12,11 +12,18 @@ from decimal import Decimal
 import pytest
 import requests
 
-from tests.access_helpers import PASSWORD, invitation_link, now, open_and_set_password, smartid_login, unique_email
-from tests.helpers import bearer, csrf_of, mails
-from tests.oidc_helpers import ISSUER, code_for, exchange, pkce
-from tests.portal_helpers import make_household
-from tests.stack import wait_until
+from tests.support.access_helpers import (
+    PASSWORD,
+    invitation_link,
+    now,
+    open_and_set_password,
+    smartid_login,
+    unique_email,
+)
+from tests.support.helpers import bearer, csrf_of, mails
+from tests.support.oidc_helpers import ISSUER, code_for, exchange, pkce
+from tests.support.portal_helpers import make_household
+from tests.support.stack import wait_until
 
 HOLDER = "329999-99709"  # a Smart-ID DEMO account ("NO DOB") that holds no demo contract
 SUBUSER = "020100-29990"  # the Smart-ID DEMO account "ADULT"

@@ -8,8 +8,8 @@ import re
 
 from playwright.sync_api import Page
 
-from tests.browser import shot
-from tests.test_keycloak_fronted import KEYCLOAK, SPEC, brokered_login, fronted, person_id  # noqa: F401
+from tests.support.browser import shot
+from tests.support.keycloak import KEYCLOAK, PORTAL, brokered_login, person_id
 
 
 def console_login(page: Page) -> None:
@@ -20,7 +20,7 @@ def console_login(page: Page) -> None:
     page.wait_for_url(re.compile(r".*/admin/master/console/.*"), timeout=60_000)
 
 
-def test_the_console_shows_a_brokered_user_with_the_grants_identity_keeps(chromium, fronted, new_contract):  # noqa: F811
+def test_the_console_shows_a_brokered_user_with_the_grants_identity_keeps(chromium, fronted, new_contract):
     contract = new_contract(personal_code="050405-10009").number
     brokered_login()
     user_id = fronted.get_user_id(person_id())
@@ -28,12 +28,12 @@ def test_the_console_shows_a_brokered_user_with_the_grants_identity_keeps(chromi
     page = context.new_page()
     try:
         console_login(page)
-        page.goto(f"{KEYCLOAK}/admin/master/console/#/{SPEC.realm}/users/{user_id}/settings")
+        page.goto(f"{KEYCLOAK}/admin/master/console/#/{PORTAL.realm}/users/{user_id}/settings")
         page.get_by_text("Grants (from identity)").first.wait_for(timeout=60_000)
         field = page.get_by_label("Grants (from identity)")
         assert contract in field.input_value()  # the console shows what identity wrote
         shot(page, "keycloak-portal-user")
-        page.goto(f"{KEYCLOAK}/admin/master/console/#/{SPEC.realm}/users")
+        page.goto(f"{KEYCLOAK}/admin/master/console/#/{PORTAL.realm}/users")
         page.get_by_role("button", name="View all users").or_(page.get_by_text(person_id())).first.wait_for(
             timeout=30_000)
         shot(page, "keycloak-portal-users")

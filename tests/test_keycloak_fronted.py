@@ -11,13 +11,10 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
 import pytest
 import requests
@@ -27,95 +24,22 @@ from klients_common.auth import TokenVerifier, TrustedIssuer
 from klients_common.digests import secret_digest
 from klients_identity.access import grants as access
 from klients_identity.models import Invitation, LoginSession, Person
-from tests.conftest import identity_session
-from tests.helpers import bearer, csrf_of
-from tests.oidc_helpers import ISSUER, REDIRECT, code_for, exchange, pkce
-from tests.oidc_helpers import refresh as identity_refresh
-from tests.stack import BIN, ROOT, wait_until
-
-sys.path.insert(0, str(ROOT / "deploy" / "keycloak"))
-import portal_realm
-import staff_realm
-
-KEYCLOAK = os.environ["KEYCLOAK_URL"]
-SPEC = portal_realm.PortalRealm.from_env()
-REALM_URL = SPEC.issuer(KEYCLOAK)
-OIDC = f"{REALM_URL}/protocol/openid-connect"
-PORTAL_CLIENT_ID = portal_realm.PORTAL_CLIENT
-HOLDER = "050405-10009"
-TAGS = re.compile(r"<[^>]+>|\s+")  # Smart-ID DEMO "QUALIFIED OK1"
-
-
-@pytest.fixture(scope="module")
-def fronted(stack, rpc):
-    """The portal realm provisioned, Keycloak registered at identity, and the grants sync running."""
-    from sqlalchemy.orm import sessionmaker
-
-    from klients_common.db import make_engine, transaction
-    from klients_identity.oauth.registration import ensure_broker_client
-    from klients_identity.settings import Settings
-
-    admin = staff_realm.admin_client(KEYCLOAK)
-    portal_realm.provision(admin, SPEC)
-    settings = replace(Settings.from_env(), portal_token_issuer="keycloak")
-    with transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"]))) as session:
-        ensure_broker_client(session, settings)
-    stack.start("identity-keycloak-sync", str(BIN / "klients-identity"), "run", component="identity",
-                env={"PORTAL_TOKEN_ISSUER": "keycloak"})
-    admin.change_current_realm(SPEC.realm)
-    yield admin
-    stack.stop("identity-keycloak-sync")
-
-
-def _follow(browser: requests.Session, response: requests.Response) -> requests.Response | str:
-    """Follow redirects by hand until a page, or until the portal's callback (returned as a URL)."""
-    while response.status_code in (301, 302, 303, 307):
-        location = urljoin(response.url, response.headers["Location"])
-        if location.startswith(REDIRECT):
-            return location
-        for cookie in browser.cookies:  # Keycloak's cookies are Secure; browsers send them to 127.0.0.1
-            cookie.secure = False
-        response = browser.get(location, allow_redirects=False, timeout=15)
-    return response
-
-
-def broker(personal_code: str, start: str | None = None) -> tuple[requests.Session, str, str, requests.Response | str]:
-    """Walk portal → Keycloak → identity → Smart-ID simulator → back as a browser; return the browser, the
-    state and PKCE verifier sent, and where it ended: the portal's callback URL, or the page it stopped on.
-    With ``start`` (a client portal's /login) the walk starts there and goes on through its callback."""
-    browser = requests.Session()
-    # Each login from its own (documentation-range) address: identity limits login attempts per address,
-    # and the suite logs in from one machine many times a minute.
-    browser.headers["X-Forwarded-For"] = f"198.51.100.{secrets.randbelow(250) + 1}"
-    verifier, challenge = pkce()
-    state = secrets.token_urlsafe(12)
-    page = _follow(browser, browser.get(start or f"{OIDC}/auth?" + urlencode({
-        "client_id": portal_realm.PORTAL_CLIENT, "redirect_uri": REDIRECT, "response_type": "code",
-        "scope": "openid", "state": state, "code_challenge": challenge, "code_challenge_method": "S256",
-        "kc_idp_hint": portal_realm.IDP_ALIAS}), allow_redirects=False, timeout=15))
-    assert not isinstance(page, str) and page.url.startswith(f"{ISSUER}/login"), getattr(page, "url", page)
-    form = browser.get(f"{ISSUER}/login/smart-id", timeout=10)
-    answer: requests.Response | str = browser.post(f"{ISSUER}/login/smart-id", data={
-        "csrf": csrf_of(form), "personal_code": personal_code}, allow_redirects=False, timeout=10)
-    for _ in range(40):
-        answer = _follow(browser, answer)
-        if isinstance(answer, str) or 'http-equiv="refresh"' not in answer.text:
-            break
-        answer = browser.get(f"{ISSUER}/login/smart-id/wait", allow_redirects=False, timeout=15)
-    return browser, state, verifier, answer
-
-
-def brokered_login(personal_code: str = HOLDER) -> tuple[requests.Session, dict[str, str]]:
-    """A brokered login that must succeed; return the browser and Keycloak's token response."""
-    browser, state, verifier, answer = broker(personal_code)
-    assert isinstance(answer, str), f"{answer.status_code}: {TAGS.sub(' ', answer.text)[-300:]}"
-    query = {k: v[0] for k, v in parse_qs(urlparse(answer).query).items()}
-    assert query["state"] == state and query["iss"] == REALM_URL
-    token = requests.post(f"{OIDC}/token", data={
-        "grant_type": "authorization_code", "code": query["code"], "redirect_uri": REDIRECT,
-        "client_id": portal_realm.PORTAL_CLIENT, "code_verifier": verifier}, timeout=15)
-    assert token.status_code == 200, token.text
-    return browser, token.json()
+from tests.support.helpers import bearer
+from tests.support.keycloak import (
+    HOLDER,
+    KEYCLOAK,
+    OIDC,
+    PORTAL,
+    REALM_URL,
+    TAGS,
+    broker,
+    brokered_login,
+    person_id,
+    portal_realm,
+)
+from tests.support.oidc_helpers import ISSUER, code_for, exchange, pkce
+from tests.support.oidc_helpers import refresh as identity_refresh
+from tests.support.stack import BIN, ROOT, identity_session, wait_until
 
 
 def keycloak_claims(token: str) -> dict:
@@ -127,11 +51,6 @@ def keycloak_claims(token: str) -> dict:
 def refresh(token: str) -> requests.Response:
     return requests.post(f"{OIDC}/token", data={"grant_type": "refresh_token", "refresh_token": token,
                                                 "client_id": portal_realm.PORTAL_CLIENT}, timeout=15)
-
-
-def person_id(personal_code: str = HOLDER) -> str:
-    with identity_session() as session:
-        return session.scalar(select(Person.id).where(Person.personal_code == personal_code))
 
 
 def test_a_brokered_login_ends_with_a_keycloak_token_the_gateway_and_services_accept(fronted, new_contract,
@@ -268,17 +187,17 @@ def test_an_undeclared_attribute_is_detected_not_silently_dropped(fronted, new_c
 
 
 def test_the_realm_script_is_idempotent_and_repairs_hand_edits(fronted):
-    assert portal_realm.provision(fronted, SPEC) == []
-    fronted.change_current_realm(SPEC.realm)
+    assert portal_realm.provision(fronted, PORTAL) == []
+    fronted.change_current_realm(PORTAL.realm)
     portal = fronted.get_client_id(portal_realm.PORTAL_CLIENT)
     mapper = next(m for m in fronted.get_mappers_from_client(portal) if m["name"] == "grants")
     fronted.update_client_mapper(portal, mapper["id"], {**mapper, "config": {**mapper["config"],
                                                                              "claim.name": "stolen"}})
-    fronted.update_realm(SPEC.realm, {"bruteForceProtected": False})
-    repaired = portal_realm.provision(fronted, SPEC)
+    fronted.update_realm(PORTAL.realm, {"bruteForceProtected": False})
+    repaired = portal_realm.provision(fronted, PORTAL)
     assert "mapper grants settings" in repaired and "realm settings" in repaired
-    assert portal_realm.provision(fronted, SPEC) == []
-    fronted.change_current_realm(SPEC.realm)
+    assert portal_realm.provision(fronted, PORTAL) == []
+    fronted.change_current_realm(PORTAL.realm)
 
 
 def test_a_keycloak_restart_mid_sync_loses_no_grant_change(fronted, new_contract):
@@ -294,7 +213,7 @@ def test_a_keycloak_restart_mid_sync_loses_no_grant_change(fronted, new_contract
     finally:
         subprocess.run(["bash", str(ROOT / "deploy" / "keycloak.sh")], check=True, capture_output=True,
                        env={**os.environ, "KLIENTS_VAR_DIR": str(var)})
-    fronted.change_current_realm(SPEC.realm)
+    fronted.change_current_realm(PORTAL.realm)
 
     def synced() -> bool:
         answer = refresh(tokens["refresh_token"])
@@ -346,7 +265,7 @@ def keycloak_portal(fronted, stack):
 
 def test_the_client_portal_logs_in_through_keycloak_brokered_to_identity_and_shows_the_overview(
         keycloak_portal, new_contract, new_meter, billing_sessions):
-    from tests.portal_helpers import make_household
+    from tests.support.portal_helpers import make_household
 
     contract, _ = make_household(new_contract, new_meter, billing_sessions, personal_code=HOLDER)
     browser, _, _, landed = broker(HOLDER, start=f"{keycloak_portal}/login?next=/c/{contract}")
@@ -355,7 +274,7 @@ def test_the_client_portal_logs_in_through_keycloak_brokered_to_identity_and_sho
     assert 'id="amount-due"' in landed.text and 'id="reading-window"' in landed.text
     assert not re.search(r"eyJ[A-Za-z0-9_-]{8,}\.", landed.text)
     # The portal holds Keycloak's tokens (issuer: the portal realm), and refreshes them at Keycloak.
-    from tests.portal_helpers import row_of, secrets_of, update_row
+    from tests.support.portal_helpers import row_of, secrets_of, update_row
 
     access, refresh_token, _ = secrets_of(row_of(browser))
     assert keycloak_claims(access)["iss"] == REALM_URL

@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
-from tests.keycloak_login import code_flow_token
-from tests.stack import ROOT
+from tests.support.keycloak_login import code_flow_token
+from tests.support.stack import ROOT
 
 sys.path.insert(0, str(ROOT / "deploy" / "keycloak"))
 import staff_realm

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from klients_billing.models import MeteredConsumption
 from klients_common.errors import Forbidden
 from klients_common.riga import riga_today
-from tests.helpers import bearer
-from tests.stack import publish_event, wait_until
+from tests.support.helpers import bearer
+from tests.support.stack import publish_event, wait_until
 
 TODAY = riga_today()
 HISTORY = [(date(2025, m, 28), 100 * m) for m in range(1, 13)]

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from klients_notifications.models import Delivery
-from tests.helpers import mails
-from tests.stack import BIN, Stack, bus_uri, publish_event, wait_until
+from tests.support.helpers import mails
+from tests.support.stack import BIN, Stack, bus_uri, publish_event, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
 

@@ -16,10 +16,9 @@ import requests
 from sqlalchemy import func, select
 
 from klients_notifications.models import Delivery, Preference
-from tests.access_helpers import now, plant_person, unique_email
-from tests.helpers import bearer, mails
-from tests.stack import wait_until
-from tests.test_notifications import publish
+from tests.support.access_helpers import now, plant_person, unique_email
+from tests.support.helpers import bearer, mails
+from tests.support.stack import publish_event, wait_until
 
 
 def test_language_and_reminder_choices_reach_notifications(gateway, mint, maildir, notifications_sessions):
@@ -36,8 +35,8 @@ def test_language_and_reminder_choices_reach_notifications(gateway, mint, maildi
 
     wait_until("notifications to learn the choices", stored, timeout=15)
     # A payment confirmation names no language: the person's choice decides.
-    publish({"event_id": str(uuid.uuid4()), "payment": "p", "contract": "LVG-100001", "amount": "12.34",
-             "received_at": "2026-11-27T10:00:00+00:00", "email": email}, "payment_received")
+    publish_event("payment_received", {"event_id": str(uuid.uuid4()), "payment": "p", "contract": "LVG-100001",
+                                       "amount": "12.34", "received_at": "2026-11-27T10:00:00+00:00", "email": email})
     wait_until("the payment mail", lambda: mails(maildir, to=email), timeout=15)
     assert "€12.34" in mails(maildir, to=email)[0].get_body(("plain",)).get_content()
     # Turning reminders back on is the person's to do, too.

@@ -32,9 +32,9 @@ from sqlalchemy import update
 
 from klients_common.digests import secret_digest as digest
 from klients_identity.models import AuthorizationCode, Person
-from tests.conftest import identity_session
-from tests.helpers import csrf_of
-from tests.oidc_helpers import ISSUER, finish, logged_in_browser, pkce, start_smartid
+from tests.support.helpers import csrf_of
+from tests.support.oidc_helpers import ISSUER, finish, logged_in_browser, pkce, start_smartid
+from tests.support.stack import identity_session
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -468,7 +468,7 @@ def test_oidcc_server_rotate_keys(rp):
 
     from klients_identity.models import SigningKey
     from klients_identity.oauth import keys
-    from tests.stack import wait_until
+    from tests.support.stack import wait_until
 
     before = code_flow(rp)
     with identity_session() as session:
@@ -744,7 +744,7 @@ def test_production_migrate_refuses_the_development_portal_redirect_uri():
             ensure_portal_client(session, replace(production, portal_redirect_uris=dev))
     import yaml
 
-    from tests.test_deploy import k8s_config
+    from tests.support.deploy import k8s_config
 
     uris = k8s_config()["PORTAL_REDIRECT_URIS"].split()
     assert uris and all(u.startswith("https://") and "127.0.0.1" not in u for u in uris)

@@ -15,8 +15,8 @@ from cryptojwt.key_jar import KeyJar
 from idpyoidc.client.defaults import DEFAULT_OIDC_SERVICES
 from idpyoidc.client.rp_handler import RPHandler
 
-from tests.conftest import identity_session
-from tests.oidc_helpers import ISSUER, logged_in_browser
+from tests.support.oidc_helpers import ISSUER, logged_in_browser
+from tests.support.stack import identity_session
 
 pytestmark = pytest.mark.usefixtures("stack")
 

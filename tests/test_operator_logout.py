@@ -16,26 +16,19 @@ import requests
 from sqlalchemy import select
 
 from klients_identity.models import Application, AuditEvent, BrowserSession
-from tests.conftest import identity_session
-from tests.helpers import csrf_of
-from tests.keycloak_login import code_flow_token
-from tests.oidc_helpers import ISSUER
-from tests.test_operator_pages import (  # noqa: F401 - the module's fixture
-    KEYCLOAK,
-    SPEC,
-    application_id,
-    operator_browser,
-    record,
-    staff,
-    staff_realm,
-)
+from tests.support.access_helpers import application_id, record
+from tests.support.helpers import csrf_of
+from tests.support.keycloak import KEYCLOAK, STAFF, operator_browser, staff_realm
+from tests.support.keycloak_login import code_flow_token
+from tests.support.oidc_helpers import ISSUER
+from tests.support.stack import identity_session
 
 BACKCHANNEL = f"{ISSUER}/operator/backchannel-logout"
 
 
 def leaver(admin, username: str) -> str:
     """An operator of this test's own (enabled, role operator), so disabling them leaves the others be."""
-    return staff_realm.ensure_user(admin, username, "Aiva", "Aizgājēja", ("operator",), SPEC.demo_password)
+    return staff_realm.ensure_user(admin, username, "Aiva", "Aizgājēja", ("operator",), STAFF.demo_password)
 
 
 def status_of(application: str) -> str:
@@ -50,7 +43,7 @@ def ended_reasons(username: str) -> list[str]:
         return [row.detail.get("reason") for row in rows]
 
 
-def test_an_operator_disabled_and_signed_out_in_the_console_is_refused_at_once(staff, new_contract):  # noqa: F811
+def test_an_operator_disabled_and_signed_out_in_the_console_is_refused_at_once(staff, new_contract):
     user_id = leaver(staff, "leaver-one")
     browser = operator_browser("leaver-one")
     recorded = record(browser, new_contract().number)
@@ -61,7 +54,7 @@ def test_an_operator_disabled_and_signed_out_in_the_console_is_refused_at_once(s
     staff.user_logout(user_id)  # ... and Sessions → Sign out
 
     home = browser.get(f"{ISSUER}/operator/", timeout=10)
-    assert home.url.startswith(f"{KEYCLOAK}/realms/{SPEC.realm}/"), home.url  # sent to sign in again
+    assert home.url.startswith(f"{KEYCLOAK}/realms/{STAFF.realm}/"), home.url  # sent to sign in again
     approve = browser.post(f"{ISSUER}/operator/applications/{application_id(recorded)}/approve",
                            data={"csrf": csrf_of(recorded)}, timeout=10, allow_redirects=False)
     assert approve.status_code == 401 and "Pieslēdzieties vēlreiz" in approve.text
@@ -69,7 +62,7 @@ def test_an_operator_disabled_and_signed_out_in_the_console_is_refused_at_once(s
     assert ended_reasons("leaver-one") == ["signed out at Keycloak"]  # by the logout token, not a re-check
 
 
-def test_a_disabled_operator_cannot_act_even_if_the_logout_token_is_lost(staff, new_contract):  # noqa: F811
+def test_a_disabled_operator_cannot_act_even_if_the_logout_token_is_lost(staff, new_contract):
     user_id = leaver(staff, "leaver-two")
     browser = operator_browser("leaver-two")
     recorded = record(browser, new_contract().number)
@@ -88,7 +81,7 @@ def test_a_disabled_operator_cannot_act_even_if_the_logout_token_is_lost(staff, 
     assert browser.get(f"{ISSUER}/operator/", timeout=10).url.startswith(KEYCLOAK)
 
 
-def test_a_role_taken_away_in_the_console_stops_the_next_action(staff, new_contract):  # noqa: F811
+def test_a_role_taken_away_in_the_console_stops_the_next_action(staff, new_contract):
     user_id = leaver(staff, "leaver-three")
     browser = operator_browser("leaver-three")
     recorded = record(browser, new_contract().number)
@@ -110,15 +103,15 @@ def logout_answer(data: dict[str, str] | None = None, **kwargs) -> requests.Resp
 
 @pytest.mark.parametrize("data", [None, {"logout_token": ""}, {"logout_token": "not.a.jwt"},
                                   {"logout_token": "eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0."}])
-def test_a_malformed_logout_request_is_refused(staff, data):  # noqa: F811
+def test_a_malformed_logout_request_is_refused(staff, data):
     answer = logout_answer(data)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
     assert answer.headers["Cache-Control"] == "no-store"
 
 
-def test_the_realms_id_and_access_tokens_are_not_logout_tokens(staff):  # noqa: F811
-    tokens = code_flow_token(KEYCLOAK, SPEC.realm, staff_realm.OPERATOR_CLIENT, SPEC.client_secret,
-                             f"{SPEC.identity_url}/operator/callback", "operator", SPEC.demo_password)
+def test_the_realms_id_and_access_tokens_are_not_logout_tokens(staff):
+    tokens = code_flow_token(KEYCLOAK, STAFF.realm, staff_realm.OPERATOR_CLIENT, STAFF.client_secret,
+                             f"{STAFF.identity_url}/operator/callback", "operator", STAFF.demo_password)
     for kind in ("id_token", "access_token"):
         answer = logout_answer({"logout_token": tokens[kind]})
         assert answer.status_code == 400, kind
@@ -138,26 +131,26 @@ class _Capture(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_real_logout_token_is_accepted_once(staff):  # noqa: F811
+def test_a_real_logout_token_is_accepted_once(staff):
     """Keycloak's own logout token (caught on its way by pointing the client elsewhere for a moment) is
     accepted by identity once; the same token again is a replay (its jti was seen)."""
     server = HTTPServer(("127.0.0.1", 0), _Capture)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     client_uuid = staff.get_client_id(staff_realm.OPERATOR_CLIENT)
-    settings = staff_realm.client_settings(SPEC)
+    settings = staff_realm.client_settings(STAFF)
     settings["attributes"]["backchannel.logout.url"] = f"http://127.0.0.1:{server.server_port}/capture"
     try:
         staff.update_client(client_uuid, settings)
         user_id = leaver(staff, "leaver-four")
-        code_flow_token(KEYCLOAK, SPEC.realm, staff_realm.OPERATOR_CLIENT, SPEC.client_secret,
-                        f"{SPEC.identity_url}/operator/callback", "leaver-four", SPEC.demo_password)
+        code_flow_token(KEYCLOAK, STAFF.realm, staff_realm.OPERATOR_CLIENT, STAFF.client_secret,
+                        f"{STAFF.identity_url}/operator/callback", "leaver-four", STAFF.demo_password)
         staff.user_logout(user_id)
         deadline = time.monotonic() + 5
         while not _Capture.tokens:
             assert time.monotonic() < deadline, "Keycloak sent no logout token"
             time.sleep(0.1)
     finally:
-        staff_realm.provision(staff, SPEC)
+        staff_realm.provision(staff, STAFF)
         server.shutdown()
         server.server_close()
     token = _Capture.tokens[-1]
@@ -180,8 +173,8 @@ def latvian_only(page: requests.Response) -> None:
     assert not [word for word in ENGLISH if word in page.text], page.text
 
 
-def test_every_operator_and_invitation_page_speaks_latvian(staff, new_contract, maildir):  # noqa: F811
-    from tests.access_helpers import invitation_link, now, plant_person, unique_email
+def test_every_operator_and_invitation_page_speaks_latvian(staff, new_contract, maildir):
+    from tests.support.access_helpers import invitation_link, now, plant_person, unique_email
 
     contract = new_contract().number
     plant_person(contract, email=unique_email("holder"))
@@ -216,7 +209,7 @@ def test_every_operator_and_invitation_page_speaks_latvian(staff, new_contract, 
     latvian_only(requests.get(invitation_link(maildir, invitee, after=started), timeout=10))
 
 
-def test_the_language_chosen_before_sign_in_reaches_keycloak(staff):  # noqa: F811
+def test_the_language_chosen_before_sign_in_reaches_keycloak(staff):
     for lang in ("en", "lv"):
         page = requests.get(f"{ISSUER}/operator/?lang={lang}", timeout=10)
         assert any(f"ui_locales={lang}" in hop.headers.get("Location", "") for hop in page.history)

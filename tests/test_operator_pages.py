@@ -7,13 +7,8 @@ revoking from the contract page."""
 from __future__ import annotations
 
 import hashlib
-import html
-import os
-import re
-import sys
 import time
 import uuid
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -22,61 +17,25 @@ from sqlalchemy import func, select
 
 from klients_common.riga import riga_today
 from klients_identity.models import Application, Attachment, Grant
-from tests.access_helpers import invitation_link, now, open_and_set_password, smartid_login, unique_email
-from tests.conftest import identity_session
-from tests.helpers import bearer, csrf_of
-from tests.oidc_helpers import ISSUER, code_for, exchange, pkce
-from tests.stack import ROOT
-
-sys.path.insert(0, str(ROOT / "deploy" / "keycloak"))
-import staff_realm
-
-KEYCLOAK = os.environ["KEYCLOAK_URL"]
-SPEC = replace(staff_realm.StaffRealm.from_env(), realm=os.environ["STAFF_REALM"])
-PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
-
-
-@pytest.fixture(scope="module")
-def staff():
-    admin = staff_realm.admin_client(KEYCLOAK)
-    staff_realm.provision(admin, SPEC)
-    staff_realm.ensure_user(admin, "norole", "Nora", "Bezlomas", (), SPEC.demo_password)
-    return admin
-
-
-def operator_browser(username: str = "operator") -> requests.Session:
-    """Sign in to identity's operator pages through Keycloak, as a browser does."""
-    browser = requests.Session()
-    page = browser.get(f"{ISSUER}/operator/", timeout=10)
-    for cookie in browser.cookies:  # Keycloak's cookies are Secure; browsers send them to http://127.0.0.1
-        cookie.secure = False
-    action = re.search(r'<form[^>]+id="kc-form-login"[^>]+action="([^"]+)"', page.text) or \
-        re.search(r'action="([^"]+)"[^>]*id="kc-form-login"', page.text)
-    assert action, page.text[:500]
-    signed = browser.post(html.unescape(action.group(1)), data={"username": username,
-                                                                "password": SPEC.demo_password, "credentialId": ""},
-                          timeout=10)
-    assert signed.url.startswith(f"{ISSUER}/operator"), signed.url
-    return browser
-
-
-def record(browser: requests.Session, contract: str, *, attachment: tuple[str, bytes, str] = ("app.pdf", PDF,
-           "application/pdf"), **fields: str) -> requests.Response:
-    form = browser.get(f"{ISSUER}/operator/applications/new", timeout=10)
-    data = {"csrf": csrf_of(form), "contract": contract, "kind": "delegate", "name": "Ādolfs Pilnvarnieks",
-            "personal_code": "050405-10009", "email": unique_email("delegate"),
-            "valid_until": (riga_today() + timedelta(days=180)).isoformat(), **fields}
-    return browser.post(f"{ISSUER}/operator/applications/new", data=data, files={"attachment": attachment},
-                        timeout=30)
+from tests.support.access_helpers import (
+    PDF,
+    application_id,
+    invitation_link,
+    now,
+    open_and_set_password,
+    record,
+    smartid_login,
+    unique_email,
+)
+from tests.support.helpers import bearer, csrf_of
+from tests.support.keycloak import operator_browser
+from tests.support.oidc_helpers import ISSUER, code_for, exchange, pkce
+from tests.support.stack import identity_session
 
 
 def applications_on(contract: str) -> int:
     with identity_session() as session:
         return session.scalar(select(func.count()).select_from(Application).where(Application.contract == contract))
-
-
-def application_id(page: requests.Response) -> str:
-    return page.url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def test_an_approved_delegate_is_invited_activates_and_manages_users(staff, new_contract, maildir, gateway):
@@ -142,7 +101,7 @@ def test_nobody_but_a_signed_in_operator_reaches_the_pages_or_attachments(staff,
     url = f"{ISSUER}/operator/applications/{application_id(recorded)}/attachment"
     anonymous = requests.get(url, timeout=10, allow_redirects=False)
     assert anonymous.status_code == 302 and "/operator/login" in anonymous.headers["Location"]
-    from tests.oidc_helpers import logged_in_browser
+    from tests.support.oidc_helpers import logged_in_browser
 
     client, _, _ = logged_in_browser(grants=((contract, "owner"),))  # a portal login is not a staff login
     assert client.get(url, timeout=10, allow_redirects=False).status_code == 302

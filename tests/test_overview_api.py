@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from klients_metering.window import WindowRules, window_state
-from tests.helpers import bearer
-from tests.portal_helpers import make_household
+from tests.support.helpers import bearer
+from tests.support.portal_helpers import make_household
 
 pytestmark = pytest.mark.usefixtures("stack")
 

@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 
-from tests.helpers import csrf_of
-from tests.oidc_helpers import ISSUER
-from tests.portal_helpers import (
+from tests.support.helpers import csrf_of
+from tests.support.oidc_helpers import ISSUER
+from tests.support.portal_helpers import (
     JWT,
     PORTAL_URL,
     assert_no_token,
@@ -125,7 +125,7 @@ def test_the_portal_refreshes_an_expired_access_token_itself(household):
 def test_the_session_table_holds_no_token_in_clear_and_an_older_key_still_opens_it(household):
     from sqlalchemy import text
 
-    from tests.portal_helpers import cipher, portal_sessions
+    from tests.support.portal_helpers import cipher, portal_sessions
 
     contract, _ = household
     browser, _ = portal_login(((contract, "owner"),))
@@ -268,8 +268,8 @@ def test_the_reading_window_is_shown_before_a_reading_is_sent(household):
 
 def test_the_persons_language_is_used_after_login_and_the_switch_is_on_every_page(household):
     from klients_identity.models import Person
-    from tests.conftest import identity_session
-    from tests.oidc_helpers import logged_in_browser
+    from tests.support.oidc_helpers import logged_in_browser
+    from tests.support.stack import identity_session
 
     contract, _ = household
     browser, person_id, _ = logged_in_browser(grants=((contract, "owner"),))

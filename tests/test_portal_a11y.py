@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser import shot
-from tests.oidc_helpers import logged_in_browser
-from tests.portal_helpers import PORTAL_URL, make_household
+from tests.support.browser import shot
+from tests.support.oidc_helpers import logged_in_browser
+from tests.support.portal_helpers import PORTAL_URL, make_household
 
 pytestmark = pytest.mark.usefixtures("stack")
 AXE = Path(__file__).resolve().parents[1] / "var" / "test-node" / "node_modules" / "axe-core" / "axe.min.js"

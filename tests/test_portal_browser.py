@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser import shot
-from tests.portal_helpers import JWT, PORTAL_URL, make_household, secrets_of, session_rows
+from tests.support.browser import shot, take_up_with_the_bank
+from tests.support.portal_helpers import JWT, PORTAL_URL, make_household, secrets_of, session_rows
 
 pytestmark = pytest.mark.usefixtures("stack")
 HOLDER = "329999-99709"  # a Smart-ID DEMO account that holds no demo contract
@@ -121,9 +121,9 @@ def test_the_holder_submits_a_reading_sees_it_in_the_history_and_switches_langua
 
 def test_a_bills_only_user_invited_in_the_portal_sees_bills_only_and_loses_the_contract_when_revoked(
         person, chromium, new_contract, new_meter, billing_sessions, maildir):
-    from tests.access_helpers import PASSWORD, invitation_link, now, unique_email
-    from tests.helpers import csrf_of
-    from tests.portal_helpers import portal_login
+    from tests.support.access_helpers import invitation_link, now, unique_email
+    from tests.support.helpers import csrf_of
+    from tests.support.portal_helpers import portal_login
 
     contract, _ = make_household(new_contract, new_meter, billing_sessions)
     holder, _ = portal_login(((contract, "owner"),), next_path=f"/c/{contract}/users")
@@ -137,16 +137,7 @@ def test_a_bills_only_user_invited_in_the_portal_sees_bills_only_and_loses_the_c
 
     page, _ = person
     page.goto(link)
-    page.get_by_label("Jaunā parole").fill(PASSWORD)
-    page.get_by_label("Atkārtojiet paroli").fill(PASSWORD)
-    page.get_by_role("button", name="Turpināt uz identitātes apstiprināšanu").click()
-    page.get_by_role("link", name="Internetbanka").click()
-    page.locator("#bank-swedbank").click()
-    page.locator("input[name=person][value='320000-00008']").check()
-    page.locator("button[value=confirm]").click()
-    page.get_by_label("Tālrunis").fill("+371 20 000 003")
-    page.get_by_role("button", name="Pabeigt").click()
-    page.get_by_text("Jūs esat pieslēdzies.").wait_for()
+    take_up_with_the_bank(page, "+371 20 000 003")
 
     page.goto(PORTAL_URL)
     page.locator("#login").click()  # identity's session is there: straight back to the portal
@@ -180,12 +171,11 @@ def test_a_contact_e_mail_change_asks_for_a_stronger_login_then_is_done_once_and
         person, household, maildir):
     from sqlalchemy import select
 
+    from klients_identity.login.passwords import hash_password
     from klients_identity.models import PasswordLogin, Person
-    from klients_identity.passwords import hash_password
-    from tests.access_helpers import PASSWORD, unique_email
-    from tests.conftest import identity_session
-    from tests.helpers import mails
-    from tests.stack import wait_until
+    from tests.support.access_helpers import PASSWORD, unique_email
+    from tests.support.helpers import mails
+    from tests.support.stack import identity_session, wait_until
 
     page, seen = person
     # household: the holder's contract, which the Smart-ID login below needs

@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from klients_identity.models import LoginSession
-from tests.access_helpers import unique_email
-from tests.conftest import identity_session
-from tests.helpers import csrf_of
-from tests.oidc_helpers import ISSUER, logged_in_browser
-from tests.portal_helpers import PORTAL_URL, portal_login
+from tests.support.access_helpers import unique_email
+from tests.support.helpers import csrf_of
+from tests.support.oidc_helpers import ISSUER, logged_in_browser
+from tests.support.portal_helpers import PORTAL_URL, portal_login
+from tests.support.stack import identity_session
 
 pytestmark = pytest.mark.usefixtures("stack")
 LOW = "http://eidas.europa.eu/LoA/low"

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from klients_billing.models import MeteredConsumption
 from klients_metering import readings
 from klients_metering.window import RIGA
-from tests.stack import wait_until
+from tests.support.stack import wait_until
 
 
 def call_ok(rpc, token) -> bool:

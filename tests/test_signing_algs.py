@@ -19,9 +19,18 @@ from klients_identity.cli import main
 from klients_identity.models import OAuthClient
 from klients_identity.oauth import keys
 from klients_identity.oauth.registration import add_client
-from tests.conftest import identity_session
-from tests.helpers import bearer
-from tests.oidc_helpers import ISSUER, REDIRECT, authorize, exchange, logged_in_browser, pkce, redirect_params, refresh
+from tests.support.helpers import bearer
+from tests.support.oidc_helpers import (
+    ISSUER,
+    REDIRECT,
+    authorize,
+    exchange,
+    logged_in_browser,
+    pkce,
+    redirect_params,
+    refresh,
+)
+from tests.support.stack import identity_session
 
 pytestmark = pytest.mark.usefixtures("stack")
 CONTRACT = "LVG-100001"

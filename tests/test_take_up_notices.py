@@ -11,11 +11,19 @@ from datetime import timedelta
 import requests
 
 from klients_common.riga import riga_today
-from tests.access_helpers import invitation_link, now, open_and_set_password, plant_person, smartid_login, unique_email
-from tests.helpers import bearer, csrf_of, mails
-from tests.oidc_helpers import ISSUER
-from tests.stack import wait_until
-from tests.test_operator_pages import operator_browser, record, staff  # noqa: F401 - the module's fixture
+from tests.support.access_helpers import (
+    invitation_link,
+    now,
+    open_and_set_password,
+    plant_person,
+    record,
+    smartid_login,
+    unique_email,
+)
+from tests.support.helpers import bearer, csrf_of, mails
+from tests.support.keycloak import operator_browser
+from tests.support.oidc_helpers import ISSUER
+from tests.support.stack import wait_until
 
 SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
 LV = "Uzaicinājums pieņemts: līgums {}"
@@ -68,7 +76,7 @@ def test_a_mandate_taken_up_is_announced_to_the_holder_at_the_register_address(g
     assert contract in notice(maildir, on_file, EN.format(contract), started)
 
 
-def test_a_paper_application_taken_up_is_announced_to_the_holder_at_the_register_address(staff, new_contract,  # noqa: F811
+def test_a_paper_application_taken_up_is_announced_to_the_holder_at_the_register_address(staff, new_contract,
                                                                                          maildir):
     on_file = unique_email("register")
     contract = new_contract(email=on_file).number  # the holder has never signed in to identity
@@ -83,7 +91,7 @@ def test_a_paper_application_taken_up_is_announced_to_the_holder_at_the_register
     assert contract in notice(maildir, on_file, LV.format(contract), started)
 
 
-def test_an_english_invitation_opens_english_pages(staff, new_contract, maildir):  # noqa: F811
+def test_an_english_invitation_opens_english_pages(staff, new_contract, maildir):
     contract = new_contract().number
     operator = operator_browser()
     operator.get(f"{ISSUER}/operator/?lang=en", timeout=10)  # the operator works in English

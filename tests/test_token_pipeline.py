@@ -17,9 +17,8 @@ from klients_common.errors import Forbidden, Unauthenticated
 from klients_common.rpc import RpcClient
 from klients_identity.access.accounts import end_sessions
 from klients_identity.models import LoginSession, RefreshToken
-from tests.conftest import identity_session
-from tests.helpers import bearer
-from tests.oidc_helpers import (
+from tests.support.helpers import bearer
+from tests.support.oidc_helpers import (
     ISSUER,
     PORTAL,
     authorize,
@@ -30,7 +29,7 @@ from tests.oidc_helpers import (
     redirect_params,
     refresh,
 )
-from tests.stack import bus_uri, wait_until
+from tests.support.stack import bus_uri, identity_session, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
 PROPAGATION = 5  # seconds: identity's outbox relays every second, then one broadcast

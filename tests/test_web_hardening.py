@@ -12,8 +12,8 @@ import time
 
 import requests
 
-from tests.helpers import bearer, csrf_of
-from tests.oidc_helpers import ISSUER
+from tests.support.helpers import bearer, csrf_of
+from tests.support.oidc_helpers import ISSUER
 
 GATEWAY = "http://" + os.environ["GATEWAY_BIND"]
 FIFTY_MB = 50 * 1024 * 1024

@@ -1,15 +1,18 @@
-"""Authenticating API requests: the shared verifier, and the caller's token on ``g``."""
+"""Authenticating and authorising API requests: the shared verifier, the request's verified token (verified
+once per request, whoever asks first: the rate limiter for its per-person key, or the operation's check),
+and the check each ``@operation`` declaration makes before its view runs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Flask, current_app, g, request
 
 from klients_common.auth import AccessToken, TokenVerifier
 from klients_common.errors import Unauthenticated
+from klients_common.grants import Right
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,23 +26,38 @@ def init_app(app: Flask) -> None:
 
 
 def current_token() -> AccessToken:
-    """Return the verified token of this request."""
-    token: AccessToken = g.token
+    """Return the request's verified bearer token; raise Unauthenticated (401) when none was sent or it does
+    not verify. The outcome is remembered for the request, so the token is verified once however often
+    this is asked."""
+    if "bearer" not in g:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            g.bearer = Unauthenticated("send an access token as 'Authorization: Bearer <token>'")
+        else:
+            try:
+                g.bearer = current_app.extensions["klients_verifier"].verify(value.strip())
+            except Unauthenticated as refused:  # InvalidToken, saying why
+                g.bearer = refused
+    if isinstance(g.bearer, Unauthenticated):
+        raise g.bearer
+    token: AccessToken = g.bearer
     return token
 
 
-def token_required(view: F) -> F:
-    """Verify the bearer token before the view runs; 401 problem+json when it does not verify."""
+def enforce(view: F, right: Right | None, step_up: bool) -> F:
+    """Return ``view`` checking its caller first, as its operation declares: a verified token (401), the
+    ``right`` on the contract in the path (404 without a live grant on it, 403 naming the missing right),
+    and ``acr`` ≥ substantial for ``step_up`` (403 with a step-up challenge). The token becomes the
+    request's caller (``g.token``: sent on with each RPC, logged with the request)."""
 
     @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        header = request.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise Unauthenticated("send an access token as 'Authorization: Bearer <token>'")
-        verified = g.pop("verified", None)  # the rate limiter's verification of this same token, if any
-        g.token = verified[1] if verified and verified[0] == value.strip() else \
-            current_app.extensions["klients_verifier"].verify(value.strip())
+    def enforced(*args: Any, **kwargs: Any) -> Any:
+        token = current_token()
+        g.token = token
+        if right is not None:
+            token.require(kwargs["contract"], right)
+        if step_up:
+            token.require_acr()
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, enforced)

@@ -10,13 +10,15 @@ database of its own, so ``klients_common.ratelimit`` keeps a ``rate_limits`` tab
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from klients_common.auth import InvalidToken
+from klients_common.errors import Unauthenticated
 from klients_common.ratelimit import limiter_storage
+
+from .auth import current_token
 
 
 def client_address() -> str:
@@ -25,18 +27,12 @@ def client_address() -> str:
 
 
 def person_or_address() -> str:
-    """Return the key of the verified person, or of the address when no valid token came."""
-    from flask import current_app
-
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        try:
-            token = current_app.extensions["klients_verifier"].verify(value.strip())
-        except InvalidToken:
-            return client_address()
-        g.verified = (value.strip(), token)  # token_required reuses it: one verification per request
-        return f"person:{token.subject}"
-    return client_address()
+    """Return the key of the verified person, or of the address when no valid token came (the request's one
+    verification: the operation's check reuses it)."""
+    try:
+        return f"person:{current_token().subject}"
+    except Unauthenticated:
+        return client_address()
 
 
 def init_app(app: Flask) -> None:

@@ -1,10 +1,13 @@
 """The API's description is its enforcement: each view declares its operation (summary, right, request
-schemas, response) with ``@operation``; requests are validated against those schemas
-(``validated_body``, ``validated_query``), and ``/api/v1/openapi.json`` is built from the same
-declarations and Flask's URL map. Nothing is kept by hand beside the code, so nothing can drift."""
+schemas, response) with ``@operation``. The declaration checks the caller before the view runs (a verified
+token unless ``public``, the ``right`` on the contract in the path, a strong login for ``step_up``: see
+``auth.enforce``), requests are validated against its schemas (``validated_body``, ``validated_query``),
+and ``/api/v1/openapi.json`` is built from the same declarations and Flask's URL map. Nothing is kept by
+hand beside the code, so nothing can drift."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,8 +18,10 @@ import jsonschema
 from flask import Flask, request
 
 from klients_common.errors import ValidationFailed
+from klients_common.grants import Right
 
 from . import schemas
+from .auth import enforce
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
@@ -45,11 +50,23 @@ OPERATIONS: dict[str, Operation] = {}
 
 
 def operation(**spec: Any) -> Callable[[F], F]:
-    """Declare the operation of an ``api`` view (register it under ``api.<function name>``)."""
+    """Declare the operation of an ``api`` view (register it under ``api.<function name>``) and enforce it:
+    unless ``public``, the view runs only for a caller the declaration admits (``auth.enforce``). Put it
+    under the route decorator, so the route serves the enforcing view. A declaration that could not be
+    enforced is refused at import: a right on a view without a ``contract`` in its path, a view with a
+    ``contract`` but no right to check on it, or a right or step-up on a public view."""
 
     def register(view: F) -> F:
-        OPERATIONS[f"api.{view.__name__}"] = Operation(**spec)
-        return view
+        declared = Operation(**spec)
+        right = Right(declared.right) if declared.right else None  # ValueError for a right that does not exist
+        on_contract = "contract" in inspect.signature(view).parameters
+        if declared.public and (right or declared.step_up):
+            raise TypeError(f"{view.__name__}: a public operation checks no right and no login")
+        if not declared.public and on_contract != (right is not None):
+            raise TypeError(f"{view.__name__}: declare the right needed on the contract in the path" if on_contract
+                            else f"{view.__name__}: a right is checked on a contract: the path needs <contract>")
+        OPERATIONS[f"api.{view.__name__}"] = declared
+        return view if declared.public else enforce(view, right, declared.step_up)
 
     return register
 

@@ -8,41 +8,32 @@ import io
 from flask import Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from klients_common.grants import Right
-
 from .. import rpc
 from .. import schemas as s
-from ..auth import current_token, token_required
 from ..openapi import operation, validated_body, validated_query
 from . import api
 
 
 @api.get("/contracts/<contract>/meters")
 @operation(summary="A contract's meters", tag="meters", right="meters:read", response=s.items(s.METER))
-@token_required
 def meters(contract: str) -> ResponseReturnValue:
-    """Return a contract's meters (``meters:read``)."""
-    current_token().require(contract, Right.METERS_READ)
+    """Return a contract's meters."""
     return jsonify({"items": rpc.call("metering", "list_meters", contract)})
 
 
 @api.get("/contracts/<contract>/meters/<meter>/readings")
 @operation(summary="A meter's readings", tag="meters", right="meters:read", response=s.items(s.READING))
-@token_required
 def readings(contract: str, meter: str) -> ResponseReturnValue:
-    """Return a meter's readings, replaced ones included (``meters:read``)."""
-    current_token().require(contract, Right.METERS_READ)
+    """Return a meter's readings, replaced ones included."""
     return jsonify({"items": rpc.call("metering", "list_readings", contract, meter)})
 
 
 @api.post("/contracts/<contract>/meters/<meter>/readings")
 @operation(summary="Submit a reading", tag="meters", right="readings:submit", body=s.READING_SUBMIT,
            response=s.READING, status=201)
-@token_required
 def submit_reading(contract: str, meter: str) -> ResponseReturnValue:
-    """Submit a reading (``readings:submit``): ``{"value": 12345}``, with ``confirm_rollover`` or
-    ``confirm_unusual`` set to true when the first answer asked for that confirmation."""
-    current_token().require(contract, Right.READINGS_SUBMIT)
+    """Submit a reading: ``{"value": 12345}``, with ``confirm_rollover`` or ``confirm_unusual`` set to true
+    when the first answer asked for that confirmation."""
     body = validated_body()
     reading = rpc.call("metering", "submit_reading", contract, meter, body["value"],
                        confirm_rollover=body.get("confirm_rollover", False),
@@ -53,10 +44,8 @@ def submit_reading(contract: str, meter: str) -> ResponseReturnValue:
 @api.get("/contracts/<contract>/consumption")
 @operation(summary="Consumption by month, quarter or year", tag="meters", right="consumption:read",
            query=s.CONSUMPTION_QUERY, response=s.CONSUMPTION)
-@token_required
 def consumption(contract: str) -> ResponseReturnValue:
-    """Return consumption per month, quarter or year (``consumption:read``); ``format=csv`` for a file."""
-    current_token().require(contract, Right.CONSUMPTION_READ)
+    """Return consumption per month, quarter or year; ``format=csv`` for a file."""
     args = validated_query()
     history = rpc.call("metering", "consumption", contract, args["period_from"], args["period_to"], args["group_by"])
     if args["format"] == "csv" or request.accept_mimetypes.best == "text/csv":

@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from klients_common.errors import NotFound
-from tests.access_helpers import plant_person
-from tests.conftest import identity_session
-from tests.stack import publish_event, random_personal_code, wait_until
+from tests.support.access_helpers import plant_person
+from tests.support.stack import identity_session, publish_event, random_personal_code, wait_until
 
 
 def announce_revocation(person: str, contract: str) -> None:

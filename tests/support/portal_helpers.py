@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from klients_common.db import make_engine
-from tests.oidc_helpers import logged_in_browser
+from tests.support.oidc_helpers import logged_in_browser
 
 PORTAL_URL = os.environ.get("PORTAL_URL", "http://127.0.0.1:18300")
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
@@ -101,7 +101,7 @@ def make_household(new_contract: Any, new_meter: Any, billing_sessions: Any, *, 
     """A contract (of ``personal_code``) with an open invoice and a meter with a year of readings."""
     from klients_billing import invoicing
     from klients_billing.models import Contract, MeteredConsumption
-    from tests.access_helpers import unique_email
+    from tests.support.access_helpers import unique_email
 
     contract = new_contract(personal_code=personal_code, email=unique_email("portal"), holder_name=holder_name)
     with billing_sessions() as session:

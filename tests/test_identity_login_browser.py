@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.browser import start_login, tokens_at_callback
-from tests.oidc_helpers import ISSUER, PORTAL, REDIRECT, pkce
+from tests.support.browser import start_login, tokens_at_callback
+from tests.support.oidc_helpers import ISSUER, PORTAL, REDIRECT, pkce
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -78,8 +78,8 @@ def test_email_registration_and_login(page, chromium, maildir):
     import re
     import time
 
-    from tests.helpers import mails
-    from tests.stack import wait_until
+    from tests.support.helpers import mails
+    from tests.support.stack import wait_until
 
     address = "new.format@demo.klients.lv"  # the register's e-mail for LVG-100002
     started = time.time()

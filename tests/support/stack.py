@@ -22,7 +22,7 @@ from klients_common.db import make_engine, migrate
 from klients_common.riga import riga_today
 from klients_common.rpc import RpcClient, ServiceUnavailable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SERVICES = ("identity", "billing", "metering", "notifications")  # identity first: the others load its revocations
 MIGRATED = ("identity", "billing", "metering", "notifications")
@@ -333,3 +333,23 @@ def rpc_ready(rpc: RpcClient, service: str) -> bool:
         return bool(rpc.call(service, "ping", timeout=1) == "pong")
     except ServiceUnavailable:
         return False
+
+
+def identity_session() -> Any:
+    """Return a transaction on identity's test database."""
+    from sqlalchemy.orm import sessionmaker
+
+    from klients_common.db import transaction
+
+    return transaction(sessionmaker(make_engine(os.environ["IDENTITY_DATABASE_URL"])))
+
+
+HEADER = "number,holder_name,holder_personal_code,supply_address,email,status,start_date,end_date\n"
+
+
+def run_import(tmp_path: Path, text: str, suffix: str = ".csv") -> subprocess.CompletedProcess[str]:
+    """Import a client register (CSV under ``HEADER``, or JSON) with billing's command line."""
+    path = tmp_path / f"register{suffix}"
+    path.write_text(text, encoding="utf-8")
+    return subprocess.run([sys.executable, "-m", "klients_billing.cli", "import-register", str(path)],
+                          capture_output=True, text=True, check=False)

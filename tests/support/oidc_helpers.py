@@ -13,7 +13,7 @@ import requests
 
 from klients_common.digests import pkce_challenge, secret_digest
 from klients_identity.models import BrowserSession, Grant, LoginSession, Person
-from tests.conftest import identity_session
+from tests.support.stack import identity_session
 
 ISSUER = os.environ.get("IDENTITY_ISSUER", "http://127.0.0.1:18001")
 PORTAL = "klients-portal"
@@ -86,7 +86,7 @@ def refresh(refresh_token: str, client_id: str = PORTAL) -> requests.Response:
 
 def start_smartid(browser: requests.Session, **form: str) -> requests.Response:
     """Start a Smart-ID login at identity (the form with its CSRF token)."""
-    from tests.helpers import csrf_of
+    from tests.support.helpers import csrf_of
 
     page = browser.get(f"{ISSUER}/login/smart-id", timeout=10)
     return browser.post(f"{ISSUER}/login/smart-id", data={"csrf": csrf_of(page), **form}, timeout=10)

@@ -4,16 +4,15 @@ enumeration."""
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 import requests
 
 from klients_common.auth import TokenVerifier, TrustedIssuer
-from tests.helpers import csrf_of, mails
-from tests.oidc_helpers import ISSUER, authorize, exchange, pkce, redirect_params
-from tests.stack import wait_until
+from tests.support.email_login import link_in, mail_to, set_password
+from tests.support.helpers import csrf_of, mails
+from tests.support.oidc_helpers import ISSUER, authorize, exchange, pkce, redirect_params
 
 pytestmark = pytest.mark.usefixtures("stack")
 ANNA = "anna.kalnina@demo.klients.lv"  # the register's e-mail for LVG-100004
@@ -22,28 +21,6 @@ ANNA = "anna.kalnina@demo.klients.lv"  # the register's e-mail for LVG-100004
 def post_form(browser: requests.Session, path: str, **fields: str) -> requests.Response:
     page = browser.get(f"{ISSUER}{path}", timeout=10)
     return browser.post(f"{ISSUER}{path}", data={"csrf": csrf_of(page), **fields}, allow_redirects=False, timeout=10)
-
-
-LINK_SUBJECTS = ("Apstipriniet e-pastu Klients portālā", "Paroles maiņa Klients portālā")
-
-
-def mail_to(maildir, address: str, after: float):
-    """Wait for the link e-mail to ``address`` sent after ``after`` (invoices and reminders go there too)."""
-    wait_until(f"mail to {address}", lambda: mails(maildir, to=address, subject=LINK_SUBJECTS, after=after),
-               timeout=20)
-    return mails(maildir, to=address, subject=LINK_SUBJECTS, after=after)[0]
-
-
-def link_in(message) -> str:
-    text = message.get_body(("plain",)).get_content()
-    return re.search(r"(http://\S+)", text).group(1)
-
-
-def set_password(browser: requests.Session, link: str, password: str, again: str | None = None):
-    opened = browser.get(link, allow_redirects=True, timeout=10)
-    assert opened.status_code == 200, opened.text[:300]
-    return browser.post(f"{ISSUER}/login/email/password", timeout=10, allow_redirects=False,
-                        data={"csrf": csrf_of(opened), "password": password, "password2": again or password})
 
 
 def test_register_by_the_registers_email_then_log_in_at_low_assurance(maildir):
@@ -114,8 +91,8 @@ def test_an_email_account_is_linked_to_the_holders_strong_login(maildir, new_con
     """The e-mail account proved the register's address of a contract; a strong login of that contract's
     holder takes its password login over, so e-mail + password afterwards reaches the same person."""
     from klients_identity.models import Grant, PasswordLogin
-    from tests.access_helpers import smartid_login, unique_email
-    from tests.conftest import identity_session
+    from tests.support.access_helpers import smartid_login, unique_email
+    from tests.support.stack import identity_session
 
     address = unique_email("linked")
     contract = new_contract(email=address, personal_code="329999-99901").number

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from klients_common.errors import Forbidden, NotFound, Unauthenticated
-from tests.helpers import bearer
-from tests.stack import Stack, admin_uri, wait_until
+from tests.support.helpers import bearer
+from tests.support.stack import Stack, admin_uri, wait_until
 
 
 def test_owner_reads_own_contract_through_the_gateway(gateway, mint):
@@ -92,7 +92,7 @@ def test_service_refuses_messages_without_a_valid_token(rpc, context):
 def test_context_reaches_downstream_rpc_and_events(stack, rpc, mint, tmp_path):
     os.environ["PROBE_OUTBOX"] = str(tmp_path)
     probe = Stack()
-    probe.start("probe", sys.executable, "-m", "tests.probe_service", env={"AMQP_URI": admin_uri()})
+    probe.start("probe", sys.executable, "-m", "tests.support.probe_service", env={"AMQP_URI": admin_uri()})
     try:
         wait_until("probe", lambda: rpc.call("probe", "ping", timeout=1) == "pong")
         owner = mint({"LVG-100001": "owner"}, subject="p-owner")

@@ -12,8 +12,8 @@ import pytest
 import requests
 from kombu import Connection, Exchange, Queue
 
-from tests.oidc_helpers import authorize, finish, pkce, redirect_params, start_smartid
-from tests.stack import admin_uri, wait_until
+from tests.support.oidc_helpers import authorize, finish, pkce, redirect_params, start_smartid
+from tests.support.stack import admin_uri, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
 SIM = f"http://{os.environ.get('SIM_SMARTID_BIND', '127.0.0.1:18091')}"

@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import select
 
 from klients_identity.models import Grant, Invitation, PasswordLogin
-from tests.access_helpers import (
+from tests.support.access_helpers import (
     invitation_link,
     now,
     open_and_set_password,
@@ -21,10 +21,9 @@ from tests.access_helpers import (
     smartid_login,
     unique_email,
 )
-from tests.conftest import identity_session
-from tests.helpers import bearer, csrf_of, mails
-from tests.oidc_helpers import ISSUER
-from tests.stack import wait_until
+from tests.support.helpers import bearer, csrf_of, mails
+from tests.support.oidc_helpers import ISSUER
+from tests.support.stack import identity_session, wait_until
 
 SUBSTANTIAL = "http://eidas.europa.eu/LoA/substantial"
 

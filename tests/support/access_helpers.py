@@ -1,21 +1,22 @@
 """Test helpers for access management: persons with grants planted in identity's database (as a finished
-registration leaves them), and the invitation links notifications e-mailed."""
+registration leaves them), the invitation links notifications e-mailed, and an operator recording an
+application for an authorised person."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import requests
 
+from klients_common.riga import riga_today
 from klients_identity.models import Grant, Person
-from tests.conftest import identity_session
-from tests.helpers import csrf_of, mails
-from tests.oidc_helpers import ISSUER, finish, start_smartid
-from tests.stack import wait_until
+from tests.support.helpers import csrf_of, mails
+from tests.support.oidc_helpers import ISSUER, finish, start_smartid
+from tests.support.stack import identity_session, wait_until
 
 PASSWORD = "kalnu-ozols-2026-rits"
 
@@ -68,3 +69,20 @@ def open_and_set_password(link: str, password: str = PASSWORD) -> tuple[requests
 def smartid_login(browser: requests.Session, personal_code: str) -> requests.Response:
     """Log in with the Smart-ID simulator and return the page the login ends on."""
     return finish(browser, start_smartid(browser, personal_code=personal_code))
+
+
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+def record(browser: requests.Session, contract: str, *, attachment: tuple[str, bytes, str] = ("app.pdf", PDF,
+           "application/pdf"), **fields: str) -> requests.Response:
+    form = browser.get(f"{ISSUER}/operator/applications/new", timeout=10)
+    data = {"csrf": csrf_of(form), "contract": contract, "kind": "delegate", "name": "Ādolfs Pilnvarnieks",
+            "personal_code": "050405-10009", "email": unique_email("delegate"),
+            "valid_until": (riga_today() + timedelta(days=180)).isoformat(), **fields}
+    return browser.post(f"{ISSUER}/operator/applications/new", data=data, files={"attachment": attachment},
+                        timeout=30)
+
+
+def application_id(page: requests.Response) -> str:
+    return page.url.rstrip("/").rsplit("/", 1)[-1]

@@ -18,7 +18,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
 from klients_common.errors import Unauthenticated
-from tests.conftest import identity_session
+from tests.support.stack import identity_session
 
 
 def b64(data: bytes | dict) -> str:

@@ -1,5 +1,6 @@
 """A real browser for the tests (Debian's Chromium driven by Playwright), a stand-in portal callback page,
-and the two steps of a portal login: start the authorization request, exchange the code it ends with."""
+the two steps of a portal login (start the authorization request, exchange the code it ends with), and an
+invitation taken up at identity's pages with the bank simulator."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from klients_common.auth import TokenVerifier, TrustedIssuer
-from tests.oidc_helpers import ISSUER, PORTAL, REDIRECT, exchange, pkce
+from tests.support.access_helpers import PASSWORD
+from tests.support.oidc_helpers import ISSUER, PORTAL, REDIRECT, exchange, pkce
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it (deploy/test-services.sh)
 
@@ -90,3 +92,22 @@ def shot(shown: Page, name: str) -> None:
         target = Path(folder) / f"{name}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         shown.screenshot(path=str(target), full_page=True)
+
+
+def take_up_with_the_bank(page: Page, phone: str, *, personal_code: str = "320000-00008",
+                          contact_shot: str | None = None) -> None:
+    """Take up the invitation open in ``page`` as the invitee does: set a password (``PASSWORD``), confirm
+    identity at the bank simulator's Swedbank as ``personal_code``, give ``phone`` on the contact form (its
+    picture saved as ``contact_shot``), finish, and wait for identity to show the person signed in."""
+    page.get_by_label("Jaunā parole").fill(PASSWORD)
+    page.get_by_label("Atkārtojiet paroli").fill(PASSWORD)
+    page.get_by_role("button", name="Turpināt uz identitātes apstiprināšanu").click()
+    page.get_by_role("link", name="Internetbanka").click()
+    page.locator("#bank-swedbank").click()
+    page.locator(f"input[name=person][value='{personal_code}']").check()
+    page.locator("button[value=confirm]").click()
+    page.get_by_label("Tālrunis").fill(phone)
+    if contact_shot:
+        shot(page, contact_shot)
+    page.get_by_role("button", name="Pabeigt").click()
+    page.get_by_text("Jūs esat pieslēdzies.").wait_for()
