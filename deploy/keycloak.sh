@@ -34,7 +34,10 @@ say "starting Keycloak $KEYCLOAK_VERSION (log: $VAR/log/keycloak.log)"
 export KC_BOOTSTRAP_ADMIN_USERNAME="${KEYCLOAK_ADMIN_USER:-admin}"
 export KC_BOOTSTRAP_ADMIN_PASSWORD="${KEYCLOAK_ADMIN_PASSWORD:-admin}"
 export JAVA_OPTS_KC_HEAP="${JAVA_OPTS_KC_HEAP:--Xms256m -Xmx1g}"
-nohup "$KC_HOME/bin/kc.sh" start-dev --http-host=127.0.0.1 --http-port=8080 \
+# A session of its own (setsid): Keycloak outlives the shell or job that started it, and stopping that
+# shell's process group (an interrupted `make test`, a CI step ending) does not take it down; `make stop`
+# stops it by its pid file.
+setsid nohup "$KC_HOME/bin/kc.sh" start-dev --http-host=127.0.0.1 --http-port=8080 \
   --health-enabled=true --metrics-enabled=true --http-management-port=9000 \
   >"$VAR/log/keycloak.log" 2>&1 &
 echo $! > "$VAR/run/keycloak.pid"
