@@ -201,7 +201,8 @@ def main() -> None:
         if only("identity"):
             import identity
 
-            results["identity_code_exchange"] = identity.code_exchange_latency(percentiles)
+            with profiling(profiler, "code_exchange", "identity"):
+                results["identity_code_exchange"] = identity.code_exchange_latency(percentiles)
             with profiling(profiler, "identity_refresh", "identity"):
                 measure("identity_refresh_grants_16_chains", lambda: identity.identity_refresh(stack))
         if only("keycloak"):
