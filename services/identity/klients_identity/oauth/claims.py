@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from authlib.oidc.core import UserInfo
 from sqlalchemy import bindparam, select
@@ -30,14 +31,14 @@ class Subject:
     sid: str
     family_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     session_expires: datetime | None = None  # the login's absolute end: no refresh token outlives it
-    loaded_person: Person | None = None  # the person, when read with the login
+    loaded_person: Any = None  # what the ID token says about the person (a row with Person's columns), if read
 
     def get_user_id(self) -> str:
         """Return the ``sub``."""
         return self.person_id
 
     @property
-    def person(self) -> Person:
+    def person(self) -> Any:
         """Return the person (read with the login, or one query when needed)."""
         person = self.loaded_person or db().get(Person, self.person_id)
         if person is None:

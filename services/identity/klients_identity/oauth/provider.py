@@ -36,8 +36,11 @@ from .revocation import revoke_chain
 from .tokens import MAX_GRANTS_IN_TOKEN
 
 CODE_TTL = timedelta(seconds=60)
-LOGIN_AND_PERSON = select(LoginSession, Person).join(Person, Person.id == LoginSession.person_id).where(
-    LoginSession.sid == bindparam("sid"))
+# What the ID token says about the person, read with the login (Core columns: no ORM objects to build).
+LOGIN_AND_PERSON = select(
+    LoginSession.person_id, LoginSession.ended_at, LoginSession.expires_at, Person.id, Person.given_name,
+    Person.family_name, Person.language, Person.email,
+).join(Person, Person.id == LoginSession.person_id).where(LoginSession.sid == bindparam("sid"))
 
 
 # --- authorization codes -----------------------------------------------------------------------------
@@ -126,14 +129,11 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         row = authorization_code.row
         # The login and its person in one statement: the ID token needs the person's name (the code exchange's
         # profile had the person's own lookup, with the flush it set off, as a third of the token view).
-        found = db().execute(LOGIN_AND_PERSON, {"sid": row.sid}).first()
-        if found is None:
-            return None
-        login, person = found
-        if login.ended_at is not None or as_utc(login.expires_at) <= utcnow():
+        login = db().connection().execute(LOGIN_AND_PERSON, {"sid": row.sid}).first()
+        if login is None or login.ended_at is not None or as_utc(login.expires_at) <= utcnow():
             return None
         subject = Subject(login.person_id, row.acr, list(row.amr), as_utc(row.auth_time), row.sid,
-                          session_expires=as_utc(login.expires_at), loaded_person=person)
+                          session_expires=as_utc(login.expires_at), loaded_person=login)
         row.family_id = subject.family_id
         return subject
 
