@@ -92,7 +92,7 @@ class _WriterQueue:
 
 _queues: dict[str, _WriterQueue] = {}
 _queues_lock = threading.Lock()
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT")  # a savepoint opens a write (begin_nested)
 
 
 def _writer_queue(database: str | None) -> _WriterQueue:
@@ -111,7 +111,7 @@ class _QueuedWriterConnection(sqlite3.Connection):
         return super().cursor(factory or _QueuedWriterCursor)
 
     def _before(self, statement: str) -> None:
-        if self.holding or self.in_transaction or not statement.lstrip()[:7].upper().startswith(_WRITES):
+        if self.holding or self.in_transaction or not statement.lstrip()[:9].upper().startswith(_WRITES):
             return
         self.queue.acquire()
         self.holding = True
