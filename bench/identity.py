@@ -66,6 +66,20 @@ def code_exchange_latency(percentiles: Any, n: int = 200) -> dict[str, Any]:
         if exchange(code, verifier).status_code != 200:
             raise RuntimeError("code exchange failed")
         samples.append(time.perf_counter() - started)
+    return {**percentiles(samples), "http_floor": http_floor(percentiles, n)}
+
+
+def http_floor(percentiles: Any, n: int) -> dict[str, Any]:
+    """The same client's sequential ``GET /healthz`` at identity (a new connection each, as ``exchange``): what
+    any answer costs before the token endpoint does anything."""
+    import requests
+
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        if not requests.get(f"{ISSUER}/healthz", timeout=10).ok:
+            raise RuntimeError("healthz failed")
+        samples.append(time.perf_counter() - started)
     return percentiles(samples)
 
 

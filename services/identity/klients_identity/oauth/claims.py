@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from authlib.oidc.core import UserInfo
 from sqlalchemy import bindparam, select
@@ -30,15 +31,16 @@ class Subject:
     sid: str
     family_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     session_expires: datetime | None = None  # the login's absolute end: no refresh token outlives it
+    loaded_person: Any = None  # what the ID token says about the person (a row with Person's columns), if read
 
     def get_user_id(self) -> str:
         """Return the ``sub``."""
         return self.person_id
 
     @property
-    def person(self) -> Person:
-        """Return the person (one query, when needed)."""
-        person = db().get(Person, self.person_id)
+    def person(self) -> Any:
+        """Return the person (read with the login, or one query when needed)."""
+        person = self.loaded_person or db().get(Person, self.person_id)
         if person is None:
             raise LookupError(self.person_id)
         return person
@@ -51,7 +53,9 @@ LIVE_GRANTS = select(Grant.contract, Grant.role, Grant.level, Grant.valid_from, 
 def live_grants(session: Session, person_id: str, today: date | None = None) -> list[TokenGrant]:
     """Return the person's active grants within their dates (Riga days), as token grants."""
     today = today or riga_today()
-    rows = session.execute(LIVE_GRANTS, {"person": person_id})
+    # Core on the session's connection: the grants do not depend on what the session has pending, so no
+    # autoflush and no ORM execution layer (both grants run this on every token).
+    rows = session.connection().execute(LIVE_GRANTS, {"person": person_id})
     result = []
     for contract, role_name, level_name, valid_from, valid_until in rows:
         if (valid_until is not None and valid_until < today) or (valid_from is not None and valid_from > today):

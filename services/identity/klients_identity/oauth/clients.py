@@ -4,6 +4,9 @@ hashes)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +24,21 @@ from ..models import OAuthClient
 from .keys import DEFAULT_ALG
 
 hasher = PasswordHasher()
+
+# A confidential client shows its secret on every token request, and argon2id is built to be slow (tens of
+# milliseconds of CPU). A successful verification is remembered in the process, keyed by an HMAC (with a key
+# this process draws at start and never stores) of the client, its stored hash and the presented secret: the same
+# secret against the same hash is not verified again; a wrong secret is never remembered, so it is verified (and
+# refused) every time; a rotated secret has a new hash, so the old secret's entry no longer matches.
+_process_key = secrets.token_bytes(32)
+_verified: set[bytes] = set()
+_verified_lock = threading.Lock()
+VERIFIED_MAX = 10_000
+
+
+def _verified_key(client_id: str, secret_hash: str, secret: str) -> bytes:
+    message = "\x00".join((client_id, secret_hash, secret)).encode()
+    return hmac.new(_process_key, message, hashlib.sha256).digest()
 
 
 @dataclass
@@ -48,13 +66,22 @@ class Client(ClientMixin):  # type: ignore[misc]
         return redirect_uri in self.row.redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
-        """Return whether the secret is right (argon2id hash)."""
+        """Return whether the secret is right (argon2id hash; a success is remembered, ``_verified``)."""
         if not self.row.secret_hash or not client_secret:
             return False
+        seen = _verified_key(self.row.client_id, self.row.secret_hash, client_secret)
+        if seen in _verified:
+            return True
         try:
-            return hasher.verify(self.row.secret_hash, client_secret)
+            ok = hasher.verify(self.row.secret_hash, client_secret)
         except VerificationError:
             return False
+        if ok:
+            with _verified_lock:
+                if len(_verified) >= VERIFIED_MAX:
+                    _verified.clear()
+                _verified.add(seen)
+        return bool(ok)
 
     @property
     def confidential(self) -> bool:
