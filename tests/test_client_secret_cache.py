@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 
+from klients_identity.hashing import hasher
 from klients_identity.models import OAuthClient
-from klients_identity.oauth.clients import Client, hasher
+from klients_identity.oauth.clients import Client
 
 
 def _timed(client: Client, secret: str) -> tuple[bool, float]:

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "services" / "identity" / "klien
 LAYERS = {
     "core": 0, "connectors": 1, "oauth": 2, "access": 3, "login": 4, "operator": 5, "events": 6, "top": 7,
 }
-CORE = {"settings", "models", "db", "pages", "limits", "hardening", "nonces", "retention", "__init__"}
+CORE = {"settings", "models", "db", "pages", "limits", "hardening", "hashing", "nonces", "retention", "__init__"}
 TOP = {"app", "cli"}
 # Function-local imports that must stay so (module, imported module): none other is allowed.
 LATE_IMPORTS = {

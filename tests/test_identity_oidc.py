@@ -13,9 +13,9 @@ from sqlalchemy import update
 
 from klients_common.auth import InvalidToken, TokenVerifier, TrustedIssuer
 from klients_common.digests import secret_digest as digest
+from klients_identity.hashing import hasher
 from klients_identity.models import AuthorizationCode, OAuthClient
 from klients_identity.oauth import keys
-from klients_identity.oauth.clients import hasher
 from tests.support.helpers import csrf_of
 from tests.support.oidc_helpers import (
     ISSUER,

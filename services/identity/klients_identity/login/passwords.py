@@ -6,15 +6,14 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import request
 
 from .. import pages
+from ..hashing import hasher
 
 MIN_LENGTH = 12
 MAX_LENGTH = 128
-hasher = PasswordHasher()  # argon2id with argon2-cffi's RFC 9106 low-memory profile
 
 
 @cache

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from authlib.oauth2.rfc6749 import ClientMixin
 from flask import request
@@ -20,10 +19,9 @@ from flask import request
 from klients_common.auth import PERSON_SCOPES
 
 from ..db import db
+from ..hashing import hasher
 from ..models import OAuthClient
 from .keys import DEFAULT_ALG
-
-hasher = PasswordHasher()
 
 # A confidential client shows its secret on every token request, and argon2id is built to be slow (tens of
 # milliseconds of CPU). A successful verification is remembered in the process, keyed by an HMAC (with a key

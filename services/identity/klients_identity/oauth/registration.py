@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from klients_common.settings import var_dir
 
+from ..hashing import hasher
 from ..models import SIGNING_METADATA, OAuthClient, check_client_metadata
 from ..settings import Settings
-from .clients import hasher
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "localhost"})
 
