@@ -178,6 +178,22 @@ def test_revoking_an_access_token_stops_it_at_the_gateway_and_every_service(gate
     assert introspected.status_code == 401  # introspection is for confidential clients only
 
 
+def test_a_token_already_verified_by_the_gateway_and_services_is_refused_there_once_revoked(gateway, rpc):
+    """Verified tokens are remembered per process (klients_common.auth): a revocation still stops them."""
+    browser, _, _ = logged_in_browser()
+    token = tokens_for(browser)
+    services = (("billing", "list_contracts"), ("metering", "list_meters"))
+    for _ in range(2):  # verified, then answered from the verifier's memory
+        assert still_accepted(gateway, token["access_token"])
+        assert not any(refuses(rpc, s, m, token["access_token"]) for s, m in services)
+    assert requests.post(f"{ISSUER}/revoke", data={"token": token["access_token"], "client_id": PORTAL},
+                         timeout=10).status_code == 200
+    gateway_refuses(gateway, token["access_token"])
+    for service, method in services:
+        wait_until(f"{service} refusing the revoked token",
+                   lambda s=service, m=method: refuses(rpc, s, m, token["access_token"]), PROPAGATION)
+
+
 def test_revoking_a_refresh_token_stops_its_access_tokens(gateway):
     browser, _, _ = logged_in_browser()
     token = tokens_for(browser)

@@ -171,6 +171,18 @@ def test_small_clock_skew_is_accepted(sign, verifier):
     assert verifier.verify(sign(claims(iat=now + 5, exp=now - 5))).subject == "person-1"
 
 
+def test_a_verified_token_is_remembered_until_it_expires_and_then_refused(sign, verifier):
+    now = int(time.time())
+    token = sign(claims(exp=now + 60, jti="j-remembered"))
+    first = verifier.verify(token)
+    assert verifier.verify(f"Bearer {token}") is first  # the second presentation skips the signature check
+    assert verifier.verify(token, now=now + 60 + 29) is first  # within the leeway
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token, now=now + 60 + 31)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token, now=now + 60 + 31)  # and after it was forgotten: the full check says the same
+
+
 def test_rfc9068_media_type_form_is_accepted(sign, verifier):
     assert verifier.verify(sign(claims(), {"typ": "application/at+jwt"})).subject == "person-1"
 

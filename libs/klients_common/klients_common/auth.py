@@ -17,6 +17,12 @@
 JWKS documents are cached per issuer; an unknown ``kid`` triggers at most one refetch per
 ``min_refresh_seconds``, so a rotated-in key is picked up without letting garbage ``kid`` values turn
 into a request flood.
+
+A token that verified is remembered by the verifier (per process, keyed by the token string, at most
+``VERIFIED_CACHE_SIZE`` of them) until its ``exp``: the same token presented again skips the parse, the signature
+and the claims check (most of a service's per-call verification cost), but is still refused once it expires.
+Revocation is not cached: callers check ``RevocationList`` on every call, from memory. A signing key withdrawn
+from the JWKS stops new tokens at once and the ones already seen when they expire (five minutes at most).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ KEY_TYPES: dict[str, tuple[str, str | None]] = {
     "RS256": ("RSA", None), "PS256": ("RSA", None), "ES256": ("EC", "P-256")}
 RFC9068_TYPES = ("at+jwt", "application/at+jwt")
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "jti")
+VERIFIED_CACHE_SIZE = 10_000  # verified tokens remembered per verifier (a few KB each)
 
 # Scopes a person's token may carry (what identity offers clients: discovery's ``scopes_supported``). Service
 # scopes (``SERVICE_SCOPES``) exist only in a component's own service token, whose subject is
@@ -278,6 +285,7 @@ class TokenVerifier:
             for i in self.issuers.values()
         }
         self._jwks.update(key_sources or {})
+        self._verified: dict[str, AccessToken] = {}  # token string -> its verification (see the module's notes)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TokenVerifier:
@@ -293,6 +301,13 @@ class TokenVerifier:
             raise InvalidToken("no access token")
         if token.lower().startswith("bearer "):
             token = token[7:].strip()
+        now = now if now is not None else time.time()
+        seen = self._verified.get(token)
+        if seen is not None:
+            if seen.claims["exp"] <= now - self.leeway:
+                self._verified.pop(token, None)
+                raise InvalidToken("token expired")
+            return seen
         unverified = UnverifiedJws.parse(token)
         header, payload = unverified.header, unverified.claims
 
@@ -306,7 +321,17 @@ class TokenVerifier:
         if header.get("typ") not in issuer.token_types:
             raise InvalidToken("not an access token")
         unverified.check_signature(self._jwks[issuer.issuer])
-        return self._check_claims(issuer, payload, token, now if now is not None else time.time())
+        verified = self._check_claims(issuer, payload, token, now)
+        self._remember(token, verified, now)
+        return verified
+
+    def _remember(self, token: str, verified: AccessToken, now: float) -> None:
+        """Keep ``verified`` for its token; when full, drop the expired entries, or all of them if none is."""
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            expired = [t for t, v in list(self._verified.items()) if v.claims["exp"] <= now - self.leeway]
+            for stale in expired or list(self._verified):
+                self._verified.pop(stale, None)
+        self._verified[token] = verified
 
     def _check_claims(self, issuer: TrustedIssuer, claims: dict[str, Any], raw: str, now: float) -> AccessToken:
         missing = [c for c in REQUIRED_CLAIMS if c not in claims]

@@ -22,11 +22,20 @@ person could ask for: the RPC client stamps each request with its broker user as
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from nameko.amqp.publish import DEFAULT_TRANSPORT_OPTIONS, Publisher
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    LOGIN_METHOD_CONFIG_KEY,
+    NON_PERSISTENT,
+    SERIALIZER_CONFIG_KEY,
+)
 from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
-from nameko.rpc import Rpc
+from nameko.rpc import Responder, Rpc, get_rpc_exchange
 
 from .auth import AccessToken, TokenVerifier, service_client, service_subject
 from .errors import Forbidden, KlientsError, NotFound, Unauthenticated
@@ -51,8 +60,39 @@ def _register_remote_errors() -> None:
 _register_remote_errors()
 
 
+class ReplyPublisher(Publisher):
+    """Publishes RPC replies transient and without a publisher confirm.
+
+    A reply is useful only while its caller waits (seconds) and goes to the caller's own reply queue: writing
+    it to the broker's disk (nameko's default, persistent) and waiting for the confirm buys nothing, since a
+    reply lost with the broker is a timeout either way. It cost about a fifth of billing's CPU per balance
+    read (nameko's ``Responder.send_response`` and the confirm read), and RabbitMQ's disk writes besides."""
+
+    use_confirms = False
+    delivery_mode = NON_PERSISTENT
+    transport_options: ClassVar[dict[str, Any]] = {**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": False}
+
+
+class TransientResponder(Responder):
+    """nameko's ``Responder`` publishing through ``ReplyPublisher``."""
+
+    publisher_cls = ReplyPublisher
+
+
 class AuthenticatedRpc(Rpc):
-    """nameko's RPC entrypoint that tells the worker which broker user sent the request."""
+    """nameko's RPC entrypoint that tells the worker which broker user sent the request and answers through
+    ``TransientResponder``."""
+
+    def handle_result(self, message: Any, worker_ctx: Any, result: Any, exc_info: Any) -> Any:
+        """Send the worker's reply (transient, no confirm), then acknowledge the request."""
+        config = self.container.config
+        responder = TransientResponder(
+            config[AMQP_URI_CONFIG_KEY], get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY), login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
+        result, exc_info = responder.send_response(result, exc_info)
+        self.rpc_consumer.queue_consumer.ack_message(message)
+        return result, exc_info
 
     def unpack_message_headers(self, message: Any) -> dict[str, Any]:
         """Context data from the headers, with the request's validated ``user_id`` under ``BROKER_USER_KEY``."""

@@ -1,20 +1,22 @@
 """A persistent, thread-safe nameko RPC client for Flask apps (gateway, identity).
 
-nameko's standalone proxies are single-threaded and costly to build (about 17 ms each against 2.4 ms
-for a reused one), so web processes keep one ``RpcClient``: one publishing connection guarded by a
-lock and one consumer thread draining a private reply queue, with replies matched to callers by
-correlation id. It speaks nameko's AMQP RPC protocol exactly: the ``nameko-rpc`` topic exchange,
-routing key ``service.method``, JSON body ``{"args", "kwargs"}``, context data as ``nameko.<key>``
-headers, ``reply_to`` and ``correlation_id`` properties, ``mandatory`` publishing so a call to a
-service with no queue fails at once.
+nameko's standalone proxies are single-threaded and costly to build (about 17 ms each against 2.4 ms for a
+reused one), so web processes keep one ``RpcClient``: a few publishing connections (``publishers``, each
+used by one caller at a time: a publish waits for the broker's confirm, and with one connection every caller
+of the process queued behind that round trip) and one consumer thread draining a private reply queue, with
+replies matched to callers by correlation id. It speaks nameko's AMQP RPC protocol exactly: the ``nameko-rpc``
+topic exchange, routing key ``service.method``, JSON body ``{"args", "kwargs"}``, context data as
+``nameko.<key>`` headers, ``reply_to`` and ``correlation_id`` properties, ``mandatory`` publishing so a call
+to a service with no queue fails at once.
 
-Every call has a timeout; a service that does not answer in time raises ``RpcTimeout`` (the gateway
-turns it into 503). Remote ``klients_common.errors`` come back as the same exception types.
+Every call has a timeout; a service that does not answer in time raises ``RpcTimeout`` (the gateway turns it
+into 503). Remote ``klients_common.errors`` come back as the same exception types.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import uuid
 from concurrent.futures import Future
@@ -34,6 +36,7 @@ from .errors import KlientsError, error_class
 log = logging.getLogger(__name__)
 
 REPLY_QUEUE_TTL_MS = 300_000
+PUBLISHERS = 4  # publishing connections per client: callers publishing at the same moment, each its confirm
 
 
 class RpcError(Exception):
@@ -73,11 +76,38 @@ def broker_user(amqp_uri: str) -> str:
     return unquote(urlparse(amqp_uri).username or "guest")
 
 
+class _Publisher:
+    """One publishing connection with publisher confirms, opened on first use; one caller at a time."""
+
+    def __init__(self) -> None:
+        self.conn: Connection | None = None
+        self._producer: Producer | None = None
+
+    def producer(self, amqp_uri: str, timeout: float) -> Producer:
+        if self._producer is None:
+            # No heartbeats on the publishing connection: nothing services them between calls, so the
+            # broker would close an idle one; a connection lost anyway is reopened on the next call.
+            conn = Connection(amqp_uri, heartbeat=0, transport_options={"confirm_publish": True})
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+            self.conn = conn
+            self._producer = Producer(conn.channel())
+        return self._producer
+
+    def reset(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.release()
+            except Exception:
+                log.debug("closing a broken publisher connection failed", exc_info=True)
+        self.conn = None
+        self._producer = None
+
+
 class RpcClient:
     """One per process: call ``client.call("billing", "get_contract", ..., context={...})``."""
 
     def __init__(self, amqp_uri: str, *, timeout: float = 5.0, exchange: str = "nameko-rpc",
-                 heartbeat: int = 60) -> None:
+                 heartbeat: int = 60, publishers: int = PUBLISHERS) -> None:
         self.amqp_uri = amqp_uri
         self.timeout = timeout
         self.exchange = Exchange(exchange, type="topic", durable=True)
@@ -87,9 +117,10 @@ class RpcClient:
         self.reply_queue_name = f"rpc.reply-{self.user}-{uuid.uuid4()}"
         self._pending: dict[str, Future[Any]] = {}
         self._pending_lock = threading.Lock()
-        self._publish_lock = threading.Lock()
-        self._publish_conn: Connection | None = None
-        self._producer: Producer | None = None
+        self._publishers: queue.LifoQueue[_Publisher] = queue.LifoQueue()  # the last used first: warm ones
+        self._all_publishers = [_Publisher() for _ in range(max(1, publishers))]
+        for publisher in self._all_publishers:
+            self._publishers.put(publisher)
         self._ready = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._consume_forever, name="rpc-replies", daemon=True)
@@ -120,19 +151,21 @@ class RpcClient:
         """Stop the consumer thread and close connections."""
         self._stopping.set()
         self._thread.join(timeout=5)
-        with self._publish_lock:
-            if self._publish_conn is not None:
-                self._publish_conn.release()
-                self._publish_conn = None
+        for publisher in self._all_publishers:
+            publisher.reset()
 
     # --- publishing ---------------------------------------------------------------------------
     def _publish(self, service: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any],
                  context: dict[str, Any], correlation_id: str, timeout: float) -> None:
         headers = {f"nameko.{k}": v for k, v in context.items() if v is not None}
-        with self._publish_lock:
+        try:
+            publisher = self._publishers.get(timeout=timeout)
+        except queue.Empty:
+            raise RpcTimeout(f"{service}.{method} could not be sent within {timeout:g} s") from None
+        try:
             for attempt in (1, 2):
                 try:
-                    self._get_producer().publish(
+                    publisher.producer(self.amqp_uri, self.timeout).publish(
                         {"args": list(args), "kwargs": kwargs},
                         exchange=self.exchange, routing_key=f"{service}.{method}",
                         reply_to=self.reply_queue_name, correlation_id=correlation_id, user_id=self.user,
@@ -148,32 +181,15 @@ class RpcClient:
                     # no queue took: nobody serves this method.
                     if "NO_ROUTE" in str(exc):
                         raise ServiceUnavailable(f"service {service} is not running") from exc
-                    self._reset_producer()
+                    publisher.reset()
                     last: Exception = exc
                 except (OSError, OperationalError, AmqpConnectionError) as exc:
                     log.warning("publish failed (attempt %s): %s", attempt, exc)
-                    self._reset_producer()
+                    publisher.reset()
                     last = exc
             raise ServiceUnavailable("message broker unreachable") from last
-
-    def _get_producer(self) -> Producer:
-        if self._producer is None:
-            # No heartbeats on the publishing connection: nothing services them between calls, so the
-            # broker would close an idle one; a connection lost anyway is reopened on the next call.
-            conn = Connection(self.amqp_uri, heartbeat=0, transport_options={"confirm_publish": True})
-            conn.ensure_connection(max_retries=1, timeout=self.timeout)
-            self._publish_conn = conn
-            self._producer = Producer(conn.channel())
-        return self._producer
-
-    def _reset_producer(self) -> None:
-        if self._publish_conn is not None:
-            try:
-                self._publish_conn.release()
-            except Exception:
-                log.debug("closing a broken publisher connection failed", exc_info=True)
-        self._publish_conn = None
-        self._producer = None
+        finally:
+            self._publishers.put(publisher)
 
     # --- replies ------------------------------------------------------------------------------
     def _consume_forever(self) -> None:

@@ -19,7 +19,7 @@ from datetime import date
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from klients_common.errors import NotFound, ValidationFailed
@@ -197,9 +197,13 @@ def email_on_file(*, db_session: Session, contract: str) -> str | None:
     return row.email
 
 
+# Built once: building the statement per call (operators, its cache key) was a tenth of billing's CPU per read.
+_CONTRACT_BY_NUMBER = select(Contract).where(Contract.number == bindparam("number"))
+
+
 def get_contract_or_raise(*, db_session: Session, number: str) -> Contract:
     """Return the contract with this number, or raise NotFound."""
-    contract = db_session.scalar(select(Contract).where(Contract.number == number))
+    contract = db_session.scalar(_CONTRACT_BY_NUMBER, {"number": number})
     if contract is None:
         raise NotFound(f"contract {number} not found")
     return contract
