@@ -33,7 +33,7 @@ import time
 from math import floor
 from typing import Any
 
-from limits.storage import SlidingWindowCounterSupport, Storage
+from limits.storage import MemoryStorage, SlidingWindowCounterSupport, Storage
 from limits.storage.base import TimestampedSlidingWindow
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, bindparam, case, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -265,6 +265,26 @@ def purge_expired(engine: Engine, *, batch: int = 1000, grace: float = 0.0) -> i
             return total
 
 
+class ThreadSafeMemoryStorage(MemoryStorage):
+    """The ``limits`` library's in-process storage, with its expiry timer restarted under a lock
+    (``RATE_LIMIT_STORAGE=memory://``, the single-process default). The library's own check-then-start lets
+    two request threads that find the one-shot timer finished both replace it, and one of them then starts
+    the other's timer a second time: ``RuntimeError: threads can only be started once``, a 500 under load."""
+
+    STORAGE_SCHEME = ["klients-memory"]  # noqa: RUF012 - the limits library reads it from the class
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any) -> None:
+        self._timer_lock = threading.Lock()
+        super().__init__(uri, wrap_exceptions, **options)
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802 - the library's private method, name-mangled
+        with self._timer_lock:
+            if not self.timer.is_alive():
+                self.timer = threading.Timer(0.01, self._MemoryStorage__expire_events)  # type: ignore[attr-defined]
+                self.timer.daemon = True
+                self.timer.start()
+
+
 def limiter_storage(setting: str, *, own_engine: Engine | None = None) -> dict[str, Any]:
     """Return flask-limiter's ``storage_uri`` and ``storage_options`` for a ``RATE_LIMIT_STORAGE`` value."""
     setting = setting.strip()
@@ -275,4 +295,6 @@ def limiter_storage(setting: str, *, own_engine: Engine | None = None) -> dict[s
     scheme = setting.split(":", 1)[0].split("+", 1)[0]
     if scheme in ("postgresql", "sqlite"):
         return {"storage_uri": f"{SCHEME}://", "storage_options": {"url": setting, "create_table": True}}
+    if scheme == "memory":
+        return {"storage_uri": "klients-memory://", "storage_options": {}}
     return {"storage_uri": setting, "storage_options": {}}
