@@ -35,29 +35,34 @@ def init_app(app: Flask) -> None:
         return response
 
 
-def call(service: str, method: str, *args: Any, **kwargs: Any) -> Any:
-    """Call ``service.method`` as the current caller (token and request id in context data)."""
+def _caller() -> tuple[RpcClient, dict[str, Any]]:
+    """Return the process's RPC client and the current caller's context data (token and request id), taken
+    in the request's thread so calls made from other threads still carry them."""
     context = {"request_id": g.get("request_id")}
     token = g.get("token")
     if token is not None:
         context["authorization"] = f"Bearer {token.raw}"
-    client: RpcClient = current_app.extensions["klients_rpc"]
+    return current_app.extensions["klients_rpc"], context
+
+
+def _timed(client: RpcClient, context: dict[str, Any], service: str, method: str, *args: Any,
+           **kwargs: Any) -> Any:
     with RPC_LATENCY.labels(service, method).time():
         return client.call(service, method, *args, context=context, **kwargs)
+
+
+def call(service: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``service.method`` as the current caller (token and request id in context data)."""
+    return _timed(*_caller(), service, method, *args, **kwargs)
 
 
 def call_together(*calls: tuple[str, str, tuple[Any, ...]]) -> list[Any]:
     """Call several ``(service, method, args)`` at once as the current caller (one round trip for all);
     return their results in order, raising the first call's error (in order) if any failed."""
-    context = {"request_id": g.get("request_id")}
-    token = g.get("token")
-    if token is not None:
-        context["authorization"] = f"Bearer {token.raw}"
-    client: RpcClient = current_app.extensions["klients_rpc"]
+    client, context = _caller()
 
     def one(service: str, method: str, args: tuple[Any, ...]) -> Any:
-        with RPC_LATENCY.labels(service, method).time():
-            return client.call(service, method, *args, context=context)
+        return _timed(client, context, service, method, *args)
 
     futures = [CONCURRENT.submit(one, *c) for c in calls[1:]]
     try:
