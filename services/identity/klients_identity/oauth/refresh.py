@@ -16,8 +16,6 @@ and RFC 8707 (``invalid_target``), never cached.
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any
 
 from flask import Response, jsonify, request
 from sqlalchemy import bindparam, insert, select, update
@@ -25,7 +23,7 @@ from sqlalchemy import bindparam, insert, select, update
 from klients_common.digests import secret_digest
 
 from ..db import db
-from ..models import LoginSession, RefreshToken, utcnow
+from ..models import LoginSession, RefreshToken, as_utc, utcnow
 from .clients import Client, authenticate_client
 from .pipeline import (
     InvalidTargetError,
@@ -75,10 +73,6 @@ def _client() -> Client | Response:
     return client
 
 
-def _aware(value: Any, now: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=now.tzinfo)  # SQLite gives naive UTC
-
-
 def grant() -> Response:
     """Answer a refresh_token grant."""
     client = _client()
@@ -119,12 +113,12 @@ def grant() -> Response:
         "token_hash": secret_digest(new_token), "family_id": rotated.family_id, "client_id": client.get_client_id(),
         "person_id": rotated.person_id, "sid": rotated.sid, "scope": rotated.scope, "acr": rotated.acr, "amr": amr,
         "auth_time": rotated.auth_time, "issued_at": now,
-        "expires_at": refresh_expiry(now, _aware(rotated.session_expires, now)), "revoked": False,
+        "expires_at": refresh_expiry(now, as_utc(rotated.session_expires)), "revoked": False,
         "rotated_at": None})
     session.commit()  # the row lock ends here; signing happens outside it
     access = sign_access_token(
         session, client=client, person_id=rotated.person_id, sid=rotated.sid, acr=rotated.acr,
-        amr=amr, auth_time=_aware(rotated.auth_time, now), scope=scope, grants=grants)
+        amr=amr, auth_time=as_utc(rotated.auth_time), scope=scope, grants=grants)
     response = jsonify(token_response(access, scope, new_token))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
