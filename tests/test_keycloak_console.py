@@ -35,7 +35,7 @@ def test_the_console_shows_a_brokered_user_with_the_grants_identity_keeps(chromi
         shot(page, "keycloak-portal-user")
         page.goto(f"{KEYCLOAK}/admin/master/console/#/{PORTAL.realm}/users")
         page.get_by_role("button", name="View all users").or_(page.get_by_text(person_id())).first.wait_for(
-            timeout=30_000)
+            timeout=60_000)  # the console's user list loads slowly while the whole suite runs
         shot(page, "keycloak-portal-users")
     finally:
         context.close()
