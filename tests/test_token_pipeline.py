@@ -124,6 +124,22 @@ def test_a_refresh_never_outlives_its_login():
     assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
 
 
+@pytest.mark.parametrize(("extra", "error"), [({"scope": "openid phone"}, "invalid_scope"),
+                                              ({"resource": "urn:klients:contract:NOT-HERS"}, "invalid_target")])
+def test_a_refused_refresh_uses_nothing_up(extra, error):
+    """A refresh refused for what it asks (a wider scope, a contract the person has no grant on) leaves the token
+    as it was: no next token stored, and the same token still refreshes (not taken for a replay)."""
+    token = tokens_for(logged_in_browser()[0])
+    refused = requests.post(f"{ISSUER}/token", data={"grant_type": "refresh_token", "client_id": PORTAL,
+                                                     "refresh_token": token["refresh_token"], **extra}, timeout=10)
+    assert refused.status_code == 400 and refused.json()["error"] == error
+    with identity_session() as session:
+        family = session.scalar(select(RefreshToken.family_id).where(
+            RefreshToken.token_hash == digest(token["refresh_token"])))
+        assert len(session.scalars(select(RefreshToken.token_hash).where(RefreshToken.family_id == family)).all()) == 1
+    assert "access_token" in refresh(token["refresh_token"]).json()
+
+
 def test_a_code_is_worthless_once_its_login_ended():
     browser, _, sid = logged_in_browser()
     verifier, challenge = pkce()

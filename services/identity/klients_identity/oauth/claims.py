@@ -4,6 +4,7 @@ grants (the ``grants`` claim, read on every token) and the OpenID Connect claims
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -46,19 +47,27 @@ class Subject:
         return person
 
 
-LIVE_GRANTS = select(Grant.contract, Grant.role, Grant.level, Grant.valid_from, Grant.valid_until).where(
+GRANT_COLUMNS = (Grant.contract, Grant.role, Grant.level, Grant.valid_from, Grant.valid_until)  # ``grants_of``'s
+LIVE_GRANTS = select(*GRANT_COLUMNS).where(
     Grant.person_id == bindparam("person"), Grant.status == "active")  # built once: it runs on every token
 
 
 def live_grants(session: Session, person_id: str, today: date | None = None) -> list[TokenGrant]:
     """Return the person's active grants within their dates (Riga days), as token grants."""
-    today = today or riga_today()
     # Core on the session's connection: the grants do not depend on what the session has pending, so no
-    # autoflush and no ORM execution layer (both grants run this on every token).
-    rows = session.connection().execute(LIVE_GRANTS, {"person": person_id})
+    # autoflush and no ORM execution layer.
+    return grants_of(session.connection().execute(LIVE_GRANTS, {"person": person_id}), today)
+
+
+def grants_of(rows: Iterable[Any], today: date | None = None) -> list[TokenGrant]:
+    """Return the token grants of active grant rows (``contract, role, level, valid_from, valid_until``: a row
+    whose contract is None is no grant, as an outer join gives for a person without any) that are within
+    their dates (Riga days) ``today``."""
+    today = today or riga_today()
     result = []
     for contract, role_name, level_name, valid_from, valid_until in rows:
-        if (valid_until is not None and valid_until < today) or (valid_from is not None and valid_from > today):
+        if contract is None or (valid_until is not None and valid_until < today) or \
+                (valid_from is not None and valid_from > today):
             continue
         role = Role(role_name)
         level = SubuserLevel(level_name) if level_name else None

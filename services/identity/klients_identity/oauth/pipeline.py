@@ -43,7 +43,12 @@ def requested_contracts(resources: list[str]) -> set[str] | None:
 def token_grants(session: Session, person_id: str, resources: list[str]) -> tuple[list[TokenGrant], bool]:
     """Return the grants an access token carries: every live one, or only those of the contracts the request
     names (RFC 8707 ``resource``; then whether that is a subset of what the person holds)."""
-    grants = live_grants(session, person_id)
+    return chosen_grants(live_grants(session, person_id), resources)
+
+
+def chosen_grants(grants: list[TokenGrant], resources: list[str]) -> tuple[list[TokenGrant], bool]:
+    """Return, of the person's live ``grants``, those an access token carries (all, or the contracts
+    ``resources`` names) and whether that is a subset of what the person holds."""
     wanted = requested_contracts(resources)
     if wanted is None:
         return grants, False

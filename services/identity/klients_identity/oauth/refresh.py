@@ -16,43 +16,101 @@ and RFC 8707 (``invalid_target``), never cached.
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from typing import Any
 
 from flask import Response, jsonify, request
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Row, and_, bindparam, false, func, insert, literal_column, select, update
+from sqlalchemy.orm import Session
 
 from klients_common.digests import secret_digest
+from klients_common.grants import Grant as TokenGrant
 
 from ..db import db
-from ..models import LoginSession, RefreshToken, as_utc, utcnow
+from ..models import Grant, LoginSession, RefreshToken, as_utc, utcnow
+from .claims import GRANT_COLUMNS, grants_of, live_grants
 from .clients import Client, authenticate_client
 from .pipeline import (
+    REFRESH_TTL,
     InvalidTargetError,
+    chosen_grants,
     new_refresh_token,
     refresh_expiry,
     requested_contracts,
     sign_access_token,
-    token_grants,
     token_response,
 )
 from .revocation import revoke_chain
 
 TOKENS = RefreshToken.__table__
 SESSIONS = LoginSession.__table__
-LOGIN = SESSIONS.alias("login")
-# Built once: constructing SQLAlchemy statements per request costs more than running them. The login must
-# stand (not ended, not past its absolute end): a refresh never extends a login.
-ROTATE = (update(TOKENS).where(
-    TOKENS.c.token_hash == bindparam("h"), TOKENS.c.client_id == bindparam("client"), TOKENS.c.rotated_at.is_(None),
-    TOKENS.c.revoked.is_(False), TOKENS.c.expires_at > bindparam("now"), SESSIONS.c.sid == TOKENS.c.sid,
-    SESSIONS.c.ended_at.is_(None), SESSIONS.c.expires_at > bindparam("now"))
-    .values(rotated_at=bindparam("now"))
-    .returning(TOKENS.c.family_id, TOKENS.c.person_id, TOKENS.c.sid, TOKENS.c.scope, TOKENS.c.acr, TOKENS.c.amr,
-               TOKENS.c.auth_time,
-               select(LOGIN.c.expires_at).where(LOGIN.c.sid == TOKENS.c.sid).correlate_except(LOGIN)
-               .scalar_subquery().label("session_expires")))  # SQLite returns only the updated table's columns
+GRANTS = Grant.__table__
+NOW = bindparam("now", type_=TOKENS.c.issued_at.type)
+# The presented token, rotated if it is live. The login must stand (not ended, not past its absolute end): a
+# refresh never extends a login.
+LIVE = (TOKENS.c.token_hash == bindparam("h"), TOKENS.c.client_id == bindparam("client"),
+        TOKENS.c.rotated_at.is_(None), TOKENS.c.revoked.is_(False), TOKENS.c.expires_at > NOW,
+        SESSIONS.c.sid == TOKENS.c.sid, SESSIONS.c.ended_at.is_(None), SESSIONS.c.expires_at > NOW)
+ROTATED = (TOKENS.c.family_id, TOKENS.c.person_id, TOKENS.c.sid, TOKENS.c.scope, TOKENS.c.acr, TOKENS.c.amr,
+           TOKENS.c.auth_time)
+# Statements are built once: constructing SQLAlchemy statements per request costs more than running them.
+#
+# PostgreSQL: the whole rotation is one statement (one round trip, then the commit): the presented token
+# rotated, the next token stored in its family (expiring with the login at the latest), and the person's
+# active grants read, joined to the rotated row (an outer join: a person without grants still gets a row).
+# A data-modifying CTE runs to completion whether or not the outer query reads it.
+_USED = (update(TOKENS).where(*LIVE).values(rotated_at=NOW)
+         .returning(*ROTATED, SESSIONS.c.expires_at.label("session_expires")).cte("used"))
+_NEXT = insert(TOKENS).from_select(
+    ["token_hash", "family_id", "client_id", "person_id", "sid", "scope", "acr", "amr", "auth_time", "issued_at",
+     "expires_at", "revoked"],
+    select(bindparam("next_hash", type_=TOKENS.c.token_hash.type), _USED.c.family_id,
+           bindparam("client", type_=TOKENS.c.client_id.type), _USED.c.person_id, _USED.c.sid, _USED.c.scope,
+           _USED.c.acr, _USED.c.amr, _USED.c.auth_time, NOW,
+           func.least(bindparam("until", type_=TOKENS.c.expires_at.type), _USED.c.session_expires), false()),
+).cte("next")
+ROTATE_ONCE = (select(*_USED.c, *(GRANTS.c[c.key] for c in GRANT_COLUMNS))
+               .select_from(_USED.outerjoin(GRANTS, and_(GRANTS.c.person_id == _USED.c.person_id,
+                                                         GRANTS.c.status == "active")))
+               .add_cte(_NEXT))
+# SQLite has RETURNING (3.35) but no data-modifying CTE: there the rotation is three statements, the rotated row
+# (with the login's end), the grants, and the next token. SQLite's RETURNING names only the updated table's
+# columns, so the login's end is a subquery, written out: SQLAlchemy renders RETURNING's columns without their
+# table there, which turned the correlation into ``sid = sid`` (any login's end).
+ROTATE = (update(TOKENS).where(*LIVE).values(rotated_at=NOW)
+          .returning(*ROTATED, literal_column(
+              "(SELECT login.expires_at FROM login_sessions AS login WHERE login.sid = refresh_tokens.sid)",
+              SESSIONS.c.expires_at.type).label("session_expires")))
+STORE = insert(TOKENS)
 REUSED = select(TOKENS.c.family_id, TOKENS.c.sid, TOKENS.c.client_id).where(
     TOKENS.c.token_hash == bindparam("h"), TOKENS.c.rotated_at.is_not(None))
-STORE = insert(TOKENS)
+
+
+def rotate(session: Session, *, presented_hash: str, client_id: str, next_hash: str,
+           now: datetime) -> tuple[Row[Any], list[TokenGrant]] | None:
+    """Rotate a live refresh token in the session's transaction: mark it used, store ``next_hash`` as the next of
+    its family, and return the used token's row (with ``session_expires``, its login's end) and the person's live
+    grants; None (nothing changed) when the token is not live. One statement on PostgreSQL, three on SQLite."""
+    params = {"h": presented_hash, "client": client_id, "now": now, "next_hash": next_hash}
+    until = now + REFRESH_TTL
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.connection().execute(ROTATE_ONCE, {**params, "until": until}).all()
+        if not rows:
+            return None
+        return rows[0], grants_of(row[-len(GRANT_COLUMNS):] for row in rows)
+    rotated = session.connection().execute(ROTATE, params).first()
+    if rotated is None:
+        return None
+    session.connection().execute(STORE, {
+        "token_hash": next_hash, "family_id": rotated.family_id, "client_id": client_id,
+        "person_id": rotated.person_id, "sid": rotated.sid, "scope": rotated.scope, "acr": rotated.acr,
+        "amr": _amr(rotated.amr), "auth_time": rotated.auth_time, "issued_at": now,
+        "expires_at": refresh_expiry(now, as_utc(rotated.session_expires)), "revoked": False, "rotated_at": None})
+    return rotated, live_grants(session, rotated.person_id)
+
+
+def _amr(value: Any) -> list[str]:
+    return json.loads(value) if isinstance(value, str) else list(value)
 
 
 def _error(code: str, description: str, status: int = 400) -> Response:
@@ -88,8 +146,10 @@ def grant() -> Response:
         return _error("invalid_target", exc.description)
     session, now = db(), utcnow()
     presented_hash = secret_digest(presented)
-    rotated = session.execute(ROTATE, {"h": presented_hash, "client": client.get_client_id(), "now": now}).first()
-    if rotated is None:
+    new_token = new_refresh_token()
+    rotation = rotate(session, presented_hash=presented_hash, client_id=client.get_client_id(),
+                      next_hash=secret_digest(new_token), now=now)
+    if rotation is None:
         reused = session.execute(REUSED, {"h": presented_hash}).first()
         if reused is not None and reused.client_id == client.get_client_id():
             # Someone replayed a used token: end the whole chain, and the access tokens it issued.
@@ -97,25 +157,19 @@ def grant() -> Response:
                          reason="refresh_reuse")
         session.commit()
         return _error("invalid_grant", "the refresh token is not valid")
+    rotated, live = rotation
     scope = request.form.get("scope")
     if scope is not None and not set(scope.split()) <= set(rotated.scope.split()):
-        session.rollback()
+        session.rollback()  # the token stays usable, its next one is not stored
         return _error("invalid_scope", "a refresh may only narrow the scope")
     scope = client.get_allowed_scope(scope if scope is not None else rotated.scope)
-    amr = json.loads(rotated.amr) if isinstance(rotated.amr, str) else list(rotated.amr)
     try:
-        grants = token_grants(session, rotated.person_id, resources)
+        grants = chosen_grants(live, resources)
     except InvalidTargetError as exc:
         session.rollback()
         return _error("invalid_target", exc.description)
-    new_token = new_refresh_token()
-    session.execute(STORE, {
-        "token_hash": secret_digest(new_token), "family_id": rotated.family_id, "client_id": client.get_client_id(),
-        "person_id": rotated.person_id, "sid": rotated.sid, "scope": rotated.scope, "acr": rotated.acr, "amr": amr,
-        "auth_time": rotated.auth_time, "issued_at": now,
-        "expires_at": refresh_expiry(now, as_utc(rotated.session_expires)), "revoked": False,
-        "rotated_at": None})
     session.commit()  # the row lock ends here; signing happens outside it
+    amr = _amr(rotated.amr)
     access = sign_access_token(
         session, client=client, person_id=rotated.person_id, sid=rotated.sid, acr=rotated.acr,
         amr=amr, auth_time=as_utc(rotated.auth_time), scope=scope, grants=grants)
