@@ -147,10 +147,13 @@ def test_pkce_is_required_s256_only_and_no_implicit_flow(params, error):
     assert params["error"] == error and params["iss"] == ISSUER and params["state"] == "st-1"
 
 
-def test_wrong_verifier_is_refused():
+def test_wrong_verifier_is_refused_and_uses_nothing_up():
     browser, _, _ = logged_in_browser()
-    code = code_for(browser)
+    verifier, challenge = pkce()
+    code = code_for(browser, (verifier, challenge))
     assert exchange(code, pkce()[0]).json()["error"] == "invalid_grant"
+    assert exchange(code, verifier, redirect_uri=REDIRECT + "/").json()["error"] == "invalid_grant"
+    assert "access_token" in exchange(code, verifier).json()  # refused exchanges did not use the code up
 
 
 @pytest.mark.parametrize("grant_type", ["password", "client_credentials", "implicit",

@@ -240,7 +240,10 @@ def token() -> ResponseReturnValue:
     if request.form.get("grant_type") == "refresh_token":
         return refresh.grant()
     response: Response = server.create_token_response()
-    db().commit()  # one transaction: the code or old refresh token used up, the new refresh token stored
+    if response.status_code == 200:
+        db().commit()  # one transaction: the code used up, the refresh token stored
+    else:
+        db().rollback()  # refused after the code was found (redirect URI, PKCE, login): the code stays unused
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -21,7 +22,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from flask import Flask, current_app, request
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select, update
 
 from klients_common.digests import secret_digest
 from klients_common.grants import grants_claim
@@ -36,6 +37,18 @@ from .revocation import revoke_chain
 from .tokens import MAX_GRANTS_IN_TOKEN
 
 CODE_TTL = timedelta(seconds=60)
+CODES = AuthorizationCode.__table__
+# Built once (they run on every exchange): the code used up if it is this client's, unused and unexpired (its
+# family set for the tokens it issues); a used one, for reuse detection; the refresh token stored (Core: no unit of
+# work to flush at commit).
+USE_CODE = (update(CODES).where(
+    CODES.c.code_hash == bindparam("h"), CODES.c.client_id == bindparam("client"), CODES.c.used_at.is_(None),
+    CODES.c.expires_at > bindparam("now")).values(used_at=bindparam("now"), family_id=bindparam("family"))
+    .returning(CODES.c.sid, CODES.c.redirect_uri, CODES.c.scope, CODES.c.nonce, CODES.c.code_challenge,
+               CODES.c.code_challenge_method, CODES.c.acr, CODES.c.amr, CODES.c.auth_time, CODES.c.family_id))
+USED_CODE = select(CODES.c.family_id, CODES.c.sid).where(
+    CODES.c.code_hash == bindparam("h"), CODES.c.client_id == bindparam("client"), CODES.c.used_at.is_not(None))
+STORE_TOKEN = insert(RefreshToken.__table__)
 # What the ID token says about the person, read with the login (Core columns: no ORM objects to build).
 LOGIN_AND_PERSON = select(
     LoginSession.person_id, LoginSession.ended_at, LoginSession.expires_at, Person.id, Person.given_name,
@@ -49,7 +62,7 @@ LOGIN_AND_PERSON = select(
 class Code(AuthorizationCodeMixin):  # type: ignore[misc]
     """A stored code as authlib sees it."""
 
-    row: AuthorizationCode
+    row: Any  # the code's columns (``USE_CODE``'s row)
 
     @property
     def code_challenge(self) -> str:
@@ -83,7 +96,7 @@ class Code(AuthorizationCodeMixin):  # type: ignore[misc]
 
     def get_amr(self) -> list[str]:
         """Return the authentication methods."""
-        return list(self.row.amr)
+        return _listed(self.row.amr)
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
@@ -105,23 +118,27 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         db().commit()
 
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
-        """Return the unused, unexpired code of this client; a reused code revokes what it issued."""
-        # Locked: of two concurrent exchanges of one code, the second waits and then sees it used.
-        row = db().get(AuthorizationCode, secret_digest(code), with_for_update=True)
-        if row is None or row.client_id != client.get_client_id():
-            return None
-        if row.used_at is not None:
+        """Use up the unused, unexpired code of this client and return it; a reused code revokes what it issued.
+        The code is marked used (with the refresh family its tokens will start) in the same statement that finds
+        it: of two concurrent exchanges of one code, the second waits on the row and then finds it used. The
+        token view commits this with the tokens, and rolls it back when the exchange is refused afterwards (a
+        wrong verifier or redirect URI): only an exchange that issues tokens uses the code up."""
+        connection, now = db().connection(), utcnow()
+        code_hash = secret_digest(code)
+        row = connection.execute(USE_CODE, {"h": code_hash, "client": client.get_client_id(), "now": now,
+                                            "family": str(uuid.uuid4())}).first()
+        if row is not None:
+            return Code(row)
+        reused = connection.execute(USED_CODE, {"h": code_hash, "client": client.get_client_id()}).first()
+        if reused is not None:
             # RFC 6749 §4.1.2: a reused code revokes what its first exchange issued, access token included.
-            revoke_chain(db(), family_id=row.family_id, sid=row.sid, client_id=row.client_id, reason="code_reuse")
+            revoke_chain(db(), family_id=reused.family_id, sid=reused.sid, client_id=client.get_client_id(),
+                         reason="code_reuse")
             db().commit()
-            return None
-        if as_utc(row.expires_at) < utcnow():
-            return None
-        return Code(row)
+        return None
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
-        """Mark the code used (kept, to detect reuse); committed with the tokens by the token view."""
-        authorization_code.row.used_at = utcnow()
+        """Nothing: the code was marked used when it was found (``query_authorization_code``)."""
 
     def authenticate_user(self, authorization_code: Code) -> Subject | None:
         """Return whom the code was issued for, if their login still stands (not ended, not expired: the same
@@ -132,10 +149,12 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         login = db().connection().execute(LOGIN_AND_PERSON, {"sid": row.sid}).first()
         if login is None or login.ended_at is not None or as_utc(login.expires_at) <= utcnow():
             return None
-        subject = Subject(login.person_id, row.acr, list(row.amr), as_utc(row.auth_time), row.sid,
-                          session_expires=as_utc(login.expires_at), loaded_person=login)
-        row.family_id = subject.family_id
-        return subject
+        return Subject(login.person_id, row.acr, _listed(row.amr), as_utc(row.auth_time), row.sid,
+                       family_id=row.family_id, session_expires=as_utc(login.expires_at), loaded_person=login)
+
+
+def _listed(value: Any) -> list[str]:
+    return json.loads(value) if isinstance(value, str) else list(value)
 
 
 # --- ID tokens ----------------------------------------------------------------------------------------
@@ -200,10 +219,11 @@ def save_token(token: dict[str, Any], request: Any) -> None:
     if not refresh or user is None:
         return
     now = utcnow()
-    db().add(RefreshToken(
-        token_hash=secret_digest(refresh), family_id=user.family_id, client_id=request.client.get_client_id(),
-        person_id=user.person_id, sid=user.sid, scope=token.get("scope", ""), acr=user.acr, amr=user.amr,
-        auth_time=user.auth_time, issued_at=now, expires_at=refresh_expiry(now, user.session_expires)))
+    db().connection().execute(STORE_TOKEN, {
+        "token_hash": secret_digest(refresh), "family_id": user.family_id, "client_id": request.client.get_client_id(),
+        "person_id": user.person_id, "sid": user.sid, "scope": token.get("scope", ""), "acr": user.acr,
+        "amr": user.amr, "auth_time": user.auth_time, "issued_at": now,
+        "expires_at": refresh_expiry(now, user.session_expires), "revoked": False, "rotated_at": None})
 
 
 class S256Only(CodeChallenge):  # type: ignore[misc]
