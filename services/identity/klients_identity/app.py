@@ -47,7 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if session is not None:
             session.close()
 
-    app.session_interface = DatabaseSessionInterface()
+    app.session_interface = DatabaseSessionInterface(sessionless=oidc.JSON_ENDPOINTS)
     app.extensions["klients_rpc"] = RpcClient(settings.amqp_uri, timeout=10)
     app.extensions["klients_verifier"] = verifier.local_verifier(settings)
     app.extensions["klients_login_methods"] = set(settings.login_methods)

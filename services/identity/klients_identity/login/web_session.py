@@ -68,10 +68,18 @@ class ServerSession(CallbackDict, SessionMixin):  # type: ignore[type-arg,misc]
 
 
 class DatabaseSessionInterface(SessionInterface):  # type: ignore[misc]
-    """Flask session interface backed by the ``browser_sessions`` table."""
+    """Flask session interface backed by the ``browser_sessions`` table. ``sessionless``: paths that never use
+    a browser session (the token endpoint and the other JSON endpoints clients call): they get Flask's null
+    session (nothing read, nothing stored, no cookie), without the random id and CSRF token a page's new
+    session is given."""
 
-    def open_session(self, app: Flask, request: Request) -> ServerSession:
-        """Load the browser's session, or start one without a row."""
+    def __init__(self, sessionless: frozenset[str] = frozenset()) -> None:
+        self.sessionless = sessionless
+
+    def open_session(self, app: Flask, request: Request) -> ServerSession | None:
+        """Load the browser's session, or start one without a row (none on a ``sessionless`` path)."""
+        if request.path in self.sessionless:
+            return self.make_null_session(app)
         name = self.get_cookie_name(app)
         sid = request.cookies.get(name, "")
         if SID.match(sid):
