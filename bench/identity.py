@@ -7,14 +7,17 @@ from __future__ import annotations
 import base64
 import os
 import sys
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import wrk
 
 from tests.support.keycloak_login import code_flow_token
-from tests.support.oidc_helpers import ISSUER, code_for, exchange, logged_in_browser, pkce
+from tests.support.oidc_helpers import ISSUER, PORTAL, REDIRECT, code_for, exchange, logged_in_browser, pkce
 
 CHAINS = 16
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -55,32 +58,38 @@ def identity_refresh(stack: Any) -> dict[str, Any]:
     return {**result, "signing_alg": ALG}
 
 
-def code_exchange_latency(percentiles: Any, n: int = 200) -> dict[str, Any]:
-    """The token endpoint's answer to a code exchange (authorization itself not timed)."""
+def collect_codes(n: int = 300) -> list[tuple[str, str]]:
+    """``n`` fresh codes of one login, each with its PKCE verifier (Python: authorization needs a browser's
+    session). A code lives 60 s: collect them just before exchanging them."""
     browser = logged_in_browser()[0]
-    samples = []
+    codes = []
     for _ in range(n):
         verifier, challenge = pkce()
-        code = code_for(browser, (verifier, challenge))
-        started = time.perf_counter()
-        if exchange(code, verifier).status_code != 200:
-            raise RuntimeError("code exchange failed")
-        samples.append(time.perf_counter() - started)
-    return {**percentiles(samples), "http_floor": http_floor(percentiles, n)}
+        codes.append((code_for(browser, (verifier, challenge)), verifier))
+    return codes
 
 
-def http_floor(percentiles: Any, n: int) -> dict[str, Any]:
-    """The same client's sequential ``GET /healthz`` at identity (a new connection each, as ``exchange``): what
-    any answer costs before the token endpoint does anything."""
-    import requests
+def code_exchange(codes: list[tuple[str, str]]) -> dict[str, Any]:
+    """The token endpoint's answer to a code exchange (authorization itself not timed): wrk with one thread and
+    one connection posts the codes in order, each once, every answer a 200 with tokens; beside it the same
+    connection's ``GET /healthz`` as many times, the HTTP floor (what any answer costs before the token
+    endpoint does anything)."""
+    path = urlsplit(ISSUER).path
+    exchanges = [f"POST {path}/token " + urlencode({
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "client_id": PORTAL,
+        "code_verifier": verifier}) for code, verifier in codes]
+    result = _sequence(f"{ISSUER}/token", exchanges)
+    floor = _sequence(f"{ISSUER}/healthz", [f"GET {path}/healthz"] * len(codes))
+    return {**{k: result[k] for k in ("p50_ms", "p90_ms", "p99_ms", "ok")},
+            "http_floor": {k: floor[k] for k in ("p50_ms", "p90_ms", "p99_ms", "ok")},
+            "client": "wrk, 1 thread, 1 connection"}
 
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        if not requests.get(f"{ISSUER}/healthz", timeout=10).ok:
-            raise RuntimeError("healthz failed")
-        samples.append(time.perf_counter() - started)
-    return percentiles(samples)
+
+def _sequence(url: str, items: list[str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-seq-") as folder:
+        done = Path(folder) / "done"
+        return wrk.run(url, "sequence", connections=1, threads=1, seconds=120, env={"BENCH_DONE": str(done)},
+                       files={"BENCH_ITEMS": "\n".join(items)}, until=done.exists)
 
 
 def keycloak_refresh() -> dict[str, Any]:
