@@ -1,12 +1,14 @@
 """The refresh_token grant (RFC 6749 §6) with rotation and reuse detection, written for its traffic.
 
-Every portal refreshes every few minutes, so this is identity's hottest endpoint. It does in one
-statement what matters: the presented token is rotated only if it is live (not rotated, not revoked, not
-expired, of this client, its login neither ended nor past its absolute end); a token that was already
-rotated revokes its whole family and the access tokens of the chain (reuse detection, RFC 9700 §4.14.2).
-Two concurrent uses of one token serialise on its row: the second finds it rotated and revokes the family.
-Then the grants are read, the new refresh token stored (expiring with the login at the latest), one commit,
-and the access token signed. Scope, resource and token rules are the code grant's own functions
+Every portal refreshes every few minutes, so this is identity's hottest endpoint. On PostgreSQL it does in
+one statement (``rotate``) what matters: the presented token is rotated only if it is live (not rotated, not
+revoked, not expired, of this client, its login neither ended nor past its absolute end), the next refresh token
+stored in its family (expiring with the login at the latest) and the person's active grants read; then one
+commit, and the access token signed outside the row lock. A token that was already rotated revokes its whole
+family and the access tokens of the chain (reuse detection, RFC 9700 §4.14.2). Two concurrent uses of one token
+serialise on its row: the second finds it rotated and revokes the family. A request refused after the rotation
+(a wider scope, a contract the person has no grant on) is rolled back: the token stays usable.
+Scope, resource and token rules are the code grant's own functions
 (``pipeline``): the two grants differ only in how they find the login.
 
 Answers follow RFC 6749 §5.2 (``invalid_grant``, ``invalid_client``, ``invalid_scope``, ``invalid_request``)
