@@ -93,6 +93,32 @@ def test_code_flow_issues_rfc9068_access_token_with_grants_and_an_id_token(api_v
         api_verifier.verify(token["id_token"])  # an ID token is not an access token
 
 
+def test_the_common_exchange_answers_as_authlib_does():
+    """identity answers a well-formed exchange itself (``oauth/exchange.py``) and hands any other to authlib: a
+    public client sending an empty ``client_secret`` is one authlib accepts (method ``none``), so the two answers
+    can be compared, and they match: the same fields, headers and ID-token claims (values aside that differ per
+    token)."""
+    browser, _, _ = logged_in_browser()
+    answers = []
+    for extra in ({}, {"client_secret": ""}):
+        verifier, challenge = pkce()
+        code = code_for(browser, (verifier, challenge), nonce="n-1", scope="openid profile email")
+        answer = exchange(code, verifier, **extra)
+        assert answer.status_code == 200, answer.text
+        answers.append(answer)
+    fast, authlib = answers
+    assert list(fast.json()) == list(authlib.json())
+    for header in ("Content-Type", "Cache-Control", "Pragma"):
+        assert fast.headers[header] == authlib.headers[header]
+    with identity_session() as session:
+        key_set = keys.key_set(session)
+    fast_id, authlib_id = (jwt.decode(a.json()["id_token"], key_set) for a in answers)
+    assert fast_id.header == authlib_id.header
+    assert sorted(fast_id.claims) == sorted(authlib_id.claims)
+    for claim in ("iss", "aud", "sub", "sid", "nonce", "acr", "amr", "auth_time", "name", "email"):
+        assert fast_id.claims.get(claim) == authlib_id.claims.get(claim), claim
+
+
 def test_code_is_single_use_and_its_reuse_revokes_what_it_issued():
     browser, _, _ = logged_in_browser()
     verifier, challenge = pkce()

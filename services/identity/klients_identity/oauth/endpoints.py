@@ -26,7 +26,7 @@ from .. import pages
 from ..db import db
 from ..limits import authorize_limit, limiter, token_limit
 from ..models import LoginSession, OAuthClient, Person, RefreshToken, as_utc, utcnow
-from . import backchannel, keycloak_portal, keys, refresh
+from . import backchannel, exchange, keycloak_portal, keys, refresh
 from . import errors as oauth_errors  # noqa: F401 - authlib errors safe for any input
 from . import revocation as token_revocation
 from .claims import Subject, user_info
@@ -237,8 +237,13 @@ def _subject(login: LoginSession) -> Subject:
 @limiter.limit(token_limit)
 def token() -> ResponseReturnValue:
     """The token endpoint: authorization_code and refresh_token only."""
-    if request.form.get("grant_type") == "refresh_token":
+    grant_type = request.form.get("grant_type")
+    if grant_type == "refresh_token":
         return refresh.grant()
+    if grant_type == "authorization_code":
+        answered = exchange.grant()  # the common case without authlib's objects; None: authlib answers
+        if answered is not None:
+            return answered
     response: Response = server.create_token_response()
     if response.status_code == 200:
         db().commit()  # one transaction: the code used up, the refresh token stored

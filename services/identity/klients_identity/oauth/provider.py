@@ -96,7 +96,7 @@ class Code(AuthorizationCodeMixin):  # type: ignore[misc]
 
     def get_amr(self) -> list[str]:
         """Return the authentication methods."""
-        return _listed(self.row.amr)
+        return as_list(self.row.amr)
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
@@ -141,19 +141,24 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         """Nothing: the code was marked used when it was found (``query_authorization_code``)."""
 
     def authenticate_user(self, authorization_code: Code) -> Subject | None:
-        """Return whom the code was issued for, if their login still stands (not ended, not expired: the same
-        rule as every refresh)."""
-        row = authorization_code.row
-        # The login and its person in one statement: the ID token needs the person's name (the code exchange's
-        # profile had the person's own lookup, with the flush it set off, as a third of the token view).
-        login = db().connection().execute(LOGIN_AND_PERSON, {"sid": row.sid}).first()
-        if login is None or login.ended_at is not None or as_utc(login.expires_at) <= utcnow():
-            return None
-        return Subject(login.person_id, row.acr, _listed(row.amr), as_utc(row.auth_time), row.sid,
-                       family_id=row.family_id, session_expires=as_utc(login.expires_at), loaded_person=login)
+        """Return whom the code was issued for, if their login still stands."""
+        return subject_of_code(authorization_code.row)
 
 
-def _listed(value: Any) -> list[str]:
+def subject_of_code(row: Any) -> Subject | None:
+    """Return whom a used-up code (``USE_CODE``'s row) was issued for, if their login still stands (not ended,
+    not expired: the same rule as every refresh)."""
+    # The login and its person in one statement: the ID token needs the person's name (the code exchange's
+    # profile had the person's own lookup, with the flush it set off, as a third of the token view).
+    login = db().connection().execute(LOGIN_AND_PERSON, {"sid": row.sid}).first()
+    if login is None or login.ended_at is not None or as_utc(login.expires_at) <= utcnow():
+        return None
+    return Subject(login.person_id, row.acr, as_list(row.amr), as_utc(row.auth_time), row.sid,
+                   family_id=row.family_id, session_expires=as_utc(login.expires_at), loaded_person=login)
+
+
+def as_list(value: Any) -> list[str]:
+    """Return a JSON list column's value as a list (SQLite may hand it over as text)."""
     return json.loads(value) if isinstance(value, str) else list(value)
 
 
@@ -214,13 +219,17 @@ def generate_token(grant_type: str, client: Client, user: Subject | None = None,
 
 def save_token(token: dict[str, Any], request: Any) -> None:
     """Store the refresh token (hashed) in the family of its login."""
+    store_refresh_token(token, request.user, request.client)
+
+
+def store_refresh_token(token: dict[str, Any], user: Subject | None, client: Client) -> None:
+    """Store the token response's refresh token, if any (hashed), in the family of its login."""
     refresh = token.get("refresh_token")
-    user: Subject | None = request.user
     if not refresh or user is None:
         return
     now = utcnow()
     db().connection().execute(STORE_TOKEN, {
-        "token_hash": secret_digest(refresh), "family_id": user.family_id, "client_id": request.client.get_client_id(),
+        "token_hash": secret_digest(refresh), "family_id": user.family_id, "client_id": client.get_client_id(),
         "person_id": user.person_id, "sid": user.sid, "scope": token.get("scope", ""), "acr": user.acr,
         "amr": user.amr, "auth_time": user.auth_time, "issued_at": now,
         "expires_at": refresh_expiry(now, user.session_expires), "revoked": False, "rotated_at": None})
