@@ -84,19 +84,28 @@ ROTATE = (update(TOKENS).where(*LIVE).values(rotated_at=NOW)
               "(SELECT login.expires_at FROM login_sessions AS login WHERE login.sid = refresh_tokens.sid)",
               SESSIONS.c.expires_at.type).label("session_expires")))
 STORE = insert(TOKENS)
+AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 REUSED = select(TOKENS.c.family_id, TOKENS.c.sid, TOKENS.c.client_id).where(
     TOKENS.c.token_hash == bindparam("h"), TOKENS.c.rotated_at.is_not(None))
 
 
-def rotate(session: Session, *, presented_hash: str, client_id: str, next_hash: str,
-           now: datetime) -> tuple[Row[Any], list[TokenGrant]] | None:
+def rotate(session: Session, *, presented_hash: str, client_id: str, next_hash: str, now: datetime,
+           alone: bool = False) -> tuple[Row[Any], list[TokenGrant]] | None:
     """Rotate a live refresh token in the session's transaction: mark it used, store ``next_hash`` as the next of
     its family, and return the used token's row (with ``session_expires``, its login's end) and the person's live
-    grants; None (nothing changed) when the token is not live. One statement on PostgreSQL, three on SQLite."""
+    grants; None (nothing changed) when the token is not live. One statement on PostgreSQL, three on SQLite.
+
+    ``alone``: nothing the caller does after it could refuse the request, so on PostgreSQL the one statement is the
+    whole transaction (autocommit: one round trip, no COMMIT after it) when the session has not begun one; the
+    session is closed after it (its next statement starts a transaction of its own, as the reuse path needs)."""
     params = {"h": presented_hash, "client": client_id, "now": now, "next_hash": next_hash}
     until = now + REFRESH_TTL
     if session.get_bind().dialect.name == "postgresql":
-        rows = session.connection().execute(ROTATE_ONCE, {**params, "until": until}).all()
+        alone = alone and not session.in_transaction()
+        connection = session.connection(execution_options=AUTOCOMMIT if alone else None)
+        rows = connection.execute(ROTATE_ONCE, {**params, "until": until}).all()
+        if alone:
+            session.close()
         if not rows:
             return None
         return rows[0], grants_of(row[-len(GRANT_COLUMNS):] for row in rows)
@@ -149,8 +158,10 @@ def grant() -> Response:
     session, now = db(), utcnow()
     presented_hash = secret_digest(presented)
     new_token = new_refresh_token()
+    scope = request.form.get("scope")
+    # Without a scope or resources nothing can refuse the request once the token rotated: one round trip.
     rotation = rotate(session, presented_hash=presented_hash, client_id=client.get_client_id(),
-                      next_hash=secret_digest(new_token), now=now)
+                      next_hash=secret_digest(new_token), now=now, alone=scope is None and not resources)
     if rotation is None:
         reused = session.execute(REUSED, {"h": presented_hash}).first()
         if reused is not None and reused.client_id == client.get_client_id():
@@ -160,7 +171,6 @@ def grant() -> Response:
         session.commit()
         return _error("invalid_grant", "the refresh token is not valid")
     rotated, live = rotation
-    scope = request.form.get("scope")
     if scope is not None and not set(scope.split()) <= set(rotated.scope.split()):
         session.rollback()  # the token stays usable, its next one is not stored
         return _error("invalid_scope", "a refresh may only narrow the scope")
