@@ -22,6 +22,7 @@ from tests.support.oidc_helpers import ISSUER, PORTAL, REDIRECT, code_for, excha
 CHAINS = 16
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ALG = os.environ.get("BENCH_SIGNING_ALG", "RS256")
+IDLE_SECONDS = 3.0
 
 
 def set_identity_alg(client_id: str) -> None:
@@ -51,11 +52,20 @@ def identity_refresh(stack: Any) -> dict[str, Any]:
     """Identity's refresh grants (rotation and reuse detection included): rate, latency, CPU per grant."""
     set_identity_alg("klients-portal")
     tokens = login_chains()
-    cpu = wrk.Cpu({"identity": [stack.procs["identity"].pid], "postgresql": wrk.postgres()})
+    parts = {"identity": [stack.procs["identity"].pid], "postgresql": wrk.postgres()}
+    idle = wrk.Cpu(parts).start()  # what the same processes use with no grants (pollers, other databases)
+    time.sleep(IDLE_SECONDS)
+    idle.stop()
+    cpu = wrk.Cpu(parts)
     result = wrk.run(f"{ISSUER}/token", "refresh", connections=CHAINS, threads=CHAINS, seconds=SECONDS, cpu=cpu,
                      env={"BENCH_BODY": "grant_type=refresh_token&client_id=klients-portal"},
                      files={"BENCH_TOKENS": "\n".join(tokens)})
-    return {**result, "signing_alg": ALG}
+    # The same CPU less what the processes used idle over as long (an estimate: background work varies).
+    net = {name: round(1000 * (used - idle.used[name] / IDLE_SECONDS * result["seconds"]) / result["ok"], 3)
+           for name, used in cpu.used.items()}
+    return {**result, "signing_alg": ALG, "idle_cpu_ms_per_s": {
+        name: round(1000 * used / IDLE_SECONDS, 1) for name, used in idle.used.items()},
+        "cpu_ms_per_op_less_idle": {**net, "total": round(sum(net.values()), 3)}}
 
 
 def collect_codes(n: int = 300) -> list[tuple[str, str]]:

@@ -100,9 +100,9 @@ def test_the_common_exchange_answers_as_authlib_does():
     token)."""
     browser, _, _ = logged_in_browser()
     answers = []
-    for extra in ({}, {"client_secret": ""}):
+    for nonce, extra in (("n-fast", {}), ("n-authlib", {"client_secret": ""})):
         verifier, challenge = pkce()
-        code = code_for(browser, (verifier, challenge), nonce="n-1", scope="openid profile email")
+        code = code_for(browser, (verifier, challenge), nonce=nonce, scope="openid profile email")
         answer = exchange(code, verifier, **extra)
         assert answer.status_code == 200, answer.text
         answers.append(answer)
@@ -115,7 +115,8 @@ def test_the_common_exchange_answers_as_authlib_does():
     fast_id, authlib_id = (jwt.decode(a.json()["id_token"], key_set) for a in answers)
     assert fast_id.header == authlib_id.header
     assert sorted(fast_id.claims) == sorted(authlib_id.claims)
-    for claim in ("iss", "aud", "sub", "sid", "nonce", "acr", "amr", "auth_time", "name", "email"):
+    assert (fast_id.claims["nonce"], authlib_id.claims["nonce"]) == ("n-fast", "n-authlib")
+    for claim in ("iss", "aud", "sub", "sid", "acr", "amr", "auth_time", "name", "email"):
         assert fast_id.claims.get(claim) == authlib_id.claims.get(claim), claim
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import collections
 import fcntl
 import os
+import select
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,7 +21,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -174,12 +176,46 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    # A connection is pinged as it leaves the pool: after a PostgreSQL restart no request fails on a
-    # connection the server dropped (the bench's profile puts the ping at about 6 % of an RPC's CPU; losing a
-    # request on every database restart costs more). Connections older than half an hour are replaced.
-    kwargs.setdefault("pool_pre_ping", True)
+    # A connection is checked as it leaves the pool, so that after a PostgreSQL restart no request fails on a
+    # connection the server dropped (``_check_out``); connections older than half an hour are replaced.
     kwargs.setdefault("pool_recycle", 1800)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        event.listen(engine, "checkin", _checked_in)
+        event.listen(engine, "checkout", _checked_out(engine))
+    return engine
+
+
+PING_AFTER_IDLE = 10.0  # seconds in the pool after which a connection is pinged rather than checked locally
+
+
+def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+    record.info["klients_idle_since"] = time.monotonic()
+
+
+def _checked_out(engine: Engine) -> Any:
+    """Return the pool's checkout check. A connection back in the pool within ``PING_AFTER_IDLE`` seconds is checked
+    without a round trip: a server that ended it (a restart, ``pg_terminate_backend``, an idle timeout) has sent
+    its notice and closed the socket, so the socket is readable or the driver knows it closed. One idle longer
+    (what a firewall or NAT may have dropped without a word) is pinged with ``SELECT 1``, as ``pool_pre_ping`` did
+    for every checkout: that round trip was a second one on every token refresh. Either way a dead connection is
+    replaced before anything runs on it (the pool retries the checkout on a new one)."""
+
+    def check(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("klients_idle_since")
+        if idle_since is None:
+            return  # a new connection
+        if dbapi_conn.closed:
+            raise exc.DisconnectionError("the connection was closed")
+        if time.monotonic() - idle_since > PING_AFTER_IDLE:
+            try:
+                engine.dialect.do_ping(dbapi_conn)
+            except engine.dialect.loaded_dbapi.Error as error:
+                raise exc.DisconnectionError(str(error)) from error
+        elif select.select([dbapi_conn.fileno()], [], [], 0)[0]:
+            raise exc.DisconnectionError("the server ended the connection while it was in the pool")
+
+    return check
 
 
 @contextmanager
