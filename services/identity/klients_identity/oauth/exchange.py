@@ -1,5 +1,8 @@
 """The authorization_code grant's exchange as clients make it, written like the refresh grant: no authlib
-request, grant or hook objects, three statements and a commit.
+request, grant or hook objects. On PostgreSQL an exchange without resources is one statement run as its own
+transaction (``EXCHANGE_ONCE``: the checks are its WHERE; the refresh token keeps the code's scope, which the
+client was allowed when the code was issued, and every token is filtered by the client's scopes when issued);
+otherwise, as described next, a few statements and a commit.
 
 A well-formed exchange (a known client that may use the grant and authenticates as it must, a code, a PKCE
 verifier of the right form) is answered here: the code is used up in one ``UPDATE … RETURNING``
@@ -20,6 +23,7 @@ from __future__ import annotations
 import hmac
 import json
 import uuid
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,17 +31,61 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN
 from flask import Response, request
+from sqlalchemy import and_, bindparam, false, func, insert, select, update
 
 from klients_common.digests import secret_digest
 
-from ..db import db
-from ..models import utcnow
-from .claims import Subject
+from ..db import db, execute_alone
+from ..models import AuthorizationCode, Grant, LoginSession, Person, RefreshToken, as_utc, utcnow
+from .claims import GRANT_COLUMNS, Subject, grants_of
 from .clients import Client, authenticate_client
-from .provider import USE_CODE, Code, OpenIDConnect, generate_token, store_refresh_token, subject_of_code
+from .pipeline import REFRESH_TTL, new_refresh_token
+from .provider import (
+    USE_CODE,
+    Code,
+    OpenIDConnect,
+    as_list,
+    generate_token,
+    store_refresh_token,
+    subject_of_code,
+    token_for,
+)
 
 ID_TOKENS = OpenIDConnect(require_nonce=False)  # the ID token exactly as authlib's hook makes it
 HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+CODES, SESSIONS, PERSONS = AuthorizationCode.__table__, LoginSession.__table__, Person.__table__
+GRANTS, TOKENS = Grant.__table__, RefreshToken.__table__
+NOW = bindparam("now", type_=CODES.c.expires_at.type)
+# PostgreSQL, an exchange without resources: the whole exchange's database work in one statement, run as its own
+# transaction (``execute_alone``). The code is used up only if every check holds: this client's, unused, unexpired,
+# issued for this redirect URI and for this verifier's S256 challenge, its login standing; the refresh token is
+# stored in the code's new family (expiring with the login at the latest) and the person read with their active
+# grants (an outer join: a person without grants still gets a row). No row: nothing changed, authlib answers.
+_USED = (update(CODES).where(
+    CODES.c.code_hash == bindparam("h"), CODES.c.client_id == bindparam("client"), CODES.c.used_at.is_(None),
+    CODES.c.expires_at > NOW, CODES.c.redirect_uri == bindparam("redirect_uri"),
+    CODES.c.code_challenge_method == "S256", CODES.c.code_challenge == bindparam("challenge"),
+    SESSIONS.c.sid == CODES.c.sid, SESSIONS.c.ended_at.is_(None), SESSIONS.c.expires_at > NOW,
+    PERSONS.c.id == SESSIONS.c.person_id)
+    .values(used_at=NOW, family_id=bindparam("family"))
+    .returning(CODES.c.sid, CODES.c.redirect_uri, CODES.c.scope, CODES.c.nonce, CODES.c.code_challenge,
+               CODES.c.code_challenge_method, CODES.c.acr, CODES.c.amr, CODES.c.auth_time, CODES.c.family_id,
+               SESSIONS.c.person_id, SESSIONS.c.expires_at.label("session_expires"), PERSONS.c.id,
+               PERSONS.c.given_name, PERSONS.c.family_name, PERSONS.c.language, PERSONS.c.email)
+    .cte("used"))
+_STORED = insert(TOKENS).from_select(
+    ["token_hash", "family_id", "client_id", "person_id", "sid", "scope", "acr", "amr", "auth_time", "issued_at",
+     "expires_at", "revoked"],
+    select(bindparam("refresh_hash", type_=TOKENS.c.token_hash.type), _USED.c.family_id,
+           bindparam("client", type_=TOKENS.c.client_id.type), _USED.c.person_id, _USED.c.sid, _USED.c.scope,
+           _USED.c.acr, _USED.c.amr, _USED.c.auth_time, NOW,
+           func.least(bindparam("until", type_=TOKENS.c.expires_at.type), _USED.c.session_expires), false()),
+).cte("stored")
+_READ = (select(*_USED.c, *(GRANTS.c[c.key] for c in GRANT_COLUMNS))
+         .select_from(_USED.outerjoin(GRANTS, and_(GRANTS.c.person_id == _USED.c.person_id,
+                                                   GRANTS.c.status == "active"))))
+EXCHANGE_ONCE = {True: _READ.add_cte(_STORED), False: _READ}  # with a refresh token, or for a client without
 
 
 def _client() -> Client | None:
@@ -62,6 +110,8 @@ def grant() -> Response | None:
     if client is None or not code or not verifier or not CODE_VERIFIER_PATTERN.match(verifier):
         return None
     session, now = db(), utcnow()
+    if session.get_bind().dialect.name == "postgresql" and not form.getlist("resource"):
+        return _exchange_once(client, code, verifier, now)
     row = session.connection().execute(USE_CODE, {"h": secret_digest(code), "client": client.get_client_id(),
                                                   "now": now, "family": str(uuid.uuid4())}).first()
     if row is None:
@@ -74,10 +124,31 @@ def grant() -> Response | None:
         session.rollback()  # the code stays unused: authlib refuses the request with its own words
         return None
     session.commit()
-    authorization = Code(row)
+    return _answer(client, row, subject, token)
+
+
+def _exchange_once(client: Client, code: str, verifier: str, now: datetime) -> Response | None:
+    """The exchange in one statement (``EXCHANGE_ONCE``), then the tokens signed."""
+    refresh = new_refresh_token() if client.check_grant_type("refresh_token") else None
+    rows = execute_alone(db(), EXCHANGE_ONCE[refresh is not None], {
+        "h": secret_digest(code), "client": client.get_client_id(), "now": now,
+        "redirect_uri": request.form.get("redirect_uri"), "challenge": create_s256_code_challenge(verifier),
+        "family": str(uuid.uuid4()), "refresh_hash": secret_digest(refresh) if refresh else None,
+        "until": now + REFRESH_TTL})
+    if not rows:
+        return None
+    row = rows[0]
+    subject = Subject(row.person_id, row.acr, as_list(row.amr), as_utc(row.auth_time), row.sid,
+                      family_id=row.family_id, session_expires=as_utc(row.session_expires), loaded_person=row)
+    grants = grants_of(r[-len(GRANT_COLUMNS):] for r in rows), False
+    return _answer(client, row, subject, token_for(client, subject, row.scope, grants, refresh))
+
+
+def _answer(client: Client, row: Any, subject: Subject, token: dict[str, Any]) -> Response:
+    """The token response, with the ID token as authlib's hook makes it when the scope has ``openid``."""
     if "openid" in token["scope"].split():
         token["id_token"] = ID_TOKENS.encode_id_token(token, SimpleNamespace(
-            client=client, authorization_code=authorization, user=subject))
+            client=client, authorization_code=Code(row), user=subject))
     return Response(json.dumps(token), status=200, headers=HEADERS)
 
 

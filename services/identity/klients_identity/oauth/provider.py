@@ -25,6 +25,7 @@ from flask import Flask, current_app, request
 from sqlalchemy import bindparam, insert, select, update
 
 from klients_common.digests import secret_digest
+from klients_common.grants import Grant as TokenGrant
 from klients_common.grants import grants_claim
 
 from ..db import db
@@ -209,11 +210,18 @@ def generate_token(grant_type: str, client: Client, user: Subject | None = None,
     refresh token."""
     if user is None:
         raise ValueError("tokens are issued to persons only")
-    scope = client.get_allowed_scope(scope or "")
     grants = token_grants(db(), user.person_id, request.form.getlist("resource"))
+    refresh = new_refresh_token() if include_refresh_token and client.check_grant_type("refresh_token") else None
+    return token_for(client, user, scope or "", grants, refresh)
+
+
+def token_for(client: Client, user: Subject, scope: str, grants: tuple[list[TokenGrant], bool],
+              refresh: str | None) -> dict[str, Any]:
+    """Return the code grant's token response for ``user``: the access token signed, carrying ``grants`` (from
+    ``pipeline.chosen_grants``), and the refresh token ``refresh`` if any."""
+    scope = client.get_allowed_scope(scope)
     access = sign_access_token(db(), client=client, person_id=user.person_id, sid=user.sid,
                                acr=user.acr, amr=user.amr, auth_time=user.auth_time, scope=scope, grants=grants)
-    refresh = new_refresh_token() if include_refresh_token and client.check_grant_type("refresh_token") else None
     return token_response(access, scope, refresh)
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from klients_common.digests import secret_digest
 from klients_common.grants import Grant as TokenGrant
 
-from ..db import db
+from ..db import db, execute_alone
 from ..models import Grant, LoginSession, RefreshToken, as_utc, utcnow
 from .claims import GRANT_COLUMNS, grants_of, live_grants
 from .clients import Client, authenticate_client
@@ -84,7 +84,6 @@ ROTATE = (update(TOKENS).where(*LIVE).values(rotated_at=NOW)
               "(SELECT login.expires_at FROM login_sessions AS login WHERE login.sid = refresh_tokens.sid)",
               SESSIONS.c.expires_at.type).label("session_expires")))
 STORE = insert(TOKENS)
-AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 REUSED = select(TOKENS.c.family_id, TOKENS.c.sid, TOKENS.c.client_id).where(
     TOKENS.c.token_hash == bindparam("h"), TOKENS.c.rotated_at.is_not(None))
 
@@ -96,16 +95,12 @@ def rotate(session: Session, *, presented_hash: str, client_id: str, next_hash: 
     grants; None (nothing changed) when the token is not live. One statement on PostgreSQL, three on SQLite.
 
     ``alone``: nothing the caller does after it could refuse the request, so on PostgreSQL the one statement is the
-    whole transaction (autocommit: one round trip, no COMMIT after it) when the session has not begun one; the
-    session is closed after it (its next statement starts a transaction of its own, as the reuse path needs)."""
+    whole transaction, committed (``execute_alone``: one round trip)."""
     params = {"h": presented_hash, "client": client_id, "now": now, "next_hash": next_hash}
-    until = now + REFRESH_TTL
     if session.get_bind().dialect.name == "postgresql":
-        alone = alone and not session.in_transaction()
-        connection = session.connection(execution_options=AUTOCOMMIT if alone else None)
-        rows = connection.execute(ROTATE_ONCE, {**params, "until": until}).all()
-        if alone:
-            session.close()
+        params["until"] = now + REFRESH_TTL
+        rows = execute_alone(session, ROTATE_ONCE, params) if alone else \
+            session.connection().execute(ROTATE_ONCE, params).all()
         if not rows:
             return None
         return rows[0], grants_of(row[-len(GRANT_COLUMNS):] for row in rows)
