@@ -64,7 +64,7 @@ NOW = bindparam("now", type_=CODES.c.expires_at.type)
 # grants (an outer join: a person without grants still gets a row). No row: nothing changed, authlib answers.
 _USED = (update(CODES).where(
     CODES.c.code_hash == bindparam("h"), CODES.c.client_id == bindparam("client"), CODES.c.used_at.is_(None),
-    CODES.c.expires_at > NOW, CODES.c.redirect_uri == bindparam("redirect_uri"),
+    CODES.c.expires_at > NOW, CODES.c.redirect_uri == bindparam("uri"),
     CODES.c.code_challenge_method == "S256", CODES.c.code_challenge == bindparam("challenge"),
     SESSIONS.c.sid == CODES.c.sid, SESSIONS.c.ended_at.is_(None), SESSIONS.c.expires_at > NOW,
     PERSONS.c.id == SESSIONS.c.person_id)
@@ -132,7 +132,7 @@ def _exchange_once(client: Client, code: str, verifier: str, now: datetime) -> R
     refresh = new_refresh_token() if client.check_grant_type("refresh_token") else None
     rows = execute_alone(db(), EXCHANGE_ONCE[refresh is not None], {
         "h": secret_digest(code), "client": client.get_client_id(), "now": now,
-        "redirect_uri": request.form.get("redirect_uri"), "challenge": create_s256_code_challenge(verifier),
+        "uri": request.form.get("redirect_uri"), "challenge": create_s256_code_challenge(verifier),
         "family": str(uuid.uuid4()), "refresh_hash": secret_digest(refresh) if refresh else None,
         "until": now + REFRESH_TTL})
     if not rows:
