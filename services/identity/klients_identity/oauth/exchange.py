@@ -21,7 +21,6 @@ refusals keep authlib's RFC 6749 errors, word for word, and its reuse detection.
 from __future__ import annotations
 
 import hmac
-import json
 import uuid
 from datetime import datetime
 from types import SimpleNamespace
@@ -30,7 +29,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN
-from flask import Response, request
+from flask import Response, json, request
 from sqlalchemy import and_, bindparam, false, func, insert, select, update
 
 from klients_common.digests import secret_digest
@@ -149,7 +148,7 @@ def _answer(client: Client, row: Any, subject: Subject, token: dict[str, Any]) -
     if "openid" in token["scope"].split():
         token["id_token"] = ID_TOKENS.encode_id_token(token, SimpleNamespace(
             client=client, authorization_code=Code(row), user=subject))
-    return Response(json.dumps(token), status=200, headers=HEADERS)
+    return Response(json.dumps(token), status=200, headers=HEADERS)  # as authlib: Flask's JSON, keys sorted
 
 
 class _Refused(Exception):
