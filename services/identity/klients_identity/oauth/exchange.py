@@ -1,21 +1,21 @@
 """The authorization_code grant's exchange as clients make it, written like the refresh grant: no authlib
-request, grant or hook objects. On PostgreSQL an exchange without resources is one statement run as its own
-transaction (``EXCHANGE_ONCE``: the checks are its WHERE; the refresh token keeps the code's scope, which the
-client was allowed when the code was issued, and every token is filtered by the client's scopes when issued);
-otherwise, as described next, a few statements and a commit.
+request, grant or hook objects.
 
-A well-formed exchange (a known client that may use the grant and authenticates as it must, a code, a PKCE
-verifier of the right form) is answered here: the code is used up in one ``UPDATE … RETURNING``
-(``provider.USE_CODE``: this client's, unused, unexpired; its refresh family set), the redirect URI compared,
-the verifier checked against the code's S256 challenge, the login and the person read in one statement, the
-grants read and the refresh token stored (``provider``'s own functions), one commit, and the access and ID
-tokens signed. The answer is authlib's to the letter: the same token response, the same ID token (authlib's
-own ``encode_id_token`` with identity's ``OpenIDConnect``), the same headers.
+A well-formed exchange (a known client that may use the grant and authenticates as authlib would accept for
+certain, a code, a PKCE verifier of the right form) is answered here. On PostgreSQL without ``resource`` it is one
+statement run as its own transaction (``EXCHANGE_ONCE``): the code is used up only if it is this client's, unused,
+unexpired, issued for this redirect URI and for this verifier's S256 challenge, and its login stands; the refresh
+token is stored in the code's new family and the person read with their grants. (The refresh token keeps the
+code's scope, which the client was allowed when the code was issued; every token is filtered by the client's
+scopes when it is issued.) Otherwise (SQLite, or resources asked for) the same checks are a few statements
+(``provider.USE_CODE``, the login and person, the grants, the insert) and one commit. Then the access and ID tokens
+are signed. The answer is authlib's to the letter: the same token response, the same ID token (authlib's own
+``encode_id_token`` with identity's ``OpenIDConnect``), the same headers.
 
-Every other request, and every exchange refused on the way (an unknown or used code — a reused one revokes
-what it issued there —, another redirect URI, a wrong verifier, an ended login, a resource the person has no
-grant on), is rolled back and handed to authlib (``provider.server``), which answers it as it always has: the
-refusals keep authlib's RFC 6749 errors, word for word, and its reuse detection.
+Every other request, and every exchange refused on the way (an unknown, used or expired code, another redirect
+URI, a wrong verifier, an ended login, a resource the person has no grant on), changes nothing (or is rolled back)
+and is handed to authlib (``provider.server``), which answers it as it always has: its RFC 6749 errors, word for
+word, and its reuse detection (a reused code revokes what it issued).
 """
 
 from __future__ import annotations
