@@ -2,8 +2,19 @@
 -- only non-2xx/3xx) and print the totals of all threads at the end, on one line run.py parses:
 --   BENCH ok=<n> failed=<n> first_failure=<status>
 -- A script sets `expected` (default 200) and may set `on_success(body)` to read the answer.
+-- BENCH_PAUSE_MS (optional): each connection waits a random 0 to 2 x that many milliseconds after an answer
+-- before its next request, so a run offers a set load (about connections / (latency + pause) per second)
+-- instead of as many requests as the servers can take.
 local threads = {}
 expected = expected or 200
+local pause = tonumber(os.getenv("BENCH_PAUSE_MS") or "0")
+if pause > 0 then
+  -- each thread has its own Lua state: seed it apart (a fresh table's address differs per state)
+  math.randomseed(os.time() + (tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 1000003))
+  function delay()
+    return math.random(0, 2 * pause)
+  end
+end
 
 function setup(thread)
   thread:set("ok", 0)

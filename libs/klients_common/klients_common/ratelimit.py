@@ -14,15 +14,18 @@ the previous one weighted). Expired rows are harmless (the upsert restarts them)
   there if missing; how the gateway, which has no database of its own, shares counts);
 * anything else the ``limits`` library knows (``redis://host:6379``, ``memory://`` for one process only).
 
-**Pre-counting in the process** (fixed-window limits of at least ``1 / tolerance`` hits): writing the shared
-counter on every hit was the largest single cost of identity's refresh grant (an upsert in a transaction of its
-own, and PostgreSQL's CPU for it). A process now counts hits of a limit of ``N`` in memory and adds them to the
-shared counter in batches of ``B = ⌊N × tolerance⌋`` (``tolerance`` 2 % by default) or once a second,
-whichever comes first; each write returns the shared count, which the process's count starts from again. Its
-decisions use the shared count it last saw plus its own hits since. So across ``P`` processes (workers ×
-instances) a window admits at most ``N + P × (B − 1)`` hits: for 2,000/minute and 4 processes, 2,156. A limit
-below ``1 / tolerance`` (50 hits at 2 %: the login, password and mail limits) and the sliding-window counter
-are counted exactly, every hit written at once.
+**Pre-counting in the process** (limits of at least ``1 / tolerance`` hits, fixed-window and sliding-window counter
+alike): writing the shared counter on every hit was the largest single cost of identity's refresh grant (an upsert
+in a transaction of its own, and PostgreSQL's CPU for it), and of the gateway's reads on the embedded default (two
+sliding-window limits per request, each a read and a write transaction on SQLite). A process now counts hits of a
+limit of ``N`` in memory and adds them to the shared counter in batches of ``B = ⌊N × tolerance⌋`` (``tolerance``
+2 % by default) or once a second, whichever comes first; each write returns the shared count, which the process's
+count starts from again. Its decisions use the shared count it last saw plus its own hits since. So across ``P``
+processes (workers × instances) a window admits at most ``N + P × (B − 1)`` hits: for 2,000/minute and 4 processes,
+2,156. A limit below ``1 / tolerance`` (50 hits at 2 %: the login, password and mail limits) is counted exactly,
+every hit written at once. The sliding-window counter pre-counts its current window the same way; the previous
+window, which only other processes' last batches can still change, is read from the database once per process and
+window.
 """
 
 from __future__ import annotations
@@ -104,8 +107,12 @@ class SqlStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWindow)
 
     def _batch(self, key: str) -> int:
         """Return how many hits of ``key`` the process may count before writing them (1: every hit at once).
-        The limit is read from the key ``limits`` makes for a fixed window (``…/<amount>/<multiples>/<unit>``)."""
-        parts = key.rsplit("/", 3)
+        The limit is read from the key ``limits`` makes for a fixed window (``…/<amount>/<multiples>/<unit>``),
+        or for one window of a sliding-window counter (the same, then ``/<window number>``)."""
+        parts = key.rsplit("/", 4)
+        if len(parts) == 5 and parts[4].isdigit() and parts[3].isalpha():
+            parts = parts[:4]
+        parts = "/".join(parts).rsplit("/", 3)
         if len(parts) != 4 or not parts[1].isdigit() or not parts[2].isdigit() or not parts[3].isalpha():
             return 1
         return max(1, floor(int(parts[1]) * self.tolerance))
@@ -141,9 +148,16 @@ class SqlStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWindow)
         return int(count), float(expires_at)
 
     def decr(self, key: str, amount: int = 1) -> None:
-        """Take ``amount`` back (a sliding-window hit that lost a race)."""
+        """Take ``amount`` back (a sliding-window hit that lost a race, or past the limit): from the process's
+        own hits not yet written when it has that many, else from the shared counter."""
         self._remember(_key(key), None)
-        self._forget(_key(key))
+        with self._local_lock:
+            entry = self._local.get(_key(key))
+            if entry is not None and entry[1] >= amount:
+                entry[1] -= amount
+                return
+            if entry is not None:
+                entry[0] -= amount
         with self.engine.begin() as conn:
             conn.execute(TABLE.update().where(TABLE.c.key == _key(key)).values(count=TABLE.c.count - amount))
 
@@ -223,12 +237,28 @@ class SqlStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWindow)
 
     def _window(self, key: str, expiry: int, now: float) -> tuple[str, tuple[int, float, int, float]]:
         previous_key, current_key = self.sliding_window_keys(key, expiry, now)
+        if self._batch(_key(current_key)) > 1:  # pre-counted: the previous window read once, then kept
+            self._keep_previous(previous_key, expiry, now)
         live = self._live([previous_key, current_key])
         previous = live.get(_key(previous_key), (0, 0.0))[0]
         current = live.get(_key(current_key), (0, 0.0))[0]
         previous_ttl = (1 - (((now - expiry) / expiry) % 1)) * expiry if previous else 0.0
         current_ttl = (1 - ((now / expiry) % 1)) * expiry + expiry
         return current_key, (previous, previous_ttl, current, current_ttl)
+
+    def _keep_previous(self, previous_key: str, expiry: int, now: float) -> None:
+        """Keep the previous window's shared count in the process (read once per window: only other
+        processes' last batches can still add to it)."""
+        with self._local_lock:
+            entry = self._local.get(_key(previous_key))
+            if entry is not None and entry[2] > now:
+                return
+        with self.engine.connect() as conn:
+            row = conn.execute(select(TABLE.c.count, TABLE.c.expires_at).where(
+                TABLE.c.key == _key(previous_key), TABLE.c.expires_at > now)).first()
+        count, expires_at = (int(row.count), float(row.expires_at)) if row else (0, now + expiry)
+        with self._local_lock:
+            self._local.setdefault(_key(previous_key), [count, 0, expires_at, time.monotonic()])
 
     def acquire_sliding_window_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         """Count a hit if the weighted count of both windows stays within ``limit``."""
