@@ -47,7 +47,9 @@ class Reader:
     so a database restart costs no read, as ``make_engine``'s ping on checkout ensures for the sessions."""
 
     def __init__(self, url: str) -> None:
-        self.engine = make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_size=5)
+        # The pool as large as the session engine's (``make_engine``: at least nameko's ten workers): a smaller one
+        # opened and closed an overflow connection per read under load (a PostgreSQL backend each).
+        self.engine = make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
 
     def all(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
         """Return every row of ``statement`` with ``params`` bound."""
