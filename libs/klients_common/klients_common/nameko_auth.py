@@ -26,7 +26,7 @@ import sys
 from typing import Any
 
 import kombu.serialization
-from kombu import Connection
+from kombu.connection import Connection
 from kombu.pools import producers
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
