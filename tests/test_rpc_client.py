@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from klients_common.errors import NotFound
-from klients_common.rpc import RpcClient, ServiceUnavailable
+from klients_common.rpc import RemoteError, RpcClient, ServiceUnavailable
 
 
 def test_unknown_service_fails_at_once(rpc):
@@ -69,3 +69,17 @@ def test_client_survives_a_broker_connection_reset(rpc, mint):
                 raise
             time.sleep(0.5)
     assert answer["number"] == "LVG-100001"
+
+
+def test_a_call_with_the_wrong_arguments_is_refused_each_time_and_the_right_one_answered(rpc, mint):
+    """The entrypoint remembers per shape of call whether the arguments bind: a wrong shape is refused every
+    time (nameko's IncorrectSignature), and the right shape of the same method still answers."""
+    auth = {"authorization": f"Bearer {mint({'LVG-100001': 'owner', 'LVG-999999': 'owner'})}"}
+    for _ in range(2):
+        with pytest.raises(RemoteError, match="IncorrectSignature"):
+            rpc.call("billing", "get_balance", context=auth)
+        with pytest.raises(RemoteError, match="IncorrectSignature"):
+            rpc.call("billing", "get_balance", "LVG-100001", extra=1, context=auth)
+        assert rpc.call("billing", "get_balance", "LVG-100001", context=auth)["contract"] == "LVG-100001"
+        with pytest.raises(NotFound, match="LVG-999999"):  # granted, but not in the register
+            rpc.call("billing", "get_balance", contract="LVG-999999", context=auth)

@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from klients_common.errors import NotFound, ValidationFailed
+from klients_common.nameko_db import Reader
 from klients_common.outbox import enqueue
 from klients_common.personal_code import normalise_personal_code
 
@@ -207,3 +208,14 @@ def get_contract_or_raise(*, db_session: Session, number: str) -> Contract:
     if contract is None:
         raise NotFound(f"contract {number} not found")
     return contract
+
+
+_CONTRACT_ROW = select(*Contract.__table__.c).where(Contract.number == bindparam("number"))
+
+
+def read_contract_or_raise(reads: Reader, number: str) -> Any:
+    """Return the contract's row (the register's columns, read-only: no session), or raise NotFound."""
+    rows = reads.all(_CONTRACT_ROW, {"number": number})
+    if not rows:
+        raise NotFound(f"contract {number} not found")
+    return rows[0]

@@ -17,12 +17,12 @@ from klients_common.bus import EventPublisher, handler
 from klients_common.errors import NotFound, Unavailable
 from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization, rpc
-from klients_common.nameko_db import Database
+from klients_common.nameko_db import Database, Reads
 from klients_common.outbox import relay, relay_quietly
 from klients_common.revocations import REVOCATIONS, RevocationAware
 
 from . import consumers, invoicing, payments, register
-from .balance import amount_due
+from .balance import contract_with_open_invoices, summary
 from .models import Contract, Invoice, outbox
 from .pdf import render_invoice
 from .provider import ProviderUnavailable
@@ -39,6 +39,7 @@ class BillingService(RevocationAware):
 
     auth = Authorization()
     db = Database()
+    reads = Reads()  # the read-only RPCs: Core statements, no session, no transaction
     config = Config()
     dispatch = EventPublisher()
 
@@ -53,15 +54,15 @@ class BillingService(RevocationAware):
     def get_contract(self, contract: str) -> dict[str, Any]:
         """Return one contract the caller may read bills of."""
         grant = self.auth.require(contract, Right.BILLS_READ)
-        return contract_out(register.get_contract_or_raise(db_session=self.db, number=contract), grant.role)
+        return contract_out(register.read_contract_or_raise(self.reads, contract), grant.role)
 
     @rpc
     def contract_overview(self, contract: str) -> dict[str, Any]:
         """Return the contract and its current amount to pay together (``bills:read``): the overview's
         billing half in one call."""
         grant = self.auth.require(contract, Right.BILLS_READ)
-        row = register.get_contract_or_raise(db_session=self.db, number=contract)
-        balance = amount_due(db_session=self.db, contract=row)
+        row, invoices = contract_with_open_invoices(self.reads, contract)
+        balance = summary(row.number, row.credit, invoices)
         dues = [i["due_date"] for i in balance["open_invoices"] if Decimal(i["remaining"]) > 0]
         return {"contract": contract_out(row, grant.role),
                 "balance": {**balance, "next_due_date": min(dues, default=None)}}
@@ -114,8 +115,8 @@ class BillingService(RevocationAware):
     def get_balance(self, contract: str) -> dict[str, Any]:
         """Return the current amount to pay (``bills:read``)."""
         self.auth.require(contract, Right.BILLS_READ)
-        return amount_due(db_session=self.db, contract=register.get_contract_or_raise(db_session=self.db,
-                                                                                       number=contract))
+        row, invoices = contract_with_open_invoices(self.reads, contract)
+        return summary(row.number, row.credit, invoices)
 
     @rpc
     def list_invoices(self, contract: str) -> list[dict[str, Any]]:
