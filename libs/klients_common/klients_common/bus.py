@@ -7,10 +7,11 @@ declare and consume its own queues, publish to its own ``<component>.events`` ex
 only the event types it owns, see ``klients_common.events``) and to the RPC exchange, bind only to the event
 types it consumes. Nobody may publish to the default exchange (straight into a queue).
 
-Authenticated events. ``EventPublisher`` stamps every event with the connection's user as the AMQP
-``user_id`` property, which RabbitMQ validates (a message whose ``user_id`` differs from the connection's user
-is refused by the broker). ``handler`` (use it instead of nameko's ``event_handler``) applies an event only if
-that ``user_id`` is the broker identity of the component that owns the event type and the payload matches the
+Authenticated events. ``BatchPublisher`` (what ``klients_common.outbox.OutboxRelay`` publishes with) stamps
+every event with the connection's user as the AMQP ``user_id`` property, which RabbitMQ validates (a message
+whose ``user_id`` differs from the connection's user is refused by the broker). ``handler`` (use it instead of
+nameko's ``event_handler``) applies an event only if that ``user_id`` is the broker identity of the component
+that owns the event type and the payload matches the
 event's schema; anything else is dead-lettered with a log line and never reaches the service's method.
 
 Topology as code. ``declare`` creates a component's exchanges, queues (quorum queues with a delivery limit and
@@ -43,7 +44,7 @@ from typing import Any
 from amqp.exceptions import AMQPError
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
-from nameko.events import BROADCAST, EventDispatcher, EventHandler
+from nameko.events import BROADCAST, EventHandler
 from nameko.messaging import Consumer
 
 from .events import CATALOGUE, EventRejected, check_payload, check_producer, events_of
@@ -215,16 +216,6 @@ def declare(amqp_uri: str, component: str, delivery_limit: int, *, optional: Ite
 
 
 # --- producing ----------------------------------------------------------------------------------------
-
-class EventPublisher(EventDispatcher):
-    """nameko's ``EventDispatcher`` that signs every event with the broker-validated ``user_id`` (the
-    connection's user). The exchange is declared by ``declare``, not at publish time."""
-
-    def setup(self) -> None:
-        """Stamp the user id on every message."""
-        self.options["user_id"] = broker_user(self.container.config["AMQP_URI"])
-        super().setup()
-
 
 class BatchPublisher:
     """Publishes a component's events a batch at a time: every message of the batch goes out on one channel in

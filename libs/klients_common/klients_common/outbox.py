@@ -65,15 +65,7 @@ def enqueue(session: Session, outbox: Table, event_type: str, payload: dict[str,
     return event_id
 
 
-Publish = Callable[[list[tuple[str, dict[str, Any]]]], None]
-
-
-def publish_each(dispatch: Callable[[str, dict[str, Any]], None]) -> Publish:
-    """Return a batch publisher that hands each event to ``dispatch`` (nameko's per-event dispatcher)."""
-    def publish(events: list[tuple[str, dict[str, Any]]]) -> None:
-        for event_type, payload in events:
-            dispatch(event_type, payload)
-    return publish
+Publish = Callable[[list[tuple[str, dict[str, Any]]]], None]  # (event type, payload) pairs, confirmed
 
 
 def relay(session: Session, outbox: Table, publish: Publish, limit: int = 100) -> int:
@@ -101,15 +93,6 @@ def _relay_batch(session: Session, outbox: Table, publish: Publish, limit: int) 
                         .values(published_at=datetime.now(UTC)))
     session.commit()
     return len(rows)
-
-
-def relay_quietly(session: Session, outbox: Table, dispatch: Callable[[str, dict[str, Any]], None]) -> None:
-    """Publish what a worker just wrote; if that fails, the events wait in the outbox for the timer."""
-    try:
-        relay(session, outbox, publish_each(dispatch))
-    except Exception:
-        log.warning("outbox relay failed; the timer will retry", exc_info=True)
-        session.rollback()
 
 
 class OutboxRelay(DependencyProvider):

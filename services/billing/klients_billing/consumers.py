@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from klients_common.db import as_utc
@@ -18,29 +19,30 @@ from .models import MeteredConsumption, processed_events
 log = logging.getLogger(__name__)
 
 def record_reading(*, db_session: Session, payload: dict[str, Any]) -> bool:
-    """Apply a ``reading_accepted`` event once; return False for a repeat delivery or an older reading."""
+    """Apply a ``reading_accepted`` event once; return False for a repeat delivery or an older reading.
+
+    One upsert on (contract, meter, period): the reading goes in, or replaces the one held when it is newer
+    or names it as the one it replaces; otherwise the newer one held stays."""
     if not first_delivery(db_session, processed_events, payload["event_id"], "reading_accepted"):
         return False
     read_on = date.fromisoformat(payload["read_on"])
-    period = payload.get("period") or f"{read_on:%Y-%m}"
-    submitted_at = as_utc(datetime.fromisoformat(payload["submitted_at"]))
-    kwh = Decimal(str(payload.get("consumption_kwh") or 0))
-    row = db_session.scalar(select(MeteredConsumption).where(
-        MeteredConsumption.contract == payload["contract"], MeteredConsumption.meter == payload["meter"],
-        MeteredConsumption.period == period))
-    if row is None:
-        db_session.add(MeteredConsumption(
-            contract=payload["contract"], meter=payload["meter"], period=period, reading_id=payload["reading_id"],
-            consumption_m3=payload["consumption_m3"], consumption_kwh=kwh, read_on=read_on,
-            source=payload["source"], submitted_at=submitted_at))
-    elif as_utc(row.submitted_at) < submitted_at or row.reading_id == payload.get("replaces"):
-        row.reading_id = payload["reading_id"]
-        row.consumption_m3 = payload["consumption_m3"]
-        row.consumption_kwh = kwh
-        row.read_on = read_on
-        row.source = payload["source"]
-        row.submitted_at = submitted_at
-    else:
+    values = {"contract": payload["contract"], "meter": payload["meter"],
+              "period": payload.get("period") or f"{read_on:%Y-%m}", "reading_id": payload["reading_id"],
+              "consumption_m3": payload["consumption_m3"],
+              "consumption_kwh": Decimal(str(payload.get("consumption_kwh") or 0)), "read_on": read_on,
+              "source": payload["source"],
+              "submitted_at": as_utc(datetime.fromisoformat(payload["submitted_at"])).astimezone(UTC)}
+    held = MeteredConsumption.__table__.c
+    dialect = postgresql if db_session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(MeteredConsumption.__table__).values(**values)
+    newer = held.submitted_at < statement.excluded.submitted_at
+    if payload.get("replaces") is not None:
+        newer = or_(newer, held.reading_id == payload["replaces"])
+    applied = db_session.execute(statement.on_conflict_do_update(
+        index_elements=[held.contract, held.meter, held.period],
+        set_={name: statement.excluded[name] for name in values if name not in ("contract", "meter", "period")},
+        where=newer)).rowcount
+    if not applied:
         log.info("reading %s is older than the one billing holds for %s %s: kept the newer",
-                 payload["reading_id"], payload["contract"], period)
+                 payload["reading_id"], payload["contract"], values["period"])
     return True
