@@ -245,7 +245,6 @@ class BatchPublisher:
         try:
             self._publish(events)
         except (OSError, AMQPError):
-            self.close()
             self._publish(events)
 
     def _publish(self, events: list[tuple[str, dict[str, Any]]]) -> None:
@@ -269,10 +268,10 @@ class BatchPublisher:
                 assert self._connection is not None
                 self._connection.drain_events(timeout=remaining)
         except BaseException:
-            self.close()  # confirms that come later cannot be told apart: start afresh
+            self.close(broken=True)  # confirms that come later cannot be told apart: start afresh
             raise
         if self._nacked:
-            self.close()
+            self.close(broken=True)
             raise OSError("the broker refused (nacked) an event of the batch")
 
     def _open(self) -> Any:
@@ -302,12 +301,13 @@ class BatchPublisher:
         self._settled(delivery_tag, multiple)
         self._nacked = True
 
-    def close(self) -> None:
-        """Close the connection (the next ``publish`` opens a new one)."""
+    def close(self, *, broken: bool = False) -> None:
+        """Close the connection (the next ``publish`` opens a new one); a broken one is dropped without a
+        word to the broker (which may be gone)."""
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
             try:
-                connection.release()
+                connection.collect() if broken else connection.release()
             except Exception:
                 log.debug("closing the event publisher's connection failed", exc_info=True)
 
