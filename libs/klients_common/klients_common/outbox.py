@@ -18,6 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from nameko.extensions import DependencyProvider
@@ -172,15 +173,20 @@ class OutboxRelay(DependencyProvider):
         return self
 
 
+@cache
+def _record_processed(dialect: str, processed: Table) -> Any:
+    """The prebuilt statement of ``first_delivery`` (parameters at execution: compiled once, not per event)."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(processed).on_conflict_do_nothing()
+
+
 def first_delivery(session: Session, processed: Table, event_id: str, event_type: str) -> bool:
     """Record ``event_id`` as processed in this transaction; False if it already was.
 
     One statement, ``INSERT … ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite): no savepoint around an insert
     that may fail; a delivery of the same event running at the same time waits for this transaction and then
     inserts nothing."""
-    row = {"event_id": event_id, "event_type": event_type, "processed_at": datetime.now(UTC)}
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite  # the two we run on
-    inserted = session.execute(dialect.insert(processed).values(**row).on_conflict_do_nothing()).rowcount
+    inserted = session.execute(_record_processed(session.get_bind().dialect.name, processed), {
+        "event_id": event_id, "event_type": event_type, "processed_at": datetime.now(UTC)}).rowcount
     if not inserted:
         log.info("event %s (%s) already processed: skipped", event_id, event_type)
     return bool(inserted)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,19 @@ from klients_common.outbox import first_delivery
 from .models import MeteredConsumption, processed_events
 
 log = logging.getLogger(__name__)
+
+@cache
+def _upsert(dialect: str) -> Any:
+    """The prebuilt upsert of ``record_reading`` (parameters at execution: compiled once, not per event)."""
+    table = MeteredConsumption.__table__
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    newer = or_(table.c.submitted_at < statement.excluded.submitted_at, table.c.reading_id == bindparam("replaces"))
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.contract, table.c.meter, table.c.period],
+        set_={name: statement.excluded[name] for name in ("reading_id", "consumption_m3", "consumption_kwh",
+                                                           "read_on", "source", "submitted_at")},
+        where=newer)
+
 
 def record_reading(*, db_session: Session, payload: dict[str, Any]) -> bool:
     """Apply a ``reading_accepted`` event once; return False for a repeat delivery or an older reading.
@@ -32,16 +46,8 @@ def record_reading(*, db_session: Session, payload: dict[str, Any]) -> bool:
               "consumption_kwh": Decimal(str(payload.get("consumption_kwh") or 0)), "read_on": read_on,
               "source": payload["source"],
               "submitted_at": as_utc(datetime.fromisoformat(payload["submitted_at"])).astimezone(UTC)}
-    held = MeteredConsumption.__table__.c
-    dialect = postgresql if db_session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(MeteredConsumption.__table__).values(**values)
-    newer = held.submitted_at < statement.excluded.submitted_at
-    if payload.get("replaces") is not None:
-        newer = or_(newer, held.reading_id == payload["replaces"])
-    applied = db_session.execute(statement.on_conflict_do_update(
-        index_elements=[held.contract, held.meter, held.period],
-        set_={name: statement.excluded[name] for name in values if name not in ("contract", "meter", "period")},
-        where=newer)).rowcount
+    applied = db_session.execute(_upsert(db_session.get_bind().dialect.name),
+                                 {**values, "replaces": payload.get("replaces")}).rowcount
     if not applied:
         log.info("reading %s is older than the one billing holds for %s %s: kept the newer",
                  payload["reading_id"], payload["contract"], values["period"])
