@@ -22,8 +22,7 @@ from functools import cache
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from .events import check_payload
@@ -174,9 +173,14 @@ class OutboxRelay(DependencyProvider):
 
 
 @cache
-def _record_processed(dialect: str, processed: Table) -> Any:
-    """The prebuilt statement of ``first_delivery`` (parameters at execution: compiled once, not per event)."""
-    return (postgresql if dialect == "postgresql" else sqlite).insert(processed).on_conflict_do_nothing()
+def _record_processed(processed: Table) -> Any:
+    """The statement of ``first_delivery``, built once. Written out: SQLAlchemy caches no compiled form of its
+    dialects' ``on_conflict`` inserts and compiled one for every event; the same SQL runs on PostgreSQL and
+    SQLite, and the typed parameters are converted as the table's columns would be."""
+    assert processed.name == "processed_events"
+    return text("INSERT INTO processed_events (event_id, event_type, processed_at) "
+                "VALUES (:event_id, :event_type, :processed_at) ON CONFLICT (event_id) DO NOTHING").bindparams(
+        bindparam("processed_at", type_=processed.c.processed_at.type))
 
 
 def first_delivery(session: Session, processed: Table, event_id: str, event_type: str) -> bool:
@@ -185,7 +189,7 @@ def first_delivery(session: Session, processed: Table, event_id: str, event_type
     One statement, ``INSERT … ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite): no savepoint around an insert
     that may fail; a delivery of the same event running at the same time waits for this transaction and then
     inserts nothing."""
-    inserted = session.execute(_record_processed(session.get_bind().dialect.name, processed), {
+    inserted = session.execute(_record_processed(processed), {
         "event_id": event_id, "event_type": event_type, "processed_at": datetime.now(UTC)}).rowcount
     if not inserted:
         log.info("event %s (%s) already processed: skipped", event_id, event_type)

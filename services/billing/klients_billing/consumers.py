@@ -8,8 +8,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, or_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Integer, bindparam, text
 from sqlalchemy.orm import Session
 
 from klients_common.db import as_utc
@@ -20,16 +19,21 @@ from .models import MeteredConsumption, processed_events
 log = logging.getLogger(__name__)
 
 @cache
-def _upsert(dialect: str) -> Any:
-    """The prebuilt upsert of ``record_reading`` (parameters at execution: compiled once, not per event)."""
+def _upsert() -> Any:
+    """The upsert of ``record_reading``, built once. Written out: SQLAlchemy caches no compiled form of its
+    dialects' ``on_conflict`` inserts and compiled one for every event; the same SQL runs on PostgreSQL and
+    SQLite, and the typed parameters are converted as the table's columns would be."""
     table = MeteredConsumption.__table__
-    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
-    newer = or_(table.c.submitted_at < statement.excluded.submitted_at, table.c.reading_id == bindparam("replaces"))
-    return statement.on_conflict_do_update(
-        index_elements=[table.c.contract, table.c.meter, table.c.period],
-        set_={name: statement.excluded[name] for name in ("reading_id", "consumption_m3", "consumption_kwh",
-                                                           "read_on", "source", "submitted_at")},
-        where=newer)
+    return text(
+        "INSERT INTO metered_consumption (contract, meter, period, reading_id, consumption_m3, consumption_kwh, "
+        "read_on, source, submitted_at) VALUES (:contract, :meter, :period, :reading_id, :consumption_m3, "
+        ":consumption_kwh, :read_on, :source, :submitted_at) "
+        "ON CONFLICT (contract, meter, period) DO UPDATE SET reading_id = excluded.reading_id, "
+        "consumption_m3 = excluded.consumption_m3, consumption_kwh = excluded.consumption_kwh, "
+        "read_on = excluded.read_on, source = excluded.source, submitted_at = excluded.submitted_at "
+        "WHERE metered_consumption.submitted_at < excluded.submitted_at OR metered_consumption.reading_id = :replaces"
+    ).bindparams(*[bindparam(column.name, type_=column.type) for column in table.c if column.name != "id"],
+                 bindparam("replaces", type_=Integer()))
 
 
 def record_reading(*, db_session: Session, payload: dict[str, Any]) -> bool:
@@ -46,7 +50,7 @@ def record_reading(*, db_session: Session, payload: dict[str, Any]) -> bool:
               "consumption_kwh": Decimal(str(payload.get("consumption_kwh") or 0)), "read_on": read_on,
               "source": payload["source"],
               "submitted_at": as_utc(datetime.fromisoformat(payload["submitted_at"])).astimezone(UTC)}
-    applied = db_session.execute(_upsert(db_session.get_bind().dialect.name),
+    applied = db_session.execute(_upsert(),
                                  {**values, "replaces": payload.get("replaces")}).rowcount
     if not applied:
         log.info("reading %s is older than the one billing holds for %s %s: kept the newer",
