@@ -7,10 +7,11 @@ declare and consume its own queues, publish to its own ``<component>.events`` ex
 only the event types it owns, see ``klients_common.events``) and to the RPC exchange, bind only to the event
 types it consumes. Nobody may publish to the default exchange (straight into a queue).
 
-Authenticated events. ``EventPublisher`` stamps every event with the connection's user as the AMQP
-``user_id`` property, which RabbitMQ validates (a message whose ``user_id`` differs from the connection's user
-is refused by the broker). ``handler`` (use it instead of nameko's ``event_handler``) applies an event only if
-that ``user_id`` is the broker identity of the component that owns the event type and the payload matches the
+Authenticated events. ``BatchPublisher`` (what ``klients_common.outbox.OutboxRelay`` publishes with) stamps
+every event with the connection's user as the AMQP ``user_id`` property, which RabbitMQ validates (a message
+whose ``user_id`` differs from the connection's user is refused by the broker). ``handler`` (use it instead of
+nameko's ``event_handler``) applies an event only if that ``user_id`` is the broker identity of the component
+that owns the event type and the payload matches the
 event's schema; anything else is dead-lettered with a log line and never reaches the service's method.
 
 Topology as code. ``declare`` creates a component's exchanges, queues (quorum queues with a delivery limit and
@@ -43,7 +44,7 @@ from typing import Any
 from amqp.exceptions import AMQPError
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
-from nameko.events import BROADCAST, EventDispatcher, EventHandler
+from nameko.events import BROADCAST, EventHandler
 from nameko.messaging import Consumer
 
 from .events import CATALOGUE, EventRejected, check_payload, check_producer, events_of
@@ -216,14 +217,99 @@ def declare(amqp_uri: str, component: str, delivery_limit: int, *, optional: Ite
 
 # --- producing ----------------------------------------------------------------------------------------
 
-class EventPublisher(EventDispatcher):
-    """nameko's ``EventDispatcher`` that signs every event with the broker-validated ``user_id`` (the
-    connection's user). The exchange is declared by ``declare``, not at publish time."""
+class BatchPublisher:
+    """Publishes a component's events a batch at a time: every message of the batch goes out on one channel in
+    confirm mode, then the publisher waits once for the broker's confirms of all of them (a confirm per
+    message, waited for one by one, cost a broker round trip and a quorum-queue commit per event). Each
+    message is persistent, JSON like nameko's, on ``<component>.events`` with the event type as routing key
+    and the connection's user as the broker-validated ``user_id``. ``publish`` returns only when the broker
+    has confirmed every message; it raises otherwise (nothing is marked published then, so the batch is
+    sent again: consumers apply an event once per id). One caller at a time (the relay's own thread)."""
 
-    def setup(self) -> None:
-        """Stamp the user id on every message."""
-        self.options["user_id"] = broker_user(self.container.config["AMQP_URI"])
-        super().setup()
+    def __init__(self, amqp_uri: str, component: str, *, confirm_timeout: float = 10.0) -> None:
+        self.amqp_uri = amqp_uri
+        self.exchange = events_exchange(component)
+        self.user_id = broker_user(amqp_uri)
+        self.confirm_timeout = confirm_timeout
+        self._connection: Connection | None = None
+        self._channel: Any = None
+        self._sent = 0  # delivery tags handed out on this channel
+        self._unconfirmed: set[int] = set()  # the broker may confirm out of order
+        self._nacked = False
+
+    def publish(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish ``events`` ((event type, payload) pairs) and wait for the broker to confirm them all; on a
+        broken connection, once more on a new one."""
+        if not events:
+            return
+        try:
+            self._publish(events)
+        except (OSError, AMQPError):
+            self._publish(events)
+
+    def _publish(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        import amqp
+
+        channel = self._open()
+        self._nacked = False
+        try:
+            for event_type, payload in events:
+                channel.basic_publish(
+                    amqp.Message(json.dumps(payload).encode(), content_type="application/json",
+                                 content_encoding="utf-8", delivery_mode=2, user_id=self.user_id, headers={}),
+                    exchange=self.exchange, routing_key=event_type)
+                self._sent += 1
+                self._unconfirmed.add(self._sent)
+            deadline = time.monotonic() + self.confirm_timeout
+            while self._unconfirmed and not self._nacked:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{len(self._unconfirmed)} of {len(events)} events not confirmed in time")
+                assert self._connection is not None
+                self._connection.drain_events(timeout=remaining)
+        except BaseException:
+            self.close(broken=True)  # confirms that come later cannot be told apart: start afresh
+            raise
+        if self._nacked:
+            self.close(broken=True)
+            raise OSError("the broker refused (nacked) an event of the batch")
+
+    def _open(self) -> Any:
+        if self._channel is None:
+            # No heartbeats: nothing services them between batches, so the broker would close an idle
+            # connection; a connection lost anyway fails the next publish, which opens a new one.
+            connection = Connection(self.amqp_uri, heartbeat=0, connect_timeout=10)
+            connection.ensure_connection(max_retries=1, timeout=10)
+            channel = connection.channel()
+            channel.confirm_select()
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            self._connection, self._channel, self._sent = connection, channel, 0
+            self._unconfirmed.clear()
+        return self._channel
+
+    def _settled(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self._unconfirmed = {tag for tag in self._unconfirmed if tag > delivery_tag}
+        else:
+            self._unconfirmed.discard(delivery_tag)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settled(delivery_tag, multiple)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settled(delivery_tag, multiple)
+        self._nacked = True
+
+    def close(self, *, broken: bool = False) -> None:
+        """Close the connection (the next ``publish`` opens a new one); a broken one is dropped without a
+        word to the broker (which may be gone)."""
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.collect() if broken else connection.release()
+            except Exception:
+                log.debug("closing the event publisher's connection failed", exc_info=True)
 
 
 # --- consuming ----------------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ from nameko.timer import timer
 from sqlalchemy import select
 
 from klients_common.auth import REGISTER_READ
-from klients_common.bus import EventPublisher, handler
+from klients_common.bus import handler
 from klients_common.errors import NotFound, Unavailable
 from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization, rpc
 from klients_common.nameko_db import Database, Reads
-from klients_common.outbox import relay, relay_quietly
+from klients_common.outbox import OutboxRelay
 from klients_common.revocations import REVOCATIONS, RevocationAware
 
 from . import consumers, invoicing, payments, register
@@ -41,7 +41,7 @@ class BillingService(RevocationAware):
     db = Database()
     reads = Reads()  # the read-only RPCs: Core statements, no session, no transaction
     config = Config()
-    dispatch = EventPublisher()
+    relay = OutboxRelay(outbox, OUTBOX_INTERVAL)
 
     @rpc
     def ping(self) -> str:
@@ -196,7 +196,7 @@ class BillingService(RevocationAware):
         except BaseException:
             self.db.rollback()
             raise
-        relay_quietly(self.db, outbox, self.dispatch)
+        self.relay.now()
         return {"payment": payment.id, "status": payment.status}
 
     # --- events -------------------------------------------------------------------------------------
@@ -208,16 +208,11 @@ class BillingService(RevocationAware):
         consumers.record_reading(db_session=self.db, payload=payload)
         self.db.commit()
 
-    @timer(interval=OUTBOX_INTERVAL)
-    def relay_outbox(self) -> None:
-        """Publish events left in the outbox."""
-        relay(self.db, outbox, self.dispatch)
-
     @timer(interval=BILLING_RUN_CHECK_INTERVAL)
     def monthly_billing_run(self) -> None:
         """From ``BILLING_RUN_DAY`` of each month, invoice the previous month (once, whatever the instances)."""
         if invoicing.scheduled_run(db_session=self.db, now=datetime.now(UTC), run_day=self.config["BILLING_RUN_DAY"]):
-            relay_quietly(self.db, outbox, self.dispatch)
+            self.relay.soon()
 
     @timer(interval=3600)
     def forget_old_idempotency_keys(self) -> None:

@@ -9,11 +9,10 @@ from typing import Any
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
-from klients_common.bus import EventPublisher
 from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization, rpc
 from klients_common.nameko_db import Database
-from klients_common.outbox import relay, relay_quietly
+from klients_common.outbox import OutboxRelay
 from klients_common.revocations import RevocationAware
 
 from . import readings
@@ -43,7 +42,7 @@ class MeteringService(RevocationAware):
 
     auth = Authorization()
     db = Database()
-    dispatch = EventPublisher()
+    relay = OutboxRelay(outbox, OUTBOX_INTERVAL)
     config = Config()
 
     @property
@@ -105,7 +104,7 @@ class MeteringService(RevocationAware):
             self.db.rollback()
             raise
         finally:
-            self._relay_soon()
+            self.relay.soon()  # publishes the event while this worker answers
         return _reading_out(reading, actor.person_id or "")
 
     @rpc
@@ -119,11 +118,6 @@ class MeteringService(RevocationAware):
         return {"contract": contract, "period_from": start.isoformat(), "period_to": end.isoformat(),
                 "group_by": group, "unit": "m3", "items": items}
 
-    @timer(interval=OUTBOX_INTERVAL)
-    def relay_outbox(self) -> None:
-        """Publish events left in the outbox (after a crash, or by a busy worker)."""
-        self._relay()
-
     @timer(interval=REMINDER_INTERVAL)
     def remind_when_window_opens(self) -> None:
         """Once per window (whatever the number of instances), announce it to contracts without a reading."""
@@ -133,10 +127,4 @@ class MeteringService(RevocationAware):
             return
         if readings.open_window_reminders(db_session=self.db, window=window, now=now) is not None:
             self.db.commit()
-            self._relay_soon()
-
-    def _relay(self) -> None:
-        relay(self.db, outbox, self.dispatch)
-
-    def _relay_soon(self) -> None:
-        relay_quietly(self.db, outbox, self.dispatch)
+            self.relay.soon()

@@ -19,13 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from klients_common.assurance import LOA_ORDER, LOA_SUBSTANTIAL
-from klients_common.bus import EventPublisher, handler
+from klients_common.bus import handler
 from klients_common.db import as_utc, make_engine
 from klients_common.errors import NotFound, ValidationFailed
 from klients_common.grants import Right
 from klients_common.nameko_auth import Authorization, rpc
 from klients_common.nameko_db import Database
-from klients_common.outbox import first_delivery, relay, relay_quietly
+from klients_common.outbox import OutboxRelay, first_delivery
 from klients_common.revocations import KEEP_SECONDS, RevocationsAtStart, TokenRevocationAware
 from klients_common.riga import riga_today
 
@@ -69,7 +69,7 @@ class IdentityService(TokenRevocationAware):
 
     revocations_at_start = RevocationsFromDatabase()
     db = Database()
-    dispatch = EventPublisher()
+    relay = OutboxRelay(outbox, interval=1.0)  # the web app's events too: published within a second
     auth = Authorization()
     config = Config()
 
@@ -93,7 +93,7 @@ class IdentityService(TokenRevocationAware):
         strong = LOA_ORDER.get(token.acr or "", 0) >= LOA_ORDER[LOA_SUBSTANTIAL]
         result = contacts.update(self.db, person_id=token.subject, changes=changes if isinstance(changes, dict)
                                  else {}, issuer_url=self.config["IDENTITY_ISSUER"], strong=strong)
-        relay_quietly(self.db, outbox, self.dispatch)
+        self.relay.now()
         return result
 
     @rpc
@@ -148,7 +148,7 @@ class IdentityService(TokenRevocationAware):
         new = access.validate_new_user(body)
         result = access.invite(self.db, actor, contract, new, auth_time=self.auth.token.claims.get("auth_time"),
                                **self._invitation_settings())
-        relay_quietly(self.db, outbox, self.dispatch)
+        self.relay.now()
         return result
 
     @rpc
@@ -156,7 +156,7 @@ class IdentityService(TokenRevocationAware):
         """Change a sub-user's level or an end date."""
         actor = self._actor(contract, change=True)
         result = access.change(self.db, actor, contract, grant_id, body if isinstance(body, dict) else {})
-        relay_quietly(self.db, outbox, self.dispatch)
+        self.relay.now()
         return result
 
     @rpc
@@ -164,7 +164,7 @@ class IdentityService(TokenRevocationAware):
         """Cancel an invitation or revoke access; every service refuses the person's tokens for it at once."""
         actor = self._actor(contract, change=True)
         result = access.revoke(self.db, actor, contract, grant_id)
-        relay_quietly(self.db, outbox, self.dispatch)
+        self.relay.now()
         return result
 
     @rpc
@@ -172,7 +172,7 @@ class IdentityService(TokenRevocationAware):
         """Send a fresh invitation link; the previous one stops working."""
         actor = self._actor(contract, change=True)
         result = access.resend(self.db, actor, contract, grant_id, **self._invitation_settings())
-        relay_quietly(self.db, outbox, self.dispatch)
+        self.relay.now()
         return result
 
     @rpc
@@ -188,7 +188,7 @@ class IdentityService(TokenRevocationAware):
         """End the previous holder's access and everything they granted; the new holder becomes owner (only
         billing's events reach here, matching their schema: see klients_common.bus)."""
         access.contract_transferred(self.db, payload["contract"], payload["holder_personal_code"])
-        relay_quietly(self.db, outbox, self.dispatch)
+        self.relay.now()
 
     @handler("reading_accepted")
     def on_reading_accepted(self, payload: Any) -> None:
@@ -212,9 +212,5 @@ class IdentityService(TokenRevocationAware):
     def end_ended_grants(self) -> None:
         """Close grants whose end date passed and tell services and the person."""
         if access.end_ended_grants(self.db):
-            relay_quietly(self.db, outbox, self.dispatch)
+            self.relay.soon()
 
-    @timer(interval=1)
-    def relay_outbox(self) -> None:
-        """Publish identity's events (person registered, login, grant changes) written by the web app."""
-        relay(self.db, outbox, self.dispatch)
