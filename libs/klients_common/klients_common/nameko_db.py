@@ -1,5 +1,8 @@
 """Nameko dependencies for the database: a SQLAlchemy session per worker (``Database``, committed by the
-worker), and read-only Core statements without a session or a transaction (``Reads``)."""
+worker), and read-only Core statements without a session or a transaction (``Reads``). Both draw on one engine
+(one connection pool) per container: a service's workers need at most one connection each, whichever dependency
+they use, and two pools per process held twice the PostgreSQL connections (the bench ran the server out of its
+100 slots)."""
 
 from __future__ import annotations
 
@@ -8,18 +11,28 @@ from weakref import WeakKeyDictionary
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import Executable, Row
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db import make_engine
 
 
+def container_engine(container: Any) -> Engine:
+    """Return the container's one engine for ``DATABASE_URL``, created by the first dependency that asks."""
+    engines: dict[str, Engine] = container.__dict__.setdefault("klients_engines", {})
+    url = container.config["DATABASE_URL"]
+    if url not in engines:
+        engines[url] = make_engine(url)
+    return engines[url]
+
+
 class Database(DependencyProvider):
     """``self.db`` in a worker is a Session; it is closed (rolled back if uncommitted) after the worker."""
 
     def setup(self) -> None:
-        """Create the engine once per container from ``DATABASE_URL``."""
-        self.engine = make_engine(self.container.config["DATABASE_URL"])
+        """Take the container's engine (``container_engine``)."""
+        self.engine = container_engine(self.container)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self.sessions: WeakKeyDictionary[Any, Session] = WeakKeyDictionary()
 
@@ -42,14 +55,14 @@ class Database(DependencyProvider):
 
 class Reader:
     """Runs one read-only statement on a pooled autocommit connection: no ORM session, no BEGIN/ROLLBACK around
-    it, no ping before it. A connection the server dropped (PostgreSQL restarted) fails with a disconnect, which
-    invalidates the pool; the statement is then run once more on a fresh connection (a read is safe to repeat),
-    so a database restart costs no read, as ``make_engine``'s ping on checkout ensures for the sessions."""
+    it. The pool checks a connection as it leaves (``make_engine``); one the server dropped all the same fails
+    with a disconnect, which invalidates the pool, and the statement is then run once more on a fresh connection
+    (a read is safe to repeat), so a database restart costs no read."""
 
-    def __init__(self, url: str) -> None:
-        # The pool as large as the session engine's (``make_engine``: at least nameko's ten workers): a smaller one
-        # opened and closed an overflow connection per read under load (a PostgreSQL backend each).
-        self.engine = make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+    def __init__(self, engine: Engine) -> None:
+        # The container's pool, its connections in autocommit while a read holds them (set on the driver's
+        # connection, no round trip; put back as they were when returned).
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def all(self, statement: Executable, params: dict[str, Any] | None = None) -> list[Row[Any]]:
         """Return every row of ``statement`` with ``params`` bound."""
@@ -70,8 +83,8 @@ class Reads(DependencyProvider):
     ``DATABASE_URL``): for read-only RPCs, which need neither a session nor a transaction."""
 
     def setup(self) -> None:
-        """Create the reader's engine once per container."""
-        self.reader = Reader(self.container.config["DATABASE_URL"])
+        """Make the reader on the container's engine (``container_engine``)."""
+        self.reader = Reader(container_engine(self.container))
 
     def stop(self) -> None:
         """Release pooled connections."""
