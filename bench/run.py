@@ -188,7 +188,7 @@ def main() -> None:
         if only("portal"):
             import portal
 
-            for name, numbers in portal.overview(percentiles, timed, min(SEQUENTIAL, 500)).items():
+            for name, numbers in portal.overview(percentiles, timed, stack, min(SEQUENTIAL, 500)).items():
                 results[f"portal_overview_{name}"] = numbers
         if only("readings"):
             import metering
