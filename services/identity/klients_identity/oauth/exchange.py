@@ -30,15 +30,15 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN
 from flask import Response, json, request
-from sqlalchemy import and_, bindparam, false, func, insert, select, update
+from sqlalchemy import bindparam, update
 
 from klients_common.digests import secret_digest
 
 from ..db import db, execute_alone
-from ..models import AuthorizationCode, Grant, LoginSession, Person, RefreshToken, as_utc, utcnow
+from ..models import AuthorizationCode, LoginSession, Person, as_utc, utcnow
 from .claims import GRANT_COLUMNS, Subject, grants_of
 from .clients import Client, authenticate_client
-from .pipeline import REFRESH_TTL, new_refresh_token
+from .pipeline import REFRESH_TTL, new_refresh_token, store_next_refresh_token, with_live_grants
 from .provider import (
     USE_CODE,
     Code,
@@ -54,7 +54,6 @@ ID_TOKENS = OpenIDConnect(require_nonce=False)  # the ID token exactly as authli
 HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 
 CODES, SESSIONS, PERSONS = AuthorizationCode.__table__, LoginSession.__table__, Person.__table__
-GRANTS, TOKENS = Grant.__table__, RefreshToken.__table__
 NOW = bindparam("now", type_=CODES.c.expires_at.type)
 # PostgreSQL, an exchange without resources: the whole exchange's database work in one statement, run as its own
 # transaction (``execute_alone``). The code is used up only if every check holds: this client's, unused, unexpired,
@@ -73,17 +72,8 @@ _USED = (update(CODES).where(
                SESSIONS.c.person_id, SESSIONS.c.expires_at.label("session_expires"), PERSONS.c.id,
                PERSONS.c.given_name, PERSONS.c.family_name, PERSONS.c.language, PERSONS.c.email)
     .cte("used"))
-_STORED = insert(TOKENS).from_select(
-    ["token_hash", "family_id", "client_id", "person_id", "sid", "scope", "acr", "amr", "auth_time", "issued_at",
-     "expires_at", "revoked"],
-    select(bindparam("refresh_hash", type_=TOKENS.c.token_hash.type), _USED.c.family_id,
-           bindparam("client", type_=TOKENS.c.client_id.type), _USED.c.person_id, _USED.c.sid, _USED.c.scope,
-           _USED.c.acr, _USED.c.amr, _USED.c.auth_time, NOW,
-           func.least(bindparam("until", type_=TOKENS.c.expires_at.type), _USED.c.session_expires), false()),
-).cte("stored")
-_READ = (select(*_USED.c, *(GRANTS.c[c.key] for c in GRANT_COLUMNS))
-         .select_from(_USED.outerjoin(GRANTS, and_(GRANTS.c.person_id == _USED.c.person_id,
-                                                   GRANTS.c.status == "active"))))
+_STORED = store_next_refresh_token(_USED, "refresh_hash", "stored")
+_READ = with_live_grants(_USED)
 EXCHANGE_ONCE = {True: _READ.add_cte(_STORED), False: _READ}  # with a refresh token, or for a client without
 
 

@@ -10,15 +10,18 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import current_app
+from sqlalchemy import CTE, Select, and_, bindparam, false, func, insert, select
 from sqlalchemy.orm import Session
 
 from klients_common.grants import Grant as TokenGrant
 
-from .claims import live_grants
+from ..models import Grant, RefreshToken
+from .claims import GRANT_COLUMNS, live_grants
 from .clients import Client
 from .tokens import MAX_GRANTS_IN_TOKEN, issue_access_token
 
 REFRESH_TTL = timedelta(hours=8)
+_TOKENS, _GRANTS = RefreshToken.__table__, Grant.__table__
 
 
 CONTRACT_RESOURCE = "urn:klients:contract:"
@@ -89,3 +92,27 @@ def token_response(access: str, scope: str, refresh: str | None = None) -> dict[
     if refresh:
         token["refresh_token"] = refresh
     return token
+
+
+# Both grants' one-statement paths on PostgreSQL (``exchange`` for the code, ``refresh`` for the rotation): a CTE
+# ``used`` that uses up the code or rotates the token and returns the login's ``family_id``, ``person_id``, ``sid``,
+# ``scope``, ``acr``, ``amr``, ``auth_time`` and ``session_expires``; these two pieces do the rest alike.
+def store_next_refresh_token(used: CTE, token_hash: str, name: str) -> CTE:
+    """A CTE that stores the next refresh token of ``used``'s family (its hash the bound parameter ``token_hash``,
+    for the client ``client``), issued ``now`` and expiring at ``until`` or with the login, whichever is first."""
+    return insert(_TOKENS).from_select(
+        ["token_hash", "family_id", "client_id", "person_id", "sid", "scope", "acr", "amr", "auth_time", "issued_at",
+         "expires_at", "revoked"],
+        select(bindparam(token_hash, type_=_TOKENS.c.token_hash.type), used.c.family_id,
+               bindparam("client", type_=_TOKENS.c.client_id.type), used.c.person_id, used.c.sid, used.c.scope,
+               used.c.acr, used.c.amr, used.c.auth_time, bindparam("now", type_=_TOKENS.c.issued_at.type),
+               func.least(bindparam("until", type_=_TOKENS.c.expires_at.type), used.c.session_expires), false()),
+    ).cte(name)
+
+
+def with_live_grants(used: CTE) -> Select[Any]:
+    """``used``'s row joined to the person's active grants (an outer join: a person without grants still gets a
+    row); ``claims.grants_of`` reads the grants from each row's last ``GRANT_COLUMNS``."""
+    return (select(*used.c, *(_GRANTS.c[c.key] for c in GRANT_COLUMNS))
+            .select_from(used.outerjoin(_GRANTS, and_(_GRANTS.c.person_id == used.c.person_id,
+                                                      _GRANTS.c.status == "active"))))

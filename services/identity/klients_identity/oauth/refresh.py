@@ -22,14 +22,14 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response, jsonify, request
-from sqlalchemy import Row, and_, bindparam, false, func, insert, literal_column, select, update
+from sqlalchemy import Row, bindparam, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from klients_common.digests import secret_digest
 from klients_common.grants import Grant as TokenGrant
 
 from ..db import db, execute_alone
-from ..models import Grant, LoginSession, RefreshToken, as_utc, utcnow
+from ..models import LoginSession, RefreshToken, as_utc, utcnow
 from .claims import GRANT_COLUMNS, grants_of, live_grants
 from .clients import Client, authenticate_client
 from .pipeline import (
@@ -40,13 +40,14 @@ from .pipeline import (
     refresh_expiry,
     requested_contracts,
     sign_access_token,
+    store_next_refresh_token,
     token_response,
+    with_live_grants,
 )
 from .revocation import revoke_chain
 
 TOKENS = RefreshToken.__table__
 SESSIONS = LoginSession.__table__
-GRANTS = Grant.__table__
 NOW = bindparam("now", type_=TOKENS.c.issued_at.type)
 # The presented token, rotated if it is live. The login must stand (not ended, not past its absolute end): a
 # refresh never extends a login.
@@ -63,18 +64,7 @@ ROTATED = (TOKENS.c.family_id, TOKENS.c.person_id, TOKENS.c.sid, TOKENS.c.scope,
 # A data-modifying CTE runs to completion whether or not the outer query reads it.
 _USED = (update(TOKENS).where(*LIVE).values(rotated_at=NOW)
          .returning(*ROTATED, SESSIONS.c.expires_at.label("session_expires")).cte("used"))
-_NEXT = insert(TOKENS).from_select(
-    ["token_hash", "family_id", "client_id", "person_id", "sid", "scope", "acr", "amr", "auth_time", "issued_at",
-     "expires_at", "revoked"],
-    select(bindparam("next_hash", type_=TOKENS.c.token_hash.type), _USED.c.family_id,
-           bindparam("client", type_=TOKENS.c.client_id.type), _USED.c.person_id, _USED.c.sid, _USED.c.scope,
-           _USED.c.acr, _USED.c.amr, _USED.c.auth_time, NOW,
-           func.least(bindparam("until", type_=TOKENS.c.expires_at.type), _USED.c.session_expires), false()),
-).cte("next")
-ROTATE_ONCE = (select(*_USED.c, *(GRANTS.c[c.key] for c in GRANT_COLUMNS))
-               .select_from(_USED.outerjoin(GRANTS, and_(GRANTS.c.person_id == _USED.c.person_id,
-                                                         GRANTS.c.status == "active")))
-               .add_cte(_NEXT))
+ROTATE_ONCE = with_live_grants(_USED).add_cte(store_next_refresh_token(_USED, "next_hash", "next"))
 # SQLite has RETURNING (3.35) but no data-modifying CTE: there the rotation is three statements, the rotated row
 # (with the login's end), the grants, and the next token. SQLite's RETURNING names only the updated table's
 # columns, so the login's end is a subquery, written out: SQLAlchemy renders RETURNING's columns without their
