@@ -51,3 +51,15 @@ function lines_of(variable)
   for line in io.lines(os.getenv(variable)) do table.insert(items, line) end
   return items
 end
+
+-- Give each thread (wrk -t N -c N: one connection each) its own line of the file named by `variable`, as the
+-- global `name` in that thread's Lua state (a refresh chain's first token, a person's session cookie).
+function one_line_per_thread(variable, name)
+  local items, handed = lines_of(variable), 0
+  local base_setup = setup
+  function setup(thread)
+    base_setup(thread)
+    handed = handed + 1
+    thread:set(name, items[handed])
+  end
+end

@@ -3,15 +3,7 @@
 -- with the expected status and, when BENCH_MARK is set, that text in its body (a page that rendered, not an
 -- error page or a login form).
 dofile(os.getenv("BENCH_LUA") .. "/common.lua")
-local cookies = lines_of("BENCH_COOKIES")
-local next_cookie = 0
-
-local base_setup = setup
-function setup(thread)
-  base_setup(thread)
-  next_cookie = next_cookie + 1
-  thread:set("cookie", cookies[next_cookie])
-end
+one_line_per_thread("BENCH_COOKIES", "cookie")
 
 function init(args)
   mark = os.getenv("BENCH_MARK") or ""

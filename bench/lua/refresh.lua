@@ -4,15 +4,7 @@
 -- BENCH_TOKENS: a file of refresh tokens, one per chain; BENCH_BODY: the form fields besides the token;
 -- BENCH_AUTH: an Authorization header value (a confidential client's Basic credentials) or empty.
 dofile(os.getenv("BENCH_LUA") .. "/common.lua")
-local tokens = lines_of("BENCH_TOKENS")
-local next_chain = 0
-
-local base_setup = setup
-function setup(thread)
-  base_setup(thread)
-  next_chain = next_chain + 1
-  thread:set("token", tokens[next_chain])
-end
+one_line_per_thread("BENCH_TOKENS", "token")
 
 function init(args)
   fields = os.getenv("BENCH_BODY") or "grant_type=refresh_token"
